@@ -1,0 +1,221 @@
+"""The model registry: name -> builder, defaults, description, and the paper facts it reproduces.
+
+Importing the registry (and every family module) must stay cheap: builders import Keras inside
+their body, so `edgeconv models` can list the zoo without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from edgeconv.errors import EdgeconvError, did_you_mean
+
+Shape = tuple[int | None, int | None, int]
+
+
+@dataclass(frozen=True)
+class PaperFact:
+    """A number an article prints about a model's default configuration."""
+
+    quantity: str  # "params" or "macs"
+    value: int
+    source: str  # article letter in ../shared/ARTICLES.md, e.g. "A"
+    note: str = ""  # e.g. how the article's own arithmetic differs
+    # None: the article prints the exact figure. N: it prints "~value" to N significant digits.
+    digits: int | None = None
+    # Options (besides the defaults) the figure is stated for, e.g. {"version": "1.1"}.
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def matches(self, measured: int) -> bool:
+        if self.digits is None:
+            return measured == self.value
+        return _round_significant(measured, self.digits) == self.value
+
+    @property
+    def stated(self) -> str:
+        return f"{self.value:,}" if self.digits is None else f"~{self.value:,}"
+
+
+def _round_significant(value: int, digits: int) -> int:
+    if value == 0:
+        return 0
+    return int(round(value, digits - len(str(abs(value)))))
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Validated options a builder receives. `alpha`/`version`/`groups` only for their families."""
+
+    input_shape: Shape
+    classes: int | None
+    alpha: float | None = None
+    version: str | None = None
+    groups: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()
+                if v is not None}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str
+    description: str
+    builder: Callable[[ModelOptions], Any]
+    default_input_shape: Shape
+    default_classes: int | None  # None: a block with no classifier, `--classes` not accepted
+    facts: tuple[PaperFact, ...] = ()
+    # Family options this model accepts, with defaults: {"alpha": 1.0}, {"version": "1.0"}.
+    family_options: dict[str, Any] = field(default_factory=dict)
+    version_choices: tuple[str, ...] = ()
+    # Smallest H and W the architecture can take (stride-2 stages and valid convs need room).
+    min_size: int = 1
+    # Exact H, W the architecture needs (a valid conv that must end at 1x1), or None.
+    fixed_size: tuple[int, int] | None = None
+    # Channel counts accepted; None means any.
+    channels: tuple[int, ...] | None = None
+    # Spatial size used for MACs and activation memory when the model takes any H x W.
+    nominal_size: tuple[int, int] | None = None
+
+    @property
+    def variable_input(self) -> bool:
+        return self.default_input_shape[0] is None
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        common = ("input_shape",) + (("classes",) if self.default_classes is not None else ())
+        return common + tuple(self.family_options)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model '{spec.name}' registered twice")  # a programming error
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_models(family: str | None = None) -> list[ModelSpec]:
+    _load_families()
+    return [s for s in _REGISTRY.values() if family is None or s.family == family]
+
+
+def get_spec(name: str) -> ModelSpec:
+    _load_families()
+    if name not in _REGISTRY:
+        hint = did_you_mean(name, _REGISTRY) or " (see `edgeconv models` for the zoo)"
+        raise EdgeconvError(f"unknown model '{name}'{hint}")
+    return _REGISTRY[name]
+
+
+# In the order the articles discuss them, which is the order `edgeconv models` lists them.
+FAMILY_MODULES = ("mnist", "blocks", "vgg", "alexnet", "squeezenet", "mobilenet")
+
+
+def _load_families() -> None:
+    # Importing the family modules registers their models; they import Keras lazily.
+    for module in FAMILY_MODULES:
+        importlib.import_module(f"edgeconv.zoo.{module}")
+
+
+def resolve_options(
+    spec: ModelSpec,
+    *,
+    input_shape: Shape | None = None,
+    classes: int | None = None,
+    alpha: float | None = None,
+    version: str | None = None,
+    groups: int | None = None,
+) -> ModelOptions:
+    """Fill defaults and check every option against what `spec` accepts."""
+    given = {"alpha": alpha, "version": version, "groups": groups}
+    for key, value in given.items():
+        if value is not None and key not in spec.family_options:
+            raise EdgeconvError(_not_accepted(spec, key))
+    if classes is not None and spec.default_classes is None:
+        raise EdgeconvError(_not_accepted(spec, "classes"))
+
+    opts = ModelOptions(
+        input_shape=spec.default_input_shape if input_shape is None else tuple(input_shape),
+        classes=spec.default_classes if classes is None else classes,
+        **{k: (given[k] if given[k] is not None else d) for k, d in spec.family_options.items()},
+    )
+    _check_classes(spec, opts.classes)
+    _check_input_shape(spec, opts.input_shape)
+    if opts.alpha is not None and not (math.isfinite(opts.alpha) and opts.alpha > 0):
+        raise EdgeconvError(f"--alpha must be a number > 0 (the paper uses 0.25, 0.5, 0.75, 1.0);"
+                            f" got {opts.alpha}")
+    if opts.version is not None and opts.version not in spec.version_choices:
+        allowed = ", ".join(spec.version_choices)
+        raise EdgeconvError(f"--version for '{spec.name}' must be one of {allowed};"
+                            f" got '{opts.version}'")
+    if opts.groups is not None and opts.groups not in (1, 2):
+        raise EdgeconvError(f"--groups for '{spec.name}' must be 1 (dense convs) or 2"
+                            f" (the original two-GPU split); got {opts.groups}")
+    return opts
+
+
+def analysis_options(spec: ModelSpec, opts: ModelOptions) -> ModelOptions:
+    """The options to build with when MACs and activation sizes need a concrete H x W."""
+    h, w, c = opts.input_shape
+    if h is not None and w is not None:
+        return opts
+    nominal_h, nominal_w = spec.nominal_size or (224, 224)
+    return replace(opts, input_shape=(h or nominal_h, w or nominal_w, c))
+
+
+def build(spec: ModelSpec, opts: ModelOptions):
+    """Build the Keras model for validated options."""
+    return spec.builder(opts)
+
+
+def _not_accepted(spec: ModelSpec, option: str) -> str:
+    accepted = ", ".join("--" + o.replace("_", "-") for o in spec.options)
+    return (f"model '{spec.name}' does not take --{option.replace('_', '-')}"
+            f" (it accepts: {accepted})")
+
+
+def _check_classes(spec: ModelSpec, classes: int | None) -> None:
+    if spec.default_classes is None:
+        return
+    if classes is None or classes < 2:
+        raise EdgeconvError(f"--classes must be an integer >= 2; got {classes}")
+
+
+def _check_input_shape(spec: ModelSpec, shape: Shape) -> None:
+    if len(shape) != 3:
+        raise EdgeconvError(f"--input-shape must be H,W,C (3 values); got {_fmt(shape)}")
+    h, w, c = shape
+    if c is None or c < 1:
+        raise EdgeconvError(f"--input-shape needs a channel count >= 1; got {_fmt(shape)}")
+    if spec.channels is not None and c not in spec.channels:
+        allowed = " or ".join(str(x) for x in spec.channels)
+        raise EdgeconvError(f"model '{spec.name}' takes {allowed} input channel(s);"
+                            f" got {_fmt(shape)}")
+    if (h is None) != (w is None):
+        raise EdgeconvError(f"--input-shape must give both H and W or neither; got {_fmt(shape)}")
+    if h is None:
+        if not spec.variable_input:
+            raise EdgeconvError(
+                f"model '{spec.name}' needs a fixed input size (its classifier depends on it);"
+                f" got {_fmt(shape)}")
+        return
+    if spec.fixed_size is not None and (h, w) != spec.fixed_size:
+        fh, fw = spec.fixed_size
+        raise EdgeconvError(
+            f"model '{spec.name}' takes only {fh}x{fw} inputs (its last conv must end at 1x1;"
+            f" use gap-mnist for any size); got {_fmt(shape)}")
+    if h < spec.min_size or w < spec.min_size:
+        raise EdgeconvError(f"model '{spec.name}' needs H and W >= {spec.min_size};"
+                            f" got {_fmt(shape)}")
+
+
+def _fmt(shape: Shape) -> str:
+    return ",".join("None" if v is None else str(v) for v in shape)
