@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from edgeconv import __version__
-from edgeconv.commands import zoo
+from edgeconv.commands import data, zoo
 from edgeconv.errors import EdgeconvError
 
 
@@ -58,6 +58,7 @@ def _main(
 app.command()(zoo.models)
 app.command()(zoo.inspect)
 app.command()(zoo.compare)
+app.command()(data.data)
 
 
 def main() -> None:

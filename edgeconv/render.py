@@ -34,7 +34,9 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]], *, right
     """A rich Table with numeric columns (named in `right`) right-aligned."""
     from rich.table import Table
 
-    t = Table(title=title, title_justify="left", header_style="bold")
+    # min_width keeps a narrow table from wrapping its own title.
+    t = Table(title=title, title_justify="left", header_style="bold",
+              min_width=len(title) + 2 if title else None)
     for i, name in enumerate(columns):
         # The first column names the row (a model, a layer): never wrap or truncate it.
         t.add_column(name, justify="right" if name in right else "left", no_wrap=i == 0)
