@@ -1,0 +1,107 @@
+"""`edgeconv train`: fit a zoo model with its default recipe, with progress and resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgeconv import render
+from edgeconv.commands._options import (
+    Alpha, Classes, Groups, InputShape, JsonFlag, Version, model_options,
+)
+
+
+class _RichProgress:
+    """Draws training progress on stderr: one bar for the run, a line per epoch."""
+
+    def __init__(self, console):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+        from rich.progress import TimeElapsedColumn
+
+        self.console = console
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                            transient=True)
+        self.task = None
+        self.steps = 1
+
+    def start(self, total_epochs: int, steps_per_epoch: int, first_epoch: int) -> None:
+        self.steps = steps_per_epoch
+        self.bar.start()
+        self.task = self.bar.add_task("training", total=total_epochs * steps_per_epoch,
+                                      completed=first_epoch * steps_per_epoch)
+
+    def step(self, epoch: int, step: int) -> None:
+        self.bar.update(self.task, completed=(epoch - 1) * self.steps + step,
+                        description=f"epoch {epoch}")
+
+    def epoch_end(self, log, improved: bool) -> None:
+        mark = " [green]best[/]" if improved else ""
+        self.console.print(
+            f"epoch {log.epoch:3d}  loss {log.loss:.4f}  acc {log.accuracy:.4f}  "
+            f"val_loss {log.val_loss:.4f}  val_acc {log.val_accuracy:.4f}  "
+            f"{log.seconds:5.1f}s{mark}")
+
+    def message(self, text: str) -> None:
+        self.console.print(text)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def train(
+    name: Annotated[str, typer.Argument(help="Model name (see `edgeconv models`).")],
+    classes: Classes = None,
+    input_shape: InputShape = None,
+    alpha: Alpha = None,
+    version: Version = None,
+    groups: Groups = None,
+    data: Annotated[str, typer.Option(
+        help="digits (embedded), mnist, fashion_mnist, cifar10, or an image folder.")] = "digits",
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Folder holding the dataset's standard files.", show_default=False)] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.",
+                                               show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Override the recipe's batch size.",
+                                                   show_default=False)] = None,
+    lr: Annotated[float | None, typer.Option(help="Override the recipe's learning rate.",
+                                             show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split, initialisation, shuffling.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME).",
+                                             show_default=False)] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = False,
+    json: JsonFlag = False,
+) -> None:
+    """Train a model (default recipe per model; early stopping; best checkpoint kept)."""
+    from edgeconv.errors import EdgeconvError
+    from edgeconv.train import TrainConfig, train as run_training
+
+    options = model_options(classes, input_shape, alpha, version, groups)
+    if options["classes"] is not None:
+        raise EdgeconvError("--classes is set by the dataset when training; drop it")
+    options = {k: v for k, v in options.items() if v is not None}
+    config = TrainConfig(model=name, model_options=options, dataset=data,
+                         data_dir=None if data_dir is None else str(data_dir), epochs=epochs,
+                         batch_size=batch_size, lr=lr, seed=seed, out=out, resume=resume)
+    progress = _RichProgress(render.stderr_console())
+    try:
+        result = run_training(config, progress)
+    finally:
+        progress.stop()
+    if json:
+        render.print_json(result.to_dict())
+        return
+    render.stdout_console().print(render.table(f"{result.model} trained in {result.run_dir}",
+                                               ["", "value"], [
+        ["dataset", f"{result.dataset['name']} ({result.dataset['source']})"],
+        ["input", render.shape(result.model_options["input_shape"])],
+        ["epochs run", f"{result.epochs_run}" + (" (stopped early)" if result.stopped_early
+                                                  else "")],
+        ["best epoch", result.best_epoch],
+        ["best val accuracy", f"{result.best_val_accuracy:.4f}"],
+        ["test accuracy", f"{result.test_accuracy:.4f}"],
+        ["checkpoint", str(result.run_dir / "model.keras")],
+        ["time", f"{result.seconds:.1f} s"],
+    ]))

@@ -1,0 +1,310 @@
+"""Train a zoo model on a dataset with a per-model default recipe; resumable, atomic.
+
+A run directory (default `runs/NAME/`) holds:
+  model.keras   the best checkpoint by validation accuracy (what export uses)
+  last.keras    the latest epoch, with optimizer state (what --resume continues from)
+  state.json    progress after the last completed epoch (history, best, patience counter)
+  train.json    the finished run: recipe, model options, dataset summary, history, test accuracy
+Every file is written atomically, and train.json last: a run without it is unfinished.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from edgeconv import __version__, _atomic
+from edgeconv._lazy import keras
+from edgeconv.errors import EdgeconvError
+from edgeconv.zoo import ModelSpec, build, get_spec, resolve_options
+
+DEFAULT_RUNS_DIR = Path("runs")
+BEST, LAST, STATE, RESULT = "model.keras", "last.keras", "state.json", "train.json"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model trains by default: small enough for 2 CPU cores in a few minutes."""
+
+    input_size: int  # H = W the images are resized to; channels follow the dataset
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    patience: int = 10  # epochs without a better validation accuracy before stopping
+    # BatchNorm moving statistics need many steps to settle: with momentum 0.99 (0.999 in
+    # MobileNet v2) and ~40 steps an epoch on digits, inference-mode accuracy sits at chance
+    # while training accuracy looks perfect. A faster momentum fixes that on small data.
+    bn_momentum: float = 0.9
+
+
+RECIPES: dict[str, Recipe] = {
+    "dense-mnist": Recipe(28, epochs=15),
+    "fcn-mnist": Recipe(28),
+    "gap-mnist": Recipe(28, epochs=40, lr=3e-3),
+    "lenet5": Recipe(28),
+    "vgg-cifar": Recipe(32, epochs=20),
+    "separable-vgg-cifar": Recipe(32, epochs=30),
+    "alexnet": Recipe(64, epochs=20, lr=3e-4),
+    "vgg16": Recipe(32, epochs=20, lr=1e-4),
+    "squeezenet": Recipe(48, epochs=40, lr=1e-3),
+    "mobilenet": Recipe(32, epochs=40),
+    "mobilenetv2": Recipe(32, epochs=40),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str
+    model_options: dict[str, Any]  # as given by the user (None = recipe/default)
+    dataset: str = "digits"
+    data_dir: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int = 0
+    out: Path | None = None
+    resume: bool = False
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    epoch: int
+    loss: float
+    accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    model: str
+    model_options: dict[str, Any]
+    recipe: dict[str, Any]
+    dataset: dict[str, Any]
+    epochs_run: int
+    best_epoch: int
+    best_val_accuracy: float
+    test_accuracy: float
+    stopped_early: bool
+    history: list[EpochLog] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["run_dir"] = str(self.run_dir)
+        return data
+
+
+class Progress:
+    """What `train` reports while it runs; the CLI draws it with rich."""
+
+    def start(self, total_epochs: int, steps_per_epoch: int, first_epoch: int) -> None: ...
+    def step(self, epoch: int, step: int) -> None: ...
+    def epoch_end(self, log: EpochLog, improved: bool) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+def run_dir_for(model: str, out: Path | None) -> Path:
+    return Path(out) if out is not None else DEFAULT_RUNS_DIR / model
+
+
+def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
+    progress = progress or Progress()
+    spec = get_spec(config.model)
+    if spec.default_classes is None:
+        raise EdgeconvError(f"model '{spec.name}' is a single block with no classifier;"
+                            " there is nothing to train (use `edgeconv inspect`)")
+    recipe = _recipe(spec, config)
+    run_dir = run_dir_for(spec.name, config.out)
+    state = _load_state(run_dir, config, progress)
+
+    from edgeconv.data import load
+
+    data = load(config.dataset, input_shape=_input_shape(spec, recipe, config),
+                data_dir=config.data_dir, seed=config.seed)
+    opts = resolve_options(spec, **{**config.model_options,
+                                    "input_shape": data.preprocessing.input_shape,
+                                    "classes": data.num_classes})
+    k = keras()
+    k.utils.set_random_seed(config.seed)
+    steps = -(-len(data.train.y) // recipe.batch_size)
+    if state is not None:
+        model = _load_keras(run_dir / LAST)
+        progress.message(f"resuming {spec.name} from epoch {state['epoch']} in {run_dir}")
+    else:
+        with _strategy().scope():
+            model = _compile(build(spec, opts), recipe, steps)
+        state = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "wait": 0,
+                 "history": []}
+    progress.start(recipe.epochs, steps, state["epoch"])
+    started = time.perf_counter()
+    callback = _run_callback(run_dir, recipe, state, progress,
+                             _run_info(spec, opts, config, data))
+    if state["epoch"] < recipe.epochs and state["wait"] < recipe.patience:
+        model.fit(data.train.x, data.train.y, batch_size=recipe.batch_size,
+                  epochs=recipe.epochs, initial_epoch=state["epoch"],
+                  validation_data=(data.val.x, data.val.y), callbacks=[callback], verbose=0,
+                  shuffle=True)
+    # Test on the best checkpoint as saved, so the figure is that of the file export uses.
+    best = _load_keras(run_dir / BEST)
+    _, test_accuracy = best.evaluate(data.test.x, data.test.y, batch_size=256, verbose=0)
+    state = callback.state
+    result = TrainResult(
+        run_dir=run_dir, model=spec.name, model_options=opts.to_dict(), recipe=asdict(recipe),
+        dataset=data.summary(), epochs_run=state["epoch"], best_epoch=state["best_epoch"],
+        best_val_accuracy=state["best_val_accuracy"], test_accuracy=float(test_accuracy),
+        stopped_early=state["epoch"] < recipe.epochs,
+        history=[EpochLog(**h) for h in state["history"]],
+        seconds=time.perf_counter() - started,
+    )
+    _atomic.write_json(run_dir / RESULT, {**result.to_dict(), **callback.info})
+    return result
+
+
+def _recipe(spec: ModelSpec, config: TrainConfig) -> Recipe:
+    recipe = RECIPES.get(spec.name, Recipe(max(32, spec.min_size)))
+    overrides = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr}
+    for key, value in overrides.items():
+        if value is not None and not value > 0:
+            raise EdgeconvError(f"--{key.replace('_', '-')} must be > 0; got {value}")
+    return replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _input_shape(spec: ModelSpec, recipe: Recipe, config: TrainConfig):
+    """The shape images are prepared at: the user's, else the recipe's size."""
+    given = config.model_options.get("input_shape")
+    if given is not None:
+        return tuple(given)
+    size = spec.fixed_size or (recipe.input_size, recipe.input_size)
+    channels = spec.channels[0] if spec.channels else None  # None: keep the dataset's
+    return (*size, channels)
+
+
+def _compile(model, recipe: Recipe, steps_per_epoch: int):
+    k = keras()
+    for layer in model.layers:
+        if isinstance(layer, k.layers.BatchNormalization):
+            layer.momentum = recipe.bn_momentum
+    # Cosine decay to zero over the planned epochs; the schedule and its step count are saved
+    # with the optimizer in last.keras, so a resumed run continues the same curve.
+    schedule = k.optimizers.schedules.CosineDecay(recipe.lr, recipe.epochs * steps_per_epoch)
+    model.compile(optimizer=k.optimizers.Adam(schedule),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _strategy():
+    """Several GPUs: mirror the model on each (synchronous data parallelism); else default."""
+    import tensorflow as tf
+
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _load_keras(path: Path):
+    """Load a .keras file in safe mode: never run code (Lambda layers) from the file."""
+    k = keras()
+    if not path.is_file():
+        raise EdgeconvError(f"{path} does not exist")
+    try:
+        return k.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # zip, JSON, unknown-layer and unsafe-lambda errors alike
+        reason = " ".join(str(exc).split())[:300]
+        raise EdgeconvError(f"{path}: not a loadable Keras model ({reason})") from None
+
+
+def _load_state(run_dir: Path, config: TrainConfig, progress: Progress) -> dict | None:
+    """The saved progress to resume from, or None to start fresh."""
+    import json
+
+    state_file = run_dir / STATE
+    if not config.resume:
+        if state_file.exists():
+            progress.message(f"starting afresh in {run_dir} (--resume continues a run)")
+        return None
+    if not state_file.is_file() or not (run_dir / LAST).is_file():
+        raise EdgeconvError(f"nothing to resume in {run_dir}: no {STATE} and {LAST} there;"
+                            " run without --resume to start")
+    try:
+        state = json.loads(state_file.read_text())
+        int(state["epoch"]), float(state["best_val_accuracy"]), list(state["history"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EdgeconvError(f"{state_file}: corrupt run state ({exc}); run without --resume"
+                            " to start afresh") from None
+    saved = state.get("config", {})
+    for key in ("model", "dataset", "seed"):
+        if key in saved and saved[key] != getattr(config, key):
+            raise EdgeconvError(f"cannot resume {run_dir}: it was trained with {key}="
+                                f"{saved[key]!r}, not {getattr(config, key)!r}")
+    return state
+
+
+def _run_info(spec, opts, config: TrainConfig, data) -> dict[str, Any]:
+    import platform
+
+    import tensorflow as tf
+
+    return {
+        "config": {"model": spec.name, "dataset": config.dataset, "seed": config.seed},
+        "preprocessing": data.preprocessing.to_dict(),
+        "labels": list(data.class_names),
+        "versions": {"edgeconv": __version__, "tensorflow": tf.__version__,
+                     "keras": keras().__version__, "python": platform.python_version()},
+    }
+
+
+def _run_callback(run_dir: Path, recipe: Recipe, state: dict, progress: Progress, info: dict):
+    """Progress, best/last checkpoints, state and early stopping, in one Keras callback.
+
+    Early stopping lives here rather than in keras.callbacks.EarlyStopping because its
+    counters must survive an interruption for --resume to continue exactly. The class is
+    made here so that importing this module does not import Keras.
+    """
+
+    class RunCallback(keras().callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.state, self.info = state, info
+            self._epoch_started = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch_started = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            progress.step(state["epoch"] + 1, batch + 1)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            log = EpochLog(epoch + 1, float(logs["loss"]), float(logs["accuracy"]),
+                           float(logs["val_loss"]), float(logs["val_accuracy"]),
+                           time.perf_counter() - self._epoch_started)
+            # 180 validation images tie often on accuracy: the lower loss breaks the tie.
+            improved = (log.val_accuracy, -log.val_loss) > (state["best_val_accuracy"],
+                                                            -state.get("best_val_loss", 1e30))
+            if improved:
+                self._save(BEST)
+                state.update(best_val_accuracy=log.val_accuracy, best_val_loss=log.val_loss,
+                             best_epoch=log.epoch, wait=0)
+            else:
+                state["wait"] += 1
+            state["epoch"] = log.epoch
+            state["history"].append(asdict(log))
+            # The last checkpoint, then the state that points at it: a crash between the two
+            # resumes one epoch early, never from a state ahead of its weights.
+            self._save(LAST)
+            _atomic.write_json(run_dir / STATE, {**state, **info})
+            progress.epoch_end(log, improved)
+            if state["wait"] >= recipe.patience:
+                self.model.stop_training = True
+
+        def _save(self, name: str) -> None:
+            with _atomic.atomic_path(run_dir / name) as tmp:
+                self.model.save(tmp)
+
+    return RunCallback()
