@@ -134,13 +134,23 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     k.utils.set_random_seed(config.seed)
     steps = -(-len(data.train.y) // recipe.batch_size)
     if state is not None:
+        planned = state.get("planned_epochs", recipe.epochs)
+        if config.epochs is None:  # a resumed run keeps its own plan, not today's recipe
+            recipe = replace(recipe, epochs=planned)
+        if recipe.epochs > planned:
+            raise EdgeconvError(
+                f"cannot resume {run_dir} for {recipe.epochs} epochs: its learning-rate"
+                f" schedule was planned for {planned}; resume with --epochs <= {planned}")
         model = _load_keras(run_dir / LAST)
         progress.message(f"resuming {spec.name} from epoch {state['epoch']} in {run_dir}")
     else:
         with _strategy().scope():
             model = _compile(build(spec, opts), recipe, steps)
-        state = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "wait": 0,
-                 "history": []}
+        state = {"epoch": 0, "planned_epochs": recipe.epochs, "best_val_accuracy": -1.0,
+                 "best_epoch": 0, "wait": 0, "history": []}
+        # A finished run's train.json must not vouch for the checkpoints this run overwrites.
+        for stale in (RESULT, STATE):
+            (run_dir / stale).unlink(missing_ok=True)
     progress.start(recipe.epochs, steps, state["epoch"])
     started = time.perf_counter()
     callback = _run_callback(run_dir, recipe, state, progress,

@@ -133,6 +133,21 @@ def test_resume_refuses_a_corrupt_or_unsafe_checkpoint(tmp_path, trained):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_rerun_without_resume_starts_afresh_and_never_vouches_for_new_weights(tmp_path):
+    out = tmp_path / "run"
+    assert run("train", "lenet5", "--epochs", "1", "--out", out).exit_code == 0
+    first = json.loads((out / "train.json").read_text())
+    result = run("train", "lenet5", "--epochs", "2", "--out", out)
+    assert result.exit_code == 0
+    assert "starting afresh" in result.stderr
+    second = json.loads((out / "train.json").read_text())
+    assert first["epochs_run"] == 1 and second["epochs_run"] == 2
+    # Resuming beyond the planned schedule would train at a zero learning rate: refused.
+    result = run("train", "lenet5", "--epochs", "5", "--out", out, "--resume")
+    assert result.exit_code == 2
+    assert "its learning-rate schedule was planned for 2" in result.stderr
+
+
 def test_resume_refuses_another_models_run(trained):
     out, _ = trained
     result = run("train", "lenet5", "--resume", "--out", out)
