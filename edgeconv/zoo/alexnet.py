@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgeconv._lazy import keras
+from edgeconv.zoo._heads import fc4096_classifier
 from edgeconv.zoo._registry import ModelOptions, ModelSpec, PaperFact, register
 
 
@@ -27,12 +28,7 @@ def alexnet(opts: ModelOptions):
     x = L.Conv2D(384, 3, padding="same", groups=g, activation="relu", name="conv4")(x)
     x = L.Conv2D(256, 3, padding="same", groups=g, activation="relu", name="conv5")(x)
     x = L.MaxPooling2D(3, strides=2, name="pool5")(x)
-    x = L.Flatten(name="flatten")(x)
-    x = L.Dense(4096, activation="relu", name="fc6")(x)
-    x = L.Dropout(0.5, name="fc6_dropout")(x)
-    x = L.Dense(4096, activation="relu", name="fc7")(x)
-    x = L.Dropout(0.5, name="fc7_dropout")(x)
-    outputs = L.Dense(opts.classes, activation="softmax", name="predictions")(x)
+    outputs = fc4096_classifier(L, x, opts.classes, first=6)
     return k.Model(inputs, outputs, name="alexnet")
 
 

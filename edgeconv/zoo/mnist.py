@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgeconv._lazy import keras
+from edgeconv.zoo._heads import conv_classifier
 from edgeconv.zoo._registry import ModelOptions, ModelSpec, PaperFact, register
 
 
@@ -28,9 +29,7 @@ def fcn_mnist(opts: ModelOptions):
     x = L.Conv2D(32, 3, padding="same", activation="relu", name="conv2")(x)
     x = L.MaxPooling2D(2, name="pool2")(x)
     x = L.Conv2D(32, 7, padding="valid", activation="relu", name="conv3")(x)
-    x = L.Conv2D(opts.classes, 1, name="conv_classes")(x)
-    x = L.Reshape((opts.classes,), name="squeeze")(x)
-    outputs = L.Softmax(name="predictions")(x)
+    outputs = conv_classifier(L, x, opts.classes)
     return k.Model(inputs, outputs, name="fcn_mnist")
 
 
@@ -42,9 +41,7 @@ def gap_mnist(opts: ModelOptions):
     x = L.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(inputs)
     x = L.Conv2D(32, 3, padding="same", activation="relu", name="conv2")(x)
     x = L.GlobalMaxPooling2D(keepdims=True, name="global_pool")(x)
-    x = L.Conv2D(opts.classes, 1, name="conv_classes")(x)
-    x = L.Reshape((opts.classes,), name="squeeze")(x)
-    outputs = L.Softmax(name="predictions")(x)
+    outputs = conv_classifier(L, x, opts.classes)
     return k.Model(inputs, outputs, name="gap_mnist")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgeconv._lazy import keras
+from edgeconv.zoo._heads import fc4096_classifier
 from edgeconv.zoo._registry import ModelOptions, ModelSpec, PaperFact, register
 
 # Article B: six 3x3 convs in three VGG blocks on 32x32x3, each block closed by a 2x2 max pool.
@@ -57,12 +58,7 @@ def vgg16(opts: ModelOptions):
             x = L.Conv2D(filters, 3, padding="same", activation="relu",
                          name=f"block{block}_conv{conv}")(x)
         x = L.MaxPooling2D(2, strides=2, name=f"block{block}_pool")(x)
-    x = L.Flatten(name="flatten")(x)
-    x = L.Dense(4096, activation="relu", name="fc1")(x)
-    x = L.Dropout(0.5, name="fc1_dropout")(x)
-    x = L.Dense(4096, activation="relu", name="fc2")(x)
-    x = L.Dropout(0.5, name="fc2_dropout")(x)
-    outputs = L.Dense(opts.classes, activation="softmax", name="predictions")(x)
+    outputs = fc4096_classifier(L, x, opts.classes, first=1)
     return k.Model(inputs, outputs, name="vgg16")
 
 
