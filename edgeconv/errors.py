@@ -18,3 +18,9 @@ def did_you_mean(given: str, choices: Iterable[str]) -> str:
     """Return "; did you mean 'x'?" with the closest choice, or '' when nothing is close."""
     matches = difflib.get_close_matches(given, list(choices), n=1, cutoff=0.6)
     return f"; did you mean '{matches[0]}'?" if matches else ""
+
+
+def one_line(exc: BaseException) -> str:
+    """A third-party exception as "Type: message" on one line, for a user-facing reason."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

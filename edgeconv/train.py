@@ -11,14 +11,13 @@ Every file is written atomically, and train.json last: a run without it is unfin
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from edgeconv import __version__, _atomic
 from edgeconv._lazy import keras
-from edgeconv.errors import EdgeconvError
+from edgeconv.errors import EdgeconvError, one_line
 from edgeconv.zoo import ModelSpec, build, get_spec, resolve_options
 
 DEFAULT_RUNS_DIR = Path("runs")
@@ -153,8 +152,8 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
             (run_dir / stale).unlink(missing_ok=True)
     progress.start(recipe.epochs, steps, state["epoch"])
     started = time.perf_counter()
-    callback = _run_callback(run_dir, recipe, state, progress,
-                             _run_info(spec, opts, config, data))
+    info = _run_info(spec, opts, config, data)
+    callback = _run_callback(run_dir, recipe, state, progress, info)
     if state["epoch"] < recipe.epochs and state["wait"] < recipe.patience:
         model.fit(data.train.x, data.train.y, batch_size=recipe.batch_size,
                   epochs=recipe.epochs, initial_epoch=state["epoch"],
@@ -163,7 +162,6 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     # Test on the best checkpoint as saved, so the figure is that of the file export uses.
     best = _load_keras(run_dir / BEST)
     _, test_accuracy = best.evaluate(data.test.x, data.test.y, batch_size=256, verbose=0)
-    state = callback.state
     result = TrainResult(
         run_dir=run_dir, model=spec.name, model_options=opts.to_dict(), recipe=asdict(recipe),
         dataset=data.summary(), epochs_run=state["epoch"], best_epoch=state["best_epoch"],
@@ -172,7 +170,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         history=[EpochLog(**h) for h in state["history"]],
         seconds=time.perf_counter() - started,
     )
-    _atomic.write_json(run_dir / RESULT, {**result.to_dict(), **callback.info})
+    _atomic.write_json(run_dir / RESULT, {**result.to_dict(), **info})
     return result
 
 
@@ -225,8 +223,8 @@ def _load_keras(path: Path):
     try:
         return k.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # zip, JSON, unknown-layer and unsafe-lambda errors alike
-        reason = " ".join(str(exc).split())[:300]
-        raise EdgeconvError(f"{path}: not a loadable Keras model ({reason})") from None
+        raise EdgeconvError(f"{path}: not a loadable Keras model ({one_line(exc)[:300]})"
+                            ) from None
 
 
 def _load_state(run_dir: Path, config: TrainConfig, progress: Progress) -> dict | None:
@@ -280,7 +278,6 @@ def _run_callback(run_dir: Path, recipe: Recipe, state: dict, progress: Progress
     class RunCallback(keras().callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.state, self.info = state, info
             self._epoch_started = 0.0
 
         def on_epoch_begin(self, epoch, logs=None):

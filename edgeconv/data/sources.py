@@ -23,7 +23,7 @@ import numpy as np
 from edgeconv._lazy import keras as _import_keras
 from edgeconv._lazy import require
 from edgeconv.data.safe_pickle import _RestrictedUnpickler
-from edgeconv.errors import EdgeconvError, did_you_mean
+from edgeconv.errors import EdgeconvError, did_you_mean, one_line
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "cifar10")
 DEFAULT_DATASET = "digits"
@@ -211,7 +211,7 @@ def _download_with_keras(key: str) -> None:
     except Exception as exc:  # network, HTTP, hash or extraction errors alike
         cache = keras_cache_dirs()[0]
         raise EdgeconvError(
-            f"downloading {key} with Keras failed ({_one_line(exc)}); without network, "
+            f"downloading {key} with Keras failed ({one_line(exc)}); without network, "
             f"place the files by hand: {_HAND_PLACEMENT[key]} in {cache} or in a folder "
             "passed as --data-dir DIR"
         ) from None
@@ -224,11 +224,6 @@ _HAND_PLACEMENT = {
 }
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 @contextmanager
 def _reading(path: Path) -> Iterator[None]:
     """Turn any failure while parsing a user's file into one EdgeconvError naming it."""
@@ -239,7 +234,7 @@ def _reading(path: Path) -> Iterator[None]:
     except MemoryError:
         raise EdgeconvError(f"{path}: corrupt file (declares more data than fits in memory)")
     except Exception as exc:  # zlib, zipfile, pickle, OSError...: all mean "bad file"
-        raise EdgeconvError(f"{path}: cannot read it, corrupt or truncated ({_one_line(exc)})")
+        raise EdgeconvError(f"{path}: cannot read it, corrupt or truncated ({one_line(exc)})")
 
 
 # ----------------------------------------------------------------------------- format readers
@@ -289,7 +284,7 @@ def _labels(path: Path, split: str, y: Any, count: int, n_classes: int) -> np.nd
     try:
         y = np.asarray(y)
     except (ValueError, TypeError) as exc:  # ragged or odd objects
-        raise EdgeconvError(f"{path}: {split} labels are not an array ({_one_line(exc)})")
+        raise EdgeconvError(f"{path}: {split} labels are not an array ({one_line(exc)})")
     if y.ndim == 2 and y.shape[1] == 1:  # Keras-style (N, 1) labels
         y = y[:, 0]
     if y.ndim != 1 or (y.size and y.dtype.kind not in "iu"):
@@ -426,7 +421,7 @@ def _load_image_folder(root: Path, label: str) -> RawDataset:
         classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not _hidden(p))
         files = {c: _image_files(root / c) for c in classes}
     except OSError as exc:  # unreadable sub-folder, permission denied
-        raise EdgeconvError(f"cannot list image folder {root} ({_one_line(exc)})") from None
+        raise EdgeconvError(f"cannot list image folder {root} ({one_line(exc)})") from None
     if len(classes) < 2:
         raise EdgeconvError(
             f"image folder {root} has {len(classes)} class sub-folder(s); need at least 2 "
@@ -471,7 +466,7 @@ def _decode_images(paths: list[Path]) -> np.ndarray:
                 gray = im.mode in _GRAY_MODES
                 decoded.append(im.convert("L" if gray else "RGB"))
         except Exception as exc:  # UnidentifiedImageError, truncated data, decompression bomb
-            raise EdgeconvError(f"cannot read image {path} ({_one_line(exc)})") from None
+            raise EdgeconvError(f"cannot read image {path} ({one_line(exc)})") from None
     mode = "RGB" if any(im.mode == "RGB" for im in decoded) else "L"
     # Folders may mix sizes; one array needs one size: use the commonest (first seen on ties).
     size = Counter(im.size for im in decoded).most_common(1)[0][0]
