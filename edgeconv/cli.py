@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from edgeconv import __version__
-from edgeconv.commands import data, train, zoo
+from edgeconv.commands import data, export, train, zoo
 from edgeconv.errors import EdgeconvError
 
 
@@ -60,6 +60,7 @@ app.command()(zoo.inspect)
 app.command()(zoo.compare)
 app.command()(data.data)
 app.command()(train.train)
+app.command()(export.export)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ Tables go to stdout (they are the result); progress and diagnostics go to stderr
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -24,9 +25,20 @@ def stdout_console():
     return console
 
 
-def stderr_console():
+def stderr_console(*, own_fd: bool = False):
+    """Console for progress and diagnostics.
+
+    `own_fd`: write through a private duplicate of fd 2, so that progress stays visible
+    while a converter's chatter on fd 2 is being captured (see edgeconv._capture).
+    """
     from rich.console import Console
 
+    if own_fd:
+        try:
+            if sys.stderr.fileno() == 2:
+                return Console(file=os.fdopen(os.dup(2), "w", buffering=1))
+        except (AttributeError, OSError, ValueError):  # a test runner's fake stderr
+            pass
     return Console(stderr=True)
 
 

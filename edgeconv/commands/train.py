@@ -48,7 +48,8 @@ class _RichProgress:
         self.console.print(text)
 
     def stop(self) -> None:
-        self.bar.stop()
+        if self.bar.live.is_started:  # a bar that never started must not print a newline
+            self.bar.stop()
 
 
 def train(

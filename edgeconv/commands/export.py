@@ -1,0 +1,133 @@
+"""`edgeconv export`: TFLite and ONNX files at each precision, measured, with a manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgeconv import render
+from edgeconv.commands._options import Alpha, Groups, InputShape, JsonFlag, Version, model_options
+
+
+class _RichProgress:
+    """One bar over the export's steps, on stderr."""
+
+    def __init__(self, console):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.console = console
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                            transient=True)
+        self.task = None
+        self.begun = 0
+
+    def start(self, total_steps: int) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task("export", total=total_steps)
+
+    def step(self, description: str) -> None:
+        """A new step begins: the ones before it are done."""
+        self.bar.update(self.task, completed=self.begun, description=description)
+        self.begun += 1
+
+    def message(self, text: str) -> None:
+        self.console.print(text, soft_wrap=True, highlight=False)
+
+    def stop(self) -> None:
+        if self.bar.live.is_started:  # a bar that never started must not print a newline
+            self.bar.stop()
+
+
+def export(
+    target: Annotated[str, typer.Argument(
+        metavar="NAME_OR_RUN_DIR",
+        help="A model name (trains runs/NAME first if it has no finished run) or a run"
+             " directory from `edgeconv train`.")],
+    int8: Annotated[bool, typer.Option(
+        "--int8", help="Full-integer int8 (TFLite, and ONNX QDQ), calibrated on train"
+                       " images.")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16", help="TFLite float16 weights.")] = False,
+    dynamic: Annotated[bool, typer.Option(
+        "--dynamic", help="TFLite dynamic-range (int8 weights, float activations).")] = False,
+    formats: Annotated[str, typer.Option(
+        help="Comma-separated formats: tflite, onnx.")] = "tflite,onnx",
+    calibration_samples: Annotated[int, typer.Option(
+        help="Train images used to calibrate int8.")] = 200,
+    calibration_method: Annotated[str, typer.Option(
+        help="ONNX int8 calibration: minmax, entropy or percentile.")] = "minmax",
+    per_tensor: Annotated[bool, typer.Option(
+        "--per-tensor", help="int8 weights with one scale per tensor (default: per channel)."
+    )] = False,
+    float_io: Annotated[bool, typer.Option(
+        "--float-io", help="int8 TFLite keeps float32 input and output.")] = False,
+    input_shape: InputShape = None,
+    alpha: Alpha = None,
+    version: Version = None,
+    groups: Groups = None,
+    untrained: Annotated[bool, typer.Option(
+        "--untrained", help="Export freshly initialised weights (size and speed only;"
+                            " default input size is the model's own).")] = False,
+    data: Annotated[str, typer.Option(
+        help="Dataset when export trains (or calibrates untrained weights).")] = "digits",
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Folder holding the dataset's standard files.", show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Seed when export trains; calibration sample.")] = 0,
+    out: Annotated[Path | None, typer.Option(
+        help="Run directory (default runs/NAME).", show_default=False)] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Export TFLite / ONNX files, each measured in its own runtime, with manifest.json."""
+    from edgeconv.commands.train import _RichProgress as TrainProgress
+    from edgeconv.export import ExportConfig
+    from edgeconv.export import export as run_export
+
+    options = model_options(None, input_shape, alpha, version, groups)
+    config = ExportConfig(
+        target=target, model_options={k: v for k, v in options.items() if v is not None},
+        int8=int8, fp16=fp16, dynamic=dynamic,
+        formats=tuple(f.strip().lower() for f in formats.split(",") if f.strip()),
+        calibration_samples=calibration_samples,
+        calibration_method=calibration_method.lower(), per_tensor=per_tensor,
+        float_io=float_io, out=out, dataset=data,
+        data_dir=None if data_dir is None else str(data_dir), seed=seed, untrained=untrained)
+    console = render.stderr_console(own_fd=True)
+    progress, train_progress = _RichProgress(console), TrainProgress(console)
+    try:
+        result = run_export(config, progress, train_progress)
+    finally:
+        train_progress.stop()
+        progress.stop()
+    if json:
+        render.print_json(result.to_dict())
+        return
+    rows = []
+    for a in result.artifacts:
+        micro = a.micro or {}
+        rows.append([a.path, a.format, a.precision, render.nbytes(a.size_bytes),
+                     _pct(a.accuracy), _pct(a.agreement),
+                     "" if a.max_abs_diff is None else f"{a.max_abs_diff:.1e}",
+                     render.nbytes(micro.get("arena_bytes")) if micro.get("ok")
+                     else ("fails" if micro else "")])
+    title = (f"{result.model} exported to {result.run_dir} in {result.seconds:.1f} s"
+             f" (float accuracy {_pct(result.float_accuracy)})")
+    stdout = render.stdout_console()
+    stdout.print(render.table(title, ["file", "format", "precision", "size", "accuracy",
+                                      "agrees", "max |diff|", "TFLM arena"], rows,
+                              right={"size", "accuracy", "agrees", "max |diff|",
+                                     "TFLM arena"}))
+    stdout.print(f"manifest: {result.manifest}")
+    for note in result.notes:
+        render.stderr_console().print(f"note: {note}", highlight=False)
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.2f}%"

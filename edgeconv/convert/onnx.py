@@ -1,0 +1,133 @@
+"""Keras -> ONNX fp32 (tf2onnx), and ONNX fp32 -> int8 QDQ (onnxruntime.quantization).
+
+The ONNX graph keeps the Keras NHWC layout and a free batch dimension named "batch"; height
+and width are free ("height", "width") when the Keras model leaves them free.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgeconv._capture import captured_output
+from edgeconv._lazy import require
+from edgeconv.errors import EdgeconvError, one_line
+
+# ONNX opset 17 (ai.onnx), supported by tf2onnx >= 1.14 and every onnxruntime since 1.13;
+# recorded in the manifest.
+OPSET = 17
+INPUT_NAME = "input"
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+def to_onnx(model, opset: int = OPSET) -> bytes:
+    """Convert a Keras model to an fp32 ONNX model (serialised bytes)."""
+    tf = require("tensorflow", extra="train")
+    tf2onnx = require("tf2onnx", extra="train")
+    signature = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name=INPUT_NAME),)
+    failure = None
+    with captured_output() as output:
+        try:
+            proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature,
+                                                  opset=opset)
+        except Exception as exc:  # noqa: BLE001 - tf2onnx raises many types
+            failure = exc
+    if failure is not None:
+        reason = output.reason() or one_line(failure)
+        raise EdgeconvError(f"ONNX conversion of {model.name} failed: {reason}")
+    _name_free_dims(proto)
+    return proto.SerializeToString()
+
+
+def quantize_onnx(fp32: bytes, calibration: np.ndarray, *, method: str = "minmax",
+                  per_channel: bool = True) -> bytes:
+    """Static int8 quantisation in QDQ form, calibrated on `calibration` images.
+
+    Pre-processing (shape inference, graph optimisation) first, as onnxruntime recommends;
+    activations and weights int8, weights per channel unless `per_channel` is False.
+    """
+    if method not in CALIBRATION_METHODS:
+        raise EdgeconvError(f"unknown calibration method '{method}'; use one of"
+                            f" {', '.join(CALIBRATION_METHODS)}")
+    if calibration is None or len(calibration) == 0:
+        raise EdgeconvError("int8 quantisation needs calibration images; none were given")
+    quant = require("onnxruntime.quantization", extra="train")
+    shape_inference = require("onnxruntime.quantization.shape_inference", extra="train")
+    methods = {"minmax": quant.CalibrationMethod.MinMax,
+               "entropy": quant.CalibrationMethod.Entropy,
+               "percentile": quant.CalibrationMethod.Percentile}
+    failure = None
+    with tempfile.TemporaryDirectory(prefix="edgeconv-onnx-") as tmp, \
+            captured_output() as output:
+        source, prepared, quantised = (Path(tmp) / n for n in ("fp32.onnx", "pre.onnx",
+                                                                "int8.onnx"))
+        source.write_bytes(fp32)
+        try:
+            shape_inference.quant_pre_process(str(source), str(prepared))
+            quant.quantize_static(
+                str(prepared), str(quantised), _reader(quant, calibration),
+                quant_format=quant.QuantFormat.QDQ, per_channel=per_channel,
+                activation_type=quant.QuantType.QInt8, weight_type=quant.QuantType.QInt8,
+                calibrate_method=methods[method])
+            return quantised.read_bytes()
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types
+            failure = exc
+    reason = output.reason() or one_line(failure)
+    raise EdgeconvError(f"ONNX int8 quantisation failed: {reason}")
+
+
+def boundary_quantization(int8_model: bytes) -> dict[str, dict[str, float | int] | None]:
+    """Scale and zero-point of the QuantizeLinear after the input and of the
+    DequantizeLinear before the output, where the QDQ graph has them."""
+    onnx = require("onnx", extra="train")
+    from onnx import numpy_helper
+
+    graph = onnx.load_from_string(int8_model).graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+
+    def params(node) -> dict[str, float | int] | None:
+        scale, zero = (constants.get(name) for name in node.input[1:3])
+        if scale is None or zero is None or scale.size != 1:
+            return None
+        return {"scale": float(scale.reshape(())), "zero_point": int(zero.reshape(())),
+                "dtype": str(zero.dtype)}
+
+    found: dict[str, dict[str, float | int] | None] = {"input": None, "output": None}
+    # The input's first quantisation often follows a layout op (NHWC -> NCHW Transpose).
+    inputs = {i.name for i in graph.input}
+    for node in graph.node:
+        if node.op_type in ("Transpose", "Reshape", "Identity") and node.input[0] in inputs:
+            inputs.update(node.output)
+    outputs = {o.name for o in graph.output}
+    for node in graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[0] in inputs:
+            found["input"] = params(node)
+        if node.op_type == "DequantizeLinear" and node.output[0] in outputs:
+            found["output"] = params(node)
+    return found
+
+
+def _reader(quant, images: np.ndarray):
+    """onnxruntime's CalibrationDataReader over an array of images, one per batch."""
+
+    class ImageReader(quant.CalibrationDataReader):
+        def __init__(self):
+            self._images = iter(images)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            image = next(self._images, None)
+            return None if image is None else {INPUT_NAME: image[np.newaxis].astype(np.float32)}
+
+    return ImageReader()
+
+
+def _name_free_dims(proto) -> None:
+    """tf2onnx names free dimensions "unk__N": name them for the people who read them."""
+    names = ("batch", "height", "width")
+    for tensor in proto.graph.input:
+        dims = tensor.type.tensor_type.shape.dim
+        for dim, name in zip(dims, names):
+            if dim.HasField("dim_param"):
+                dim.dim_param = name

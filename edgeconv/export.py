@@ -1,0 +1,410 @@
+"""Export a trained run: TFLite and ONNX files at each precision, each measured in its own
+runtime on the test split, listed in manifest.json.
+
+Order of work, so that an interruption at any moment leaves nothing a manifest vouches for
+that is not complete: the previous manifest goes first (then the files it listed), each new
+file is written atomically, and the new manifest is written last.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeconv import __version__, _atomic
+from edgeconv._capture import captured_output
+from edgeconv.errors import EdgeconvError
+from edgeconv.manifest import MANIFEST, Artifact, describe_file, load_manifest, write_manifest
+from edgeconv.train import BEST, DEFAULT_RUNS_DIR, RESULT, _load_keras
+from edgeconv.train import Progress as TrainProgress
+
+FORMATS = ("tflite", "onnx")
+CALIBRATION_SPLIT = "train"
+# Libraries whose versions make an artifact reproducible; read from package metadata so
+# that recording them imports nothing.
+VERSIONED = ("tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime",
+             "ai-edge-litert", "tflite-micro", "numpy")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    target: str  # a model name, or a run directory holding a finished training run
+    model_options: dict[str, Any] = field(default_factory=dict)  # given by the user
+    int8: bool = False
+    fp16: bool = False
+    dynamic: bool = False
+    formats: tuple[str, ...] = FORMATS
+    calibration_samples: int = 200
+    calibration_method: str = "minmax"  # ONNX only: TFLite calibrates on min/max
+    per_tensor: bool = False
+    float_io: bool = False
+    out: Path | None = None
+    dataset: str = "digits"  # used when export trains, or exports untrained weights
+    data_dir: str | None = None
+    seed: int = 0
+    untrained: bool = False  # freshly initialised weights: for size and speed only
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    run_dir: Path
+    manifest: Path
+    model: str
+    trained: bool  # False: untrained weights (accuracy figures are meaningless)
+    trained_now: bool  # True: export trained the run first
+    float_accuracy: float
+    artifacts: list[Artifact]
+    notes: list[str]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["run_dir"], data["manifest"] = str(self.run_dir), str(self.manifest)
+        return data
+
+
+class Progress:
+    """What `export` reports while it runs; the CLI draws it with rich."""
+
+    def start(self, total_steps: int) -> None: ...
+    def step(self, description: str) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The Keras model to export and everything the manifest says about where it came from."""
+
+    run_dir: Path
+    spec_name: str
+    model_options: dict[str, Any]
+    dataset: str
+    seed: int
+    preprocessing: dict[str, Any]
+    trained: bool
+    trained_now: bool
+
+
+def export(config: ExportConfig, progress: Progress | None = None,
+           train_progress: TrainProgress | None = None) -> ExportResult:
+    progress = progress or Progress()
+    started = time.perf_counter()
+    plan = _plan(config)
+    source = _resolve_source(config, progress, train_progress)
+    if source.trained:  # a bad checkpoint fails before the dataset is even read
+        model = _load_keras(source.run_dir / BEST)
+        data = _load_data(source, config)
+    else:
+        data = _load_data(source, config)
+        model, source = _build_untrained(source, data)
+    calibration = _calibration(data, config)
+
+    _drop_previous_export(source.run_dir)
+    progress.start(1 + 2 * len(plan))
+    progress.step("float reference (Keras)")
+    reference = _predict_keras(model, data.test.x)
+    float_accuracy = _accuracy(reference, data.test.y)
+    keras_file = source.run_dir / BEST
+    if not source.trained:  # nothing on disk yet: the untrained model is exported as is
+        with _atomic.atomic_path(keras_file) as tmp:
+            model.save(tmp)
+    artifacts = [Artifact(**describe_file(keras_file, source.run_dir), format="keras",
+                          precision="fp32", accuracy=float_accuracy, agreement=1.0,
+                          max_abs_diff=0.0, runtime=f"keras {_version('keras')}")]
+    notes: list[str] = []
+    name = source.spec_name
+    onnx_fp32: bytes | None = None
+    for fmt, precision in plan:
+        progress.step(f"{fmt} {precision}: converting")
+        path = source.run_dir / f"{name}_{precision}.{fmt}"
+        if fmt == "tflite":
+            from edgeconv.convert import to_tflite
+
+            content = to_tflite(model, precision, calibration, float_io=config.float_io,
+                                per_channel=not config.per_tensor)
+        elif precision == "fp32":
+            from edgeconv.convert import to_onnx
+
+            content = onnx_fp32 = to_onnx(model)
+        else:
+            from edgeconv.convert import quantize_onnx, to_onnx
+
+            content = quantize_onnx(onnx_fp32 or to_onnx(model), calibration,
+                                    method=config.calibration_method,
+                                    per_channel=not config.per_tensor)
+        _atomic.write_bytes(path, content)
+        progress.step(f"{fmt} {precision}: measuring on {len(data.test.y)} test images")
+        artifact = _measure(path, fmt, precision, source.run_dir, content, data, reference,
+                            config)
+        artifacts.append(artifact)
+        notes.extend(_notes_for(artifact))
+    manifest = write_manifest(source.run_dir, _manifest_data(source, config, data,
+                                                             float_accuracy), artifacts)
+    if not source.trained:
+        notes.append("untrained weights: the accuracy figures are those of random weights"
+                     " (size and speed figures are real)")
+    return ExportResult(run_dir=source.run_dir, manifest=manifest, model=name,
+                        trained=source.trained, trained_now=source.trained_now,
+                        float_accuracy=float_accuracy, artifacts=artifacts, notes=notes,
+                        seconds=time.perf_counter() - started)
+
+
+def _plan(config: ExportConfig) -> list[tuple[str, str]]:
+    """(format, precision) pairs in the order they are made; checks the combination."""
+    unknown = [f for f in config.formats if f not in FORMATS]
+    if unknown or not config.formats:
+        raise EdgeconvError(f"unknown format '{unknown[0] if unknown else ''}'; --formats"
+                            f" takes a comma-separated list of {', '.join(FORMATS)}")
+    if not config.calibration_samples > 0:
+        raise EdgeconvError(f"--calibration-samples must be > 0; got"
+                            f" {config.calibration_samples}")
+    from edgeconv.convert.onnx import CALIBRATION_METHODS
+
+    if config.calibration_method not in CALIBRATION_METHODS:
+        raise EdgeconvError(f"unknown calibration method '{config.calibration_method}'; use"
+                            f" one of {', '.join(CALIBRATION_METHODS)}")
+    if (config.fp16 or config.dynamic) and "tflite" not in config.formats:
+        raise EdgeconvError("--fp16 and --dynamic are TFLite precisions; add tflite to"
+                            " --formats")
+    if (config.float_io or config.per_tensor) and not config.int8:
+        raise EdgeconvError("--float-io and --per-tensor apply to int8; add --int8")
+    plan = []
+    if "tflite" in config.formats:
+        plan.append(("tflite", "fp32"))
+        plan += [("tflite", p) for p, on in (("fp16", config.fp16),
+                                            ("dynamic", config.dynamic),
+                                            ("int8", config.int8)) if on]
+    if "onnx" in config.formats:
+        plan.append(("onnx", "fp32"))
+        if config.int8:
+            plan.append(("onnx", "int8"))
+    return plan
+
+
+def _resolve_source(config: ExportConfig, progress: Progress,
+                    train_progress: TrainProgress | None) -> _Source:
+    from edgeconv.zoo import get_spec
+
+    given = Path(config.target)
+    if config.untrained:
+        spec = get_spec(config.target)
+        return _Source(run_dir=Path(config.out or DEFAULT_RUNS_DIR / f"{spec.name}-untrained"),
+                       spec_name=spec.name, model_options=dict(config.model_options),
+                       dataset=config.dataset, seed=config.seed, preprocessing={},
+                       trained=False, trained_now=False)
+    if given.is_dir() and (given / RESULT).is_file():
+        if config.model_options:
+            raise EdgeconvError(f"{given} is a trained run: its model options are fixed;"
+                                " drop the model options")
+        return _from_run(given, trained_now=False)
+    if given.is_dir() or len(given.parts) > 1:
+        raise EdgeconvError(f"{given} is not a finished training run (no {RESULT} there);"
+                            " give a model name, or a directory `edgeconv train` completed")
+    spec = get_spec(config.target)  # an unknown name gets a "did you mean" here
+    run_dir = Path(config.out or DEFAULT_RUNS_DIR / spec.name)
+    if (run_dir / RESULT).is_file():
+        source = _from_run(run_dir, trained_now=False)
+        _check_options(source, config.model_options)
+        return source
+    from edgeconv.train import TrainConfig, train
+
+    progress.message(f"no trained {spec.name} in {run_dir}: training one with the default"
+                     f" recipe on {config.dataset} first")
+    train(TrainConfig(model=spec.name, model_options=dict(config.model_options),
+                      dataset=config.dataset, data_dir=config.data_dir, seed=config.seed,
+                      out=run_dir), train_progress)
+    return _from_run(run_dir, trained_now=True)
+
+
+def _from_run(run_dir: Path, trained_now: bool) -> _Source:
+    file = run_dir / RESULT
+    try:
+        result = json.loads(file.read_text())
+        return _Source(run_dir=run_dir, spec_name=result["model"],
+                       model_options=result["model_options"],
+                       dataset=result["config"]["dataset"], seed=result["config"]["seed"],
+                       preprocessing=result["preprocessing"], trained=True,
+                       trained_now=trained_now)
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise EdgeconvError(f"{file}: not a readable training result ({type(exc).__name__}:"
+                            f" {exc}); re-run `edgeconv train`") from None
+
+
+def _check_options(source: _Source, given: dict[str, Any]) -> None:
+    for key, value in given.items():
+        have = source.model_options.get(key)
+        if (list(value) if isinstance(value, tuple) else value) != have:
+            raise EdgeconvError(
+                f"{source.run_dir} holds {source.spec_name} with {key}={have!r}, not"
+                f" {value!r}; export that run, or pass --out DIR for a new one")
+
+
+def _load_data(source: _Source, config: ExportConfig):
+    """The test split and calibration images, prepared exactly as in training."""
+    from edgeconv.data import load
+
+    if source.trained:
+        shape = tuple(source.preprocessing["input_shape"])
+    else:  # the model's own input size; a size-free model sees the data at MNIST's 28
+        from edgeconv.zoo import get_spec, resolve_options
+
+        spec = get_spec(source.spec_name)
+        h, w, c = resolve_options(spec, **source.model_options).input_shape
+        shape = (h or 28, w or 28, c)
+    data = load(source.dataset, input_shape=shape, data_dir=config.data_dir, seed=source.seed)
+    if source.trained and data.preprocessing.to_dict() != source.preprocessing:
+        raise EdgeconvError(
+            f"{source.dataset} now prepares differently from when {source.run_dir} was"
+            f" trained ({data.preprocessing.to_dict()} vs {source.preprocessing}); check"
+            " --data-dir")
+    return data
+
+
+def _build_untrained(source: _Source, data) -> tuple[Any, _Source]:
+    """A freshly initialised model, and the source with its complete model options."""
+    from edgeconv.zoo import build, get_spec, resolve_options
+
+    spec = get_spec(source.spec_name)
+    opts = resolve_options(spec, **{**source.model_options, "classes": data.num_classes})
+    return build(spec, opts), replace(source, model_options=opts.to_dict())
+
+
+def _calibration(data, config: ExportConfig) -> np.ndarray | None:
+    if not config.int8:
+        return None
+    from edgeconv.data import calibration_sample
+
+    return calibration_sample(data, config.calibration_samples, seed=config.seed)
+
+
+def _drop_previous_export(run_dir: Path) -> None:
+    """Remove the old manifest first, then the files it vouched for (never the checkpoint)."""
+    manifest = run_dir / MANIFEST
+    try:
+        previous = load_manifest(manifest) if manifest.is_file() else None
+    except EdgeconvError:
+        previous = None  # unreadable: it vouches for nothing; just remove it
+    manifest.unlink(missing_ok=True)
+    for artifact in previous.artifacts if previous else []:
+        if artifact.format != "keras":
+            (run_dir / artifact.path).unlink(missing_ok=True)
+
+
+def _predict_keras(model, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=64, verbose=0), dtype=np.float32)
+
+
+def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(np.argmax(outputs, axis=-1) == labels))
+
+
+def _measure(path: Path, fmt: str, precision: str, run_dir: Path, content: bytes, data,
+             reference: np.ndarray, config: ExportConfig) -> Artifact:
+    """Run the written file in its own runtime on the test split; describe it."""
+    from edgeconv.runtimes import open_runtime
+
+    # LiteRT announces its XNNPACK delegate on fd 2; the user sees our table instead.
+    with captured_output(), open_runtime(path) as runtime:
+        outputs = np.asarray(runtime.run(data.test.x), dtype=np.float32).reshape(
+            reference.shape)
+        inputs = [asdict(t) for t in runtime.inputs()]
+        outs = [asdict(t) for t in runtime.outputs()]
+        runtime_name = f"{runtime.name} {getattr(runtime, 'version', '')}".strip()
+    options: dict[str, Any] = {}
+    if fmt == "onnx":
+        from edgeconv.convert.onnx import OPSET
+
+        options["opset"] = OPSET
+    if precision == "int8":
+        options.update(per_channel=not config.per_tensor,
+                       calibration={"samples": min(config.calibration_samples,
+                                                   len(data.train.y)),
+                                    "split": CALIBRATION_SPLIT, "seed": config.seed,
+                                    "method": "minmax" if fmt == "tflite"
+                                    else config.calibration_method})
+        if fmt == "tflite":
+            options["float_io"] = config.float_io
+    return Artifact(
+        **describe_file(path, run_dir), format=fmt, precision=precision,
+        accuracy=_accuracy(outputs, data.test.y),
+        agreement=float(np.mean(np.argmax(outputs, -1) == np.argmax(reference, -1))),
+        max_abs_diff=float(np.max(np.abs(outputs - reference))), runtime=runtime_name,
+        inputs=inputs, outputs=outs, options=options,
+        quantization=_quantization(fmt, precision, content, inputs, outs),
+        micro=_micro_check(path) if (fmt, precision) == ("tflite", "int8") else None,
+    )
+
+
+def _quantization(fmt: str, precision: str, content: bytes, inputs: list[dict],
+                  outputs: list[dict]) -> dict[str, Any] | None:
+    """Scale and zero-point at the input and output of an int8 file."""
+    if precision != "int8":
+        return None
+    if fmt == "onnx":
+        from edgeconv.convert.onnx import boundary_quantization
+
+        return boundary_quantization(content)
+
+    def params(tensor: dict) -> dict[str, Any] | None:
+        if tensor.get("scale") is None:
+            return None  # float io: quantised inside the graph
+        return {"scale": tensor["scale"], "zero_point": tensor["zero_point"],
+                "dtype": tensor["dtype"]}
+
+    return {"input": params(inputs[0]), "output": params(outputs[0])}
+
+
+def _micro_check(path: Path) -> dict[str, Any]:
+    from edgeconv.runtimes.micro import probe
+
+    result = probe(path)
+    return {"ok": result.ok, "arena_bytes": result.arena_bytes, "error": result.error}
+
+
+def _notes_for(artifact: Artifact) -> list[str]:
+    notes = []
+    if artifact.micro is not None and not artifact.micro["ok"]:
+        notes.append(f"{artifact.path} does not run in TFLite Micro: {artifact.micro['error']}")
+    if artifact.precision == "fp32" and artifact.max_abs_diff is not None \
+            and artifact.max_abs_diff > 1e-4:
+        notes.append(f"{artifact.path} differs from the Keras model by up to"
+                     f" {artifact.max_abs_diff:.2g} (expected <= 1e-4)")
+    return notes
+
+
+def _manifest_data(source: _Source, config: ExportConfig, data, float_accuracy: float
+                   ) -> dict[str, Any]:
+    prep = data.preprocessing.to_dict()
+    from edgeconv.zoo import get_spec, resolve_options
+
+    spec = get_spec(source.spec_name)
+    model_shape = resolve_options(spec, **source.model_options).input_shape
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": {"name": source.spec_name, "options": source.model_options,
+                  "trained": source.trained},
+        "input": {"shape": [None, *model_shape], "layout": "NHWC", "dtype": "float32",
+                  "normalisation": {"scale": prep["scale"], "offset": prep["offset"],
+                                    "formula": "x = uint8_pixel * scale + offset"},
+                  "preprocessing": prep},
+        "labels": list(data.class_names),
+        "dataset": {**data.summary(), "seed": source.seed, "evaluated_on": "test"},
+        "float_accuracy": float_accuracy,
+        "versions": {"edgeconv": __version__, "python": platform.python_version(),
+                     **{name: v for name in VERSIONED if (v := _version(name))}},
+    }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
