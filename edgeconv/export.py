@@ -23,7 +23,8 @@ from edgeconv import __version__, _atomic
 from edgeconv._capture import captured_output
 from edgeconv.errors import EdgeconvError
 from edgeconv.manifest import MANIFEST, Artifact, describe_file, load_manifest, write_manifest
-from edgeconv.train import BEST, DEFAULT_RUNS_DIR, RESULT, _load_keras
+from edgeconv.runtimes.keras import load_model as load_keras_model
+from edgeconv.train import BEST, DEFAULT_RUNS_DIR, RESULT
 from edgeconv.train import Progress as TrainProgress
 
 FORMATS = ("tflite", "onnx")
@@ -100,7 +101,7 @@ def export(config: ExportConfig, progress: Progress | None = None,
     plan = _plan(config)
     source = _resolve_source(config, progress, train_progress)
     if source.trained:  # a bad checkpoint fails before the dataset is even read
-        model = _load_keras(source.run_dir / BEST)
+        model = load_keras_model(source.run_dir / BEST)
         data = _load_data(source, config)
     else:
         data = _load_data(source, config)

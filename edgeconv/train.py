@@ -17,7 +17,8 @@ from typing import Any
 
 from edgeconv import __version__, _atomic
 from edgeconv._lazy import keras
-from edgeconv.errors import EdgeconvError, one_line
+from edgeconv.errors import EdgeconvError
+from edgeconv.runtimes.keras import load_model as _load_keras  # safe mode: runs no code
 from edgeconv.zoo import ModelSpec, build, get_spec, resolve_options
 
 DEFAULT_RUNS_DIR = Path("runs")
@@ -32,6 +33,11 @@ class Recipe:
     epochs: int = 30
     batch_size: int = 32
     lr: float = 1e-3
+    optimizer: str = "adam"  # or "sgd": momentum 0.9 (see docs/training.md)
+    warmup_epochs: int = 0  # linear learning-rate warm-up from 0 before the cosine decay
+    # Training batches only: each image moved by up to this fraction of the input size in x
+    # and y (zero fill); the saved model has no augmentation layer.
+    shift: float = 0.0
     patience: int = 10  # epochs without a better validation accuracy before stopping
     # BatchNorm moving statistics need many steps to settle: with momentum 0.99 (0.999 in
     # MobileNet v2) and ~40 steps an epoch on digits, inference-mode accuracy sits at chance
@@ -127,7 +133,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     data = load(config.dataset, input_shape=_input_shape(spec, recipe, config),
                 data_dir=config.data_dir, seed=config.seed)
     opts = resolve_options(spec, **{**config.model_options,
-                                    "input_shape": data.preprocessing.input_shape,
+                                    "input_shape": _model_input_shape(spec, data, config),
                                     "classes": data.num_classes})
     k = keras()
     k.utils.set_random_seed(config.seed)
@@ -155,10 +161,12 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     info = _run_info(spec, opts, config, data)
     callback = _run_callback(run_dir, recipe, state, progress, info)
     if state["epoch"] < recipe.epochs and state["wait"] < recipe.patience:
-        model.fit(data.train.x, data.train.y, batch_size=recipe.batch_size,
-                  epochs=recipe.epochs, initial_epoch=state["epoch"],
-                  validation_data=(data.val.x, data.val.y), callbacks=[callback], verbose=0,
-                  shuffle=True)
+        batches = _batches(data.train.x, data.train.y, recipe, config.seed)
+        set_epoch = k.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs: setattr(batches, "epoch", epoch))
+        model.fit(batches, epochs=recipe.epochs, initial_epoch=state["epoch"],
+                  validation_data=(data.val.x, data.val.y), callbacks=[set_epoch, callback],
+                  verbose=0, shuffle=False)
     # Test on the best checkpoint as saved, so the figure is that of the file export uses.
     best = _load_keras(run_dir / BEST)
     _, test_accuracy = best.evaluate(data.test.x, data.test.y, batch_size=256, verbose=0)
@@ -193,17 +201,67 @@ def _input_shape(spec: ModelSpec, recipe: Recipe, config: TrainConfig):
     return (*size, channels)
 
 
+def _model_input_shape(spec: ModelSpec, data, config: TrainConfig):
+    """The data's shape, except that a model built for any H x W (gap-mnist) keeps that:
+    it trains on fixed-size batches but is saved, and exported, size-free."""
+    height, width, channels = data.preprocessing.input_shape
+    if config.model_options.get("input_shape") is None \
+            and spec.default_input_shape[:2] == (None, None):
+        height = width = None
+    return (height, width, channels)
+
+
 def _compile(model, recipe: Recipe, steps_per_epoch: int):
     k = keras()
     for layer in model.layers:
         if isinstance(layer, k.layers.BatchNormalization):
             layer.momentum = recipe.bn_momentum
-    # Cosine decay to zero over the planned epochs; the schedule and its step count are saved
-    # with the optimizer in last.keras, so a resumed run continues the same curve.
-    schedule = k.optimizers.schedules.CosineDecay(recipe.lr, recipe.epochs * steps_per_epoch)
-    model.compile(optimizer=k.optimizers.Adam(schedule),
+    # Optional linear warm-up, then cosine decay to zero over the planned epochs; the schedule
+    # and its step count are saved with the optimizer in last.keras, so a resumed run
+    # continues the same curve.
+    total = recipe.epochs * steps_per_epoch
+    warmup = min(recipe.warmup_epochs * steps_per_epoch, total - 1)
+    schedule = k.optimizers.schedules.CosineDecay(
+        0.0 if warmup else recipe.lr, total - warmup, warmup_target=recipe.lr if warmup else None,
+        warmup_steps=warmup)
+    optimizer = (k.optimizers.SGD(schedule, momentum=0.9) if recipe.optimizer == "sgd"
+                 else k.optimizers.Adam(schedule))
+    model.compile(optimizer=optimizer,
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
+
+
+def _batches(x, y, recipe: Recipe, seed: int):
+    """The training batches: reshuffled every epoch and, with `recipe.shift`, shifted.
+
+    Both are drawn from (seed, epoch, batch) alone, so a resumed run sees the batches an
+    uninterrupted one would have; `epoch` is set as each epoch begins.
+    """
+    import numpy as np
+
+    size = recipe.batch_size
+    pad_h, pad_w = (round(recipe.shift * n) for n in x.shape[1:3])
+
+    class Batches(keras().utils.PyDataset):
+        epoch = 0
+
+        def __len__(self):
+            return -(-len(y) // size)
+
+        def __getitem__(self, index):
+            order = np.random.default_rng((seed, self.epoch)).permutation(len(y))
+            pick = order[index * size:(index + 1) * size]
+            xb = x[pick]
+            if pad_h or pad_w:
+                rng = np.random.default_rng((seed, self.epoch, index))
+                padded = np.pad(xb, ((0, 0), (pad_h, pad_h), (pad_w, pad_w), (0, 0)))
+                top = rng.integers(0, 2 * pad_h + 1, len(pick))
+                left = rng.integers(0, 2 * pad_w + 1, len(pick))
+                xb = np.stack([image[t:t + x.shape[1], l:l + x.shape[2]]
+                               for image, t, l in zip(padded, top, left)])
+            return xb, y[pick]
+
+    return Batches()
 
 
 def _strategy():
@@ -213,18 +271,6 @@ def _strategy():
     if len(tf.config.list_physical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def _load_keras(path: Path):
-    """Load a .keras file in safe mode: never run code (Lambda layers) from the file."""
-    k = keras()
-    if not path.is_file():
-        raise EdgeconvError(f"{path} does not exist")
-    try:
-        return k.saving.load_model(path, safe_mode=True)
-    except Exception as exc:  # zip, JSON, unknown-layer and unsafe-lambda errors alike
-        raise EdgeconvError(f"{path}: not a loadable Keras model ({one_line(exc)[:300]})"
-                            ) from None
 
 
 def _load_state(run_dir: Path, config: TrainConfig, progress: Progress) -> dict | None:

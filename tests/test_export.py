@@ -284,7 +284,7 @@ def test_corrupt_keras_file_is_refused_cleanly(tmp_path):
     run_dir = _finished_run(tmp_path / "run", b"PK\x03\x04 this is not a keras archive")
     result = run("export", run_dir)
     assert result.exit_code == 2
-    assert "not a loadable Keras model" in result.output
+    assert "model.keras with Keras:" in result.output
     assert not (run_dir / "manifest.json").exists()
 
 
@@ -302,7 +302,7 @@ def test_foreign_keras_file_with_code_is_never_executed(tmp_path):
     run_dir = _finished_run(tmp_path / "run", source.read_bytes())
     result = run("export", run_dir)
     assert result.exit_code == 2
-    assert "not a loadable Keras model" in result.output and "Lambda" in result.output
+    assert "with Keras: it contains Python code (a Lambda layer)" in result.output
     assert not os.path.exists(marker)
     assert not (run_dir / "manifest.json").exists()
 

@@ -12,11 +12,19 @@ FIRES = ((16, 64, 64), (16, 64, 64), (32, 128, 128), (32, 128, 128),
 POOL_AFTER = {"1.0": (4, 8), "1.1": (3, 5)}
 
 
+# 18 ReLU convs and no BatchNorm: Keras' default Glorot init halves the signal's variance at
+# each one, so conv10 starts at ~1e-5 and nothing trains; He init keeps the variance.
+INIT = "he_uniform"
+
+
 def _fire(L, x, index: int, squeeze: int, expand1: int, expand3: int):
     name = f"fire{index}"
-    s = L.Conv2D(squeeze, 1, activation="relu", name=f"{name}_squeeze1x1")(x)
-    e1 = L.Conv2D(expand1, 1, activation="relu", name=f"{name}_expand1x1")(s)
-    e3 = L.Conv2D(expand3, 3, padding="same", activation="relu", name=f"{name}_expand3x3")(s)
+    s = L.Conv2D(squeeze, 1, activation="relu", kernel_initializer=INIT,
+                 name=f"{name}_squeeze1x1")(x)
+    e1 = L.Conv2D(expand1, 1, activation="relu", kernel_initializer=INIT,
+                  name=f"{name}_expand1x1")(s)
+    e3 = L.Conv2D(expand3, 3, padding="same", activation="relu", kernel_initializer=INIT,
+                  name=f"{name}_expand3x3")(s)
     return L.Concatenate(name=f"{name}_concat")([e1, e3])
 
 
@@ -26,9 +34,11 @@ def squeezenet(opts: ModelOptions):
     L = k.layers
     inputs = L.Input(shape=opts.input_shape, name="input")
     if opts.version == "1.0":
-        x = L.Conv2D(96, 7, strides=2, activation="relu", name="conv1")(inputs)
+        x = L.Conv2D(96, 7, strides=2, activation="relu", kernel_initializer=INIT,
+                     name="conv1")(inputs)
     else:
-        x = L.Conv2D(64, 3, strides=2, activation="relu", name="conv1")(inputs)
+        x = L.Conv2D(64, 3, strides=2, activation="relu", kernel_initializer=INIT,
+                     name="conv1")(inputs)
     x = L.MaxPooling2D(3, strides=2, name="pool1")(x)
     for index, (squeeze, expand1, expand3) in enumerate(FIRES, start=2):
         x = _fire(L, x, index, squeeze, expand1, expand3)
@@ -36,7 +46,7 @@ def squeezenet(opts: ModelOptions):
             x = L.MaxPooling2D(3, strides=2, name=f"pool{index}")(x)
     x = L.Dropout(0.5, name="fire9_dropout")(x)
     # conv10 sets the class count; global average pooling replaces any FC layer.
-    x = L.Conv2D(opts.classes, 1, activation="relu", name="conv10")(x)
+    x = L.Conv2D(opts.classes, 1, activation="relu", kernel_initializer=INIT, name="conv10")(x)
     x = L.GlobalAveragePooling2D(name="global_pool")(x)
     outputs = L.Softmax(name="predictions")(x)
     return k.Model(inputs, outputs, name="squeezenet_v" + opts.version.replace(".", "_"))

@@ -1,0 +1,130 @@
+"""The interface every inference engine implements, and the (de)quantisation at its boundary.
+
+A runtime loads one artifact, describes its tensors and runs it. Everything that costs time
+(allocation, resizing, picking a backend) happens when the model loads or when the input
+shape changes, so that `run_raw` is what a benchmark should time.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from edgeconv.errors import EdgeconvError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11; edgeconv supports 3.10
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One model input or output as its runtime sees it."""
+
+    name: str
+    shape: tuple[int | None, ...]  # None: a dynamic dimension
+    dtype: str  # numpy dtype name: "float32", "int8", ...
+    scale: float | None = None  # real = scale * (q - zero_point); None for a float tensor
+    zero_point: int | None = None
+
+
+class Runtime(ABC):
+    """A loaded model in one inference engine.
+
+    Subclasses load in `__init__`, set `backend`, `version`, `_inputs` and `_outputs`, and
+    implement `_invoke` for a batch whose shape the model accepts as it is.
+    """
+
+    name: ClassVar[str]
+    backend: str  # the library that runs the model, e.g. "ai_edge_litert"
+    version: str  # that library's version
+    _inputs: list[TensorInfo]
+    _outputs: list[TensorInfo]
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise EdgeconvError(f"{self.path} does not exist")
+
+    def inputs(self) -> list[TensorInfo]:
+        return list(self._inputs)
+
+    def outputs(self) -> list[TensorInfo]:
+        return list(self._outputs)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Float32 batch in the model's layout -> float32 outputs, quantising at the boundary."""
+        source, target = self._single_io()
+        return dequantize(self.run_raw(quantize(x, source)), target)
+
+    def run_raw(self, x: np.ndarray) -> np.ndarray:
+        """A batch already in the input's dtype -> the output as the engine returns it."""
+        source, _ = self._single_io()
+        if x.dtype != source.dtype:
+            raise EdgeconvError(f"{self.path.name} takes {source.dtype} input, got {x.dtype}"
+                                + ("; run() quantises float input" if source.scale else ""))
+        check_shape(x.shape, source.shape, self.path.name)
+        if source.shape[0] == 1 and x.shape[0] != 1:  # fixed batch of one: one sample at a time
+            return np.concatenate([self._invoke(x[i:i + 1]) for i in range(x.shape[0])])
+        return self._invoke(x)
+
+    @abstractmethod
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        """Run one batch of a shape the model takes (resizing first if it is new)."""
+
+    def close(self) -> None:
+        """Release the engine's memory; the runtime is unusable afterwards."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _single_io(self) -> tuple[TensorInfo, TensorInfo]:
+        if len(self._inputs) != 1 or len(self._outputs) != 1:
+            raise EdgeconvError(
+                f"{self.path.name} has {len(self._inputs)} inputs and {len(self._outputs)} "
+                "outputs; run() handles single-input, single-output models")
+        return self._inputs[0], self._outputs[0]
+
+
+def check_shape(got: tuple[int, ...], expected: tuple[int | None, ...], model: str) -> None:
+    """Fail with one line unless `got` fits `expected` (None: any size; a batch of one: any N)."""
+    batch_ok = expected[:1] in ((None,), (1,)) or got[:1] == expected[:1]
+    fits = (len(got) == len(expected) >= 1 and got[0] > 0 and batch_ok
+            and all(e is None or e == g for g, e in zip(got[1:], expected[1:])))
+    if not fits:
+        shown = ["N" if i == 0 and e in (None, 1) else "?" if e is None else str(e)
+                 for i, e in enumerate(expected)]
+        raise EdgeconvError(f"{model} takes input of shape ({', '.join(shown)}), got {tuple(got)}")
+
+
+def quantize(x: np.ndarray, info: TensorInfo) -> np.ndarray:
+    """Float values -> the tensor's dtype with its own scale and zero point (round, clip)."""
+    if info.scale is None:
+        return np.asarray(x, dtype=info.dtype)
+    limits = np.iinfo(info.dtype)
+    q = np.round(np.asarray(x, dtype=np.float32) / np.float32(info.scale)) + info.zero_point
+    return np.clip(q, limits.min, limits.max).astype(info.dtype)
+
+
+def dequantize(y: np.ndarray, info: TensorInfo) -> np.ndarray:
+    """The tensor's values as float32 (real = scale * (q - zero_point))."""
+    if info.scale is None:
+        return y.astype(np.float32, copy=False)
+    return (y.astype(np.float32) - np.float32(info.zero_point)) * np.float32(info.scale)
+
+
+def installed_version(*distributions: str) -> str | None:
+    """The version of the first of these pip distributions installed, read without importing."""
+    for distribution in distributions:
+        try:
+            return version(distribution)
+        except PackageNotFoundError:
+            continue
+    return None

@@ -1,0 +1,53 @@
+"""Keras as the float reference the exported files are checked against."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgeconv._lazy import keras
+from edgeconv.errors import EdgeconvError, one_line
+from edgeconv.runtimes.base import Runtime, TensorInfo
+
+
+class KerasRuntime(Runtime):
+    """A .keras file loaded in safe mode: code stored in the file (Lambda layers) never runs."""
+
+    name = "keras"
+
+    def __init__(self, path: str | Path, *, batch_size: int = 256) -> None:
+        super().__init__(path)
+        k = keras()
+        self.backend, self.version = f"keras/{k.backend.backend()}", k.__version__
+        self._model = load_model(self.path)
+        self._to_numpy = k.ops.convert_to_numpy
+        self._batch_size = batch_size  # bounds the activations held at once for a large N
+        self._inputs = [_tensor_info(t) for t in self._model.inputs]
+        self._outputs = [_tensor_info(t) for t in self._model.outputs]
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        chunks = [self._to_numpy(self._model(x[i:i + self._batch_size], training=False))
+                  for i in range(0, x.shape[0], self._batch_size)]
+        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
+    def close(self) -> None:
+        self._model = None
+
+
+def load_model(path: str | Path):
+    """Load a .keras file in safe mode: code stored in the file (Lambda layers) never runs."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeconvError(f"{path} does not exist")
+    try:
+        return keras().saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - zip, JSON, unknown-layer, unsafe-lambda errors
+        reason = ("it contains Python code (a Lambda layer), which safe mode refuses to run"
+                  if "safe_mode" in str(exc) else one_line(exc)[:300])
+        raise EdgeconvError(f"cannot load {path} with Keras: {reason}") from None
+
+
+def _tensor_info(tensor) -> TensorInfo:
+    return TensorInfo(name=tensor.name, shape=tuple(tensor.shape),
+                      dtype=np.dtype(tensor.dtype).name)

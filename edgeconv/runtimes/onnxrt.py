@@ -1,0 +1,98 @@
+"""onnxruntime for .onnx files, on the CPU or a GPU execution provider."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edgeconv._lazy import require
+from edgeconv.errors import EdgeconvError, did_you_mean, one_line
+from edgeconv.runtimes.base import Runtime, TensorInfo
+
+PROVIDERS = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+# ONNX element types whose numpy name differs from the ONNX one
+_DTYPES = {"float": "float32", "double": "float64"}
+
+
+class OnnxRuntime(Runtime):
+    """An .onnx file in an onnxruntime InferenceSession.
+
+    `providers` takes short names ("cpu", "cuda", "tensorrt") or onnxruntime's own provider
+    strings, in order of preference; the CPU provider is always added last so that nodes a GPU
+    provider cannot take still run.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | Path, *, threads: int | None = None,
+                 providers: str | Sequence[str] | None = None) -> None:
+        super().__init__(path)
+        ort = require("onnxruntime", extra="onnx")
+        self.backend, self.version = "onnxruntime", ort.__version__
+        wanted = _provider_names(providers, ort.get_available_providers())
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: warnings are about graph details, not ours
+        if threads is not None:
+            if threads < 1:
+                raise EdgeconvError(f"threads must be >= 1; got {threads}")
+            options.intra_op_num_threads = threads
+        try:
+            self._session = ort.InferenceSession(str(self.path), sess_options=options,
+                                                 providers=wanted)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types
+            raise EdgeconvError(f"cannot load {self.path} with onnxruntime: {one_line(exc)}"
+                                ) from None
+        # A GPU provider that fails to initialise (no CUDA/cuDNN) is dropped with only a log line.
+        self.providers = self._session.get_providers()
+        dropped = [p for p in wanted if p not in self.providers]
+        if dropped:
+            raise EdgeconvError(f"onnxruntime could not start {', '.join(dropped)} for "
+                                f"{self.path.name} (check the CUDA/TensorRT libraries)")
+        self._inputs = [_tensor_info(arg) for arg in self._session.get_inputs()]
+        self._outputs = [_tensor_info(arg) for arg in self._session.get_outputs()]
+        self._input_name = self._inputs[0].name
+        self._output_names = [self._outputs[0].name]
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        return self._session.run(self._output_names, {self._input_name: x})[0]
+
+    def close(self) -> None:
+        self._session = None
+
+
+def _provider_names(given: str | Sequence[str] | None, available: list[str]) -> list[str]:
+    """onnxruntime provider strings for the user's names, checked against this install."""
+    names = [given] if isinstance(given, str) else list(given or ["cpu"])
+    full_names = {p.lower(): p for p in available} | {p.lower(): p for p in PROVIDERS.values()}
+    resolved = []
+    for name in names:
+        provider = PROVIDERS.get(name.lower()) or full_names.get(name.lower())
+        if provider is None:
+            raise EdgeconvError(f"unknown onnxruntime provider '{name}'"
+                                f"{did_you_mean(name.lower(), PROVIDERS)}; "
+                                f"choose from {', '.join(PROVIDERS)}")
+        if provider not in available:
+            hint = " (pip install 'edgeconv[gpu]')" if provider != PROVIDERS["cpu"] else ""
+            raise EdgeconvError(f"this onnxruntime has no {provider}; available: "
+                                f"{', '.join(available)}{hint}")
+        resolved.append(provider)
+    if PROVIDERS["cpu"] not in resolved:
+        resolved.append(PROVIDERS["cpu"])
+    return resolved
+
+
+def _tensor_info(arg) -> TensorInfo:
+    # arg.type reads "tensor(float)"; symbolic dimensions come as strings (e.g. "batch")
+    element = arg.type.removeprefix("tensor(").removesuffix(")")
+    return TensorInfo(
+        name=arg.name,
+        shape=tuple(d if isinstance(d, int) else None for d in arg.shape),
+        dtype=_DTYPES.get(element, element),
+    )
