@@ -30,10 +30,12 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def litert(path):
-    from ai_edge_litert.interpreter import Interpreter
+def litert(path, reference=False):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interpreter = Interpreter(model_path=str(path))
+    # Reference kernels compute int8 exactly as TFLite Micro does; XNNPACK may round otherwise.
+    resolver = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
+    interpreter = Interpreter(model_path=str(path), experimental_op_resolver_type=resolver)
     interpreter.allocate_tensors()
     return interpreter
 
@@ -181,7 +183,7 @@ def test_int8_tflite_runs_in_tflite_micro_like_litert(fcn):
                               .astype(np.int8), 0)
         interpreter.invoke()
         micro.append(interpreter.get_output(0).reshape(-1))
-    lite = litert(out / tflite["path"])
+    lite = litert(out / tflite["path"], reference=True)
     inp = lite.get_input_details()[0]
     raw = []
     for image in x:

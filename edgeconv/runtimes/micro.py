@@ -1,8 +1,9 @@
 """TFLite Micro, the microcontroller interpreter, run on the host through its Python wheel.
 
 The host interpreter gives the arena a board needs, and the outputs of the reference kernels
-a board runs unless it has optimised ones (CMSIS-NN and the like). It trusts the file: a malformed one can crash the whole process, so
-untrusted files go through `probe`, which loads and invokes them in a child process first.
+a board runs unless it has optimised ones (CMSIS-NN and the like). It trusts the file: a
+malformed one can crash the whole process, so untrusted files go through `probe`, which
+loads and invokes them in a child process first.
 
 Run as `python -m edgeconv.runtimes.micro MODEL [--arena-size N]`, this module is that child:
 it prints one JSON line with the probe's result.
