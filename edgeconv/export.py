@@ -21,6 +21,7 @@ import numpy as np
 
 from edgeconv import __version__, _atomic
 from edgeconv._capture import captured_output
+from edgeconv._lazy import keras
 from edgeconv.errors import EdgeconvError
 from edgeconv.manifest import MANIFEST, Artifact, describe_file, load_manifest, write_manifest
 from edgeconv.runtimes.keras import load_model as load_keras_model
@@ -275,6 +276,7 @@ def _build_untrained(source: _Source, data) -> tuple[Any, _Source]:
 
     spec = get_spec(source.spec_name)
     opts = resolve_options(spec, **{**source.model_options, "classes": data.num_classes})
+    keras().utils.set_random_seed(source.seed)  # the same weights for the same --seed
     return build(spec, opts), replace(source, model_options=opts.to_dict())
 
 

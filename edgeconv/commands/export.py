@@ -126,7 +126,7 @@ def export(
                                      "TFLM arena"}))
     stdout.print(f"manifest: {result.manifest}")
     for note in result.notes:
-        render.stderr_console().print(f"note: {note}", highlight=False)
+        render.stderr_console().print(f"note: {note}", highlight=False, soft_wrap=True)
 
 
 def _pct(value: float | None) -> str:
