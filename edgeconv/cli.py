@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from edgeconv import __version__
-from edgeconv.commands import data, export, train, zoo
+from edgeconv.commands import bench, data, export, train, zoo
 from edgeconv.errors import EdgeconvError
 
 
@@ -61,6 +61,8 @@ app.command()(zoo.compare)
 app.command()(data.data)
 app.command()(train.train)
 app.command()(export.export)
+app.command()(bench.bench)
+app.command()(bench.targets)
 
 
 def main() -> None:

@@ -33,7 +33,6 @@ class Recipe:
     epochs: int = 30
     batch_size: int = 32
     lr: float = 1e-3
-    optimizer: str = "adam"  # or "sgd": momentum 0.9 (see docs/training.md)
     warmup_epochs: int = 0  # linear learning-rate warm-up from 0 before the cosine decay
     # Training batches only: each image moved by up to this fraction of the input size in x
     # and y (zero fill); the saved model has no augmentation layer.
@@ -47,15 +46,15 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     "dense-mnist": Recipe(28, epochs=15),
-    "fcn-mnist": Recipe(28),
+    "fcn-mnist": Recipe(28, epochs=40, lr=2e-3, shift=0.125),
     "gap-mnist": Recipe(28, epochs=40, lr=3e-3),
     "lenet5": Recipe(28),
     "vgg-cifar": Recipe(32, epochs=20),
     "separable-vgg-cifar": Recipe(32, epochs=30),
     "alexnet": Recipe(64, epochs=20, lr=3e-4),
     "vgg16": Recipe(32, epochs=20, lr=1e-4),
-    "squeezenet": Recipe(48, epochs=40, lr=1e-3),
-    "mobilenet": Recipe(32, epochs=40),
+    "squeezenet": Recipe(48, epochs=30, warmup_epochs=3),
+    "mobilenet": Recipe(48, epochs=30, batch_size=64, lr=2e-3, warmup_epochs=2, shift=0.125),
     "mobilenetv2": Recipe(32, epochs=40),
 }
 
@@ -224,9 +223,7 @@ def _compile(model, recipe: Recipe, steps_per_epoch: int):
     schedule = k.optimizers.schedules.CosineDecay(
         0.0 if warmup else recipe.lr, total - warmup, warmup_target=recipe.lr if warmup else None,
         warmup_steps=warmup)
-    optimizer = (k.optimizers.SGD(schedule, momentum=0.9) if recipe.optimizer == "sgd"
-                 else k.optimizers.Adam(schedule))
-    model.compile(optimizer=optimizer,
+    model.compile(optimizer=k.optimizers.Adam(schedule),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 

@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeconv._child import child_env, last_line, signal_name
 from edgeconv._lazy import require
 from edgeconv.errors import EdgeconvError, one_line
 from edgeconv.runtimes.base import Runtime, TensorInfo, installed_version
@@ -126,15 +126,15 @@ def probe(path: str | Path, *, arena_size: int | None = None,
         command += ["--arena-size", str(arena_size)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              env=_child_env(), check=False)
+                              env=child_env(), check=False)
     except subprocess.TimeoutExpired:
         return MicroProbe(ok=False, error=f"TFLite Micro timed out after {timeout:g} s")
-    last_words = _last_line(done.stderr)[:_REASON_CHARS]
+    last_words = last_line(done.stderr)[:_REASON_CHARS]
     if done.returncode < 0:
-        crash = f"TFLite Micro crashed ({_signal_name(-done.returncode)})"
+        crash = f"TFLite Micro crashed ({signal_name(-done.returncode)})"
         return MicroProbe(ok=False, error=f"{crash}: {last_words}" if last_words else crash)
     try:
-        return MicroProbe(**json.loads(_last_line(done.stdout)))
+        return MicroProbe(**json.loads(last_line(done.stdout)))
     except (json.JSONDecodeError, TypeError):
         return MicroProbe(ok=False, error=f"TFLite Micro probe failed (exit {done.returncode})"
                                           + (f": {last_words}" if last_words else ""))
@@ -182,25 +182,6 @@ def _native_stderr() -> Iterator[list[str]]:
                 lines.extend(line.strip() for line in text.splitlines() if line.strip())
     finally:
         os.close(saved)
-
-
-def _child_env() -> dict[str, str]:
-    """This environment, with edgeconv importable in the child however the caller found it."""
-    root = str(Path(__file__).resolve().parents[2])
-    path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root}
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return f"signal {number} {signal.Signals(number).name}"
-    except ValueError:
-        return f"signal {number}"
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
 
 
 def _main() -> None:

@@ -1,0 +1,156 @@
+"""`edgeconv bench` and `edgeconv targets`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgeconv import render
+from edgeconv.commands._options import JsonFlag
+from edgeconv.errors import EdgeconvError
+
+
+def bench(
+    paths: Annotated[list[Path] | None, typer.Argument(
+        metavar="[PATH]...", help="Run directories (manifest.json) or .tflite/.onnx files;"
+                                  " default: every export under runs/.",
+        show_default=False)] = None,
+    target: Annotated[str, typer.Option(help="Target name (see `edgeconv targets`).")] = "cpu",
+    runtime: Annotated[str | None, typer.Option(
+        help="Only this runtime: litert, onnxruntime, keras, tflite-micro.",
+        show_default=False)] = None,
+    threads: Annotated[str | None, typer.Option(
+        help="Thread counts, e.g. 1,2,4 (default: the target's).", show_default=False)] = None,
+    warmup: Annotated[int, typer.Option(help="Untimed runs first.", min=0)] = 10,
+    runs: Annotated[int, typer.Option(help="Timed runs, at least.", min=1)] = 50,
+    min_time: Annotated[float, typer.Option(help="Seconds of timed runs, at least.",
+                                            min=0)] = 1.0,
+    data: Annotated[str | None, typer.Option(
+        help="Dataset for accuracy (default: the export's).", show_default=False)] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Folder holding the dataset's files.", show_default=False)] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds per artifact before it fails.",
+                                           min=1)] = 600.0,
+    targets_dir: Annotated[Path | None, typer.Option(
+        help="More target files (*.toml).", show_default=False)] = None,
+    host: Annotated[str | None, typer.Option(
+        help="user@board for a board target over SSH (coming).", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Write results.json here.", show_default=False)] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Measure latency, memory, size and accuracy of exported models on a target."""
+    from edgeconv.bench import BenchConfig, run_bench
+
+    config = BenchConfig(
+        paths=tuple(paths or ()), target=target, runtime=runtime, threads=_threads(threads),
+        warmup=warmup, runs=runs, min_time=min_time, data=data,
+        data_dir=None if data_dir is None else str(data_dir), timeout=timeout,
+        targets_dir=None if targets_dir is None else str(targets_dir), host=host, out=out)
+    with _Progress() as progress:
+        report = run_bench(config, progress.update)
+    if json:
+        render.print_json(report.to_dict())
+        return
+    env = report.environment
+    title = f"{target} ({env['target']['description']}) on {env['cpu']}, {env['cores']} cores"
+    rows = [[r.artifact, r.runtime, r.precision or "", r.threads or "", _status(r),
+             _ms(r.latency_ms, "p50"), _ms(r.latency_ms, "p90"), _ms(r.latency_ms, "p99"),
+             _f(r.init_ms), _f(r.first_ms), r.runs or "", render.nbytes(r.size_bytes),
+             render.nbytes(r.peak_rss_bytes), _pct(r.accuracy), _pct(r.agreement),
+             render.nbytes(r.arena_bytes), render.nbytes(r.flash_bytes),
+             "" if r.fits is None else ("yes" if r.fits else "NO")]
+            for r in report.results]
+    columns = ["artifact", "runtime", "precision", "threads", "status", "p50 ms", "p90 ms",
+               "p99 ms", "init ms", "first ms", "runs", "size", "peak RSS", "accuracy",
+               "agrees", "arena", "flash", "fits"]
+    if env["target"]["kind"] != "mcu":
+        columns, rows = columns[:15], [row[:15] for row in rows]
+    render.stdout_console().print(render.table(title, columns, rows, right=set(columns[5:])))
+    console = render.stderr_console()
+    for r in report.results:
+        if r.error:
+            console.print(f"{r.artifact} [{r.runtime}]: {r.status}: {r.error}",
+                          highlight=False, soft_wrap=True, markup=False)
+    for note in report.notes + (["latency is host time (TFLite Micro on this machine)"]
+                                if env["target"]["kind"] == "mcu" else []):
+        console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
+    if out is not None:
+        console.print(f"results: {out}", highlight=False)
+
+
+def targets(
+    targets_dir: Annotated[Path | None, typer.Option(
+        help="More target files (*.toml).", show_default=False)] = None,
+    json: JsonFlag = False,
+) -> None:
+    """List the targets `edgeconv bench --target` knows."""
+    from edgeconv.targets import load_targets
+
+    found = load_targets(targets_dir)
+    unique = {t.name: t for t in found.values()}
+    if json:
+        render.print_json({name: t.to_dict() for name, t in sorted(found.items())})
+        return
+    rows = [[t.name, t.kind, ", ".join(t.runtimes), ",".join(map(str, t.threads)),
+             render.nbytes(t.sram_bytes), render.nbytes(t.flash_bytes),
+             ", ".join(t.aliases), t.description] for t in sorted(unique.values(),
+                                                                    key=lambda t: t.name)]
+    render.stdout_console().print(render.table(
+        "targets", ["name", "kind", "runtimes", "threads", "SRAM", "flash", "aliases",
+                    "description"], rows, right={"SRAM", "flash"}))
+
+
+def _threads(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        counts = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1:
+        raise EdgeconvError(f"--threads takes positive integers like 1,2,4; got '{text}'")
+    return counts
+
+
+class _Progress:
+    """A bar over the measurements, on stderr."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), console=render.stderr_console(),
+                            transient=True)
+        self.task = None
+
+    def __enter__(self):
+        return self
+
+    def update(self, done: int, total: int, what: str) -> None:
+        if self.task is None:
+            self.bar.start()
+            self.task = self.bar.add_task(what, total=total)
+        self.bar.update(self.task, completed=done, description=what)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.task is not None:
+            self.bar.stop()
+
+
+def _status(row) -> str:
+    return row.status if row.timed_on == "target" or row.status != "ok" else "ok (host time)"
+
+
+def _ms(stats: dict | None, key: str) -> str:
+    return "" if not stats else f"{stats[key]:.3f}"
+
+
+def _f(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.2f}%"
