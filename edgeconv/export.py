@@ -22,6 +22,11 @@ import numpy as np
 from edgeconv import __version__, _atomic
 from edgeconv._capture import captured_output
 from edgeconv._lazy import keras
+from edgeconv.calibration_check import (
+    CalibrationCheck,
+    check_calibration,
+    check_input_quantization,
+)
 from edgeconv.errors import EdgeconvError
 from edgeconv.manifest import MANIFEST, Artifact, describe_file, load_manifest, write_manifest
 from edgeconv.runtimes.keras import load_model as load_keras_model
@@ -107,7 +112,7 @@ def export(config: ExportConfig, progress: Progress | None = None,
     else:
         data = _load_data(source, config)
         model, source = _build_untrained(source, data)
-    calibration = _calibration(data, config)
+    calibration, calibration_check = _calibration(data, config)
 
     _drop_previous_export(source.run_dir)
     progress.start(1 + 2 * len(plan))
@@ -121,7 +126,8 @@ def export(config: ExportConfig, progress: Progress | None = None,
     artifacts = [Artifact(**describe_file(keras_file, source.run_dir), format="keras",
                           precision="fp32", accuracy=float_accuracy, agreement=1.0,
                           max_abs_diff=0.0, runtime=f"keras {_version('keras')}")]
-    notes: list[str] = []
+    notes = [f"calibration: {w}" for w in calibration_check.warnings] if calibration_check \
+        else []
     name = source.spec_name
     onnx_fp32: bytes | None = None
     for fmt, precision in plan:
@@ -147,9 +153,12 @@ def export(config: ExportConfig, progress: Progress | None = None,
         artifact = _measure(path, fmt, precision, source.run_dir, content, data, reference,
                             config)
         artifacts.append(artifact)
-        notes.extend(_notes_for(artifact))
-    manifest = write_manifest(source.run_dir, _manifest_data(source, config, data,
-                                                             float_accuracy), artifacts)
+        notes.extend(_notes_for(artifact, data.preprocessing.to_dict()))
+    manifest_data = _manifest_data(source, config, data, float_accuracy)
+    if calibration_check is not None:
+        manifest_data["calibration"] = {"split": CALIBRATION_SPLIT, "seed": config.seed,
+                                        **calibration_check.to_dict()}
+    manifest = write_manifest(source.run_dir, manifest_data, artifacts)
     if not source.trained:
         notes.append("untrained weights: the accuracy figures are those of random weights"
                      " (size and speed figures are real)")
@@ -280,12 +289,17 @@ def _build_untrained(source: _Source, data) -> tuple[Any, _Source]:
     return build(spec, opts), replace(source, model_options=opts.to_dict())
 
 
-def _calibration(data, config: ExportConfig) -> np.ndarray | None:
+def _calibration(data, config: ExportConfig) -> tuple[np.ndarray | None,
+                                                      CalibrationCheck | None]:
+    """The int8 calibration images, and how well they match the training images."""
     if not config.int8:
-        return None
-    from edgeconv.data import calibration_sample
+        return None, None
+    from edgeconv.data import calibration_indices
 
-    return calibration_sample(data, config.calibration_samples, seed=config.seed)
+    picked = calibration_indices(data, config.calibration_samples, seed=config.seed)
+    images = data.train.x[picked]
+    return images, check_calibration(images, data.train.y[picked], data.train.x,
+                                     data.preprocessing.to_dict(), data.num_classes)
 
 
 def _drop_previous_export(run_dir: Path) -> None:
@@ -378,8 +392,9 @@ def _micro_check(path: Path, inputs: list[dict]) -> dict[str, Any]:
     return {"ok": result.ok, "arena_bytes": result.arena_bytes, "error": result.error}
 
 
-def _notes_for(artifact: Artifact) -> list[str]:
-    notes = []
+def _notes_for(artifact: Artifact, preprocessing: dict[str, Any]) -> list[str]:
+    notes = [f"{artifact.path}: {w}"
+             for w in check_input_quantization(artifact.quantization, preprocessing)]
     if artifact.micro is not None and not artifact.micro["ok"]:
         notes.append(f"{artifact.path} does not run in TFLite Micro: {artifact.micro['error']}")
     if artifact.precision == "fp32" and artifact.max_abs_diff is not None \

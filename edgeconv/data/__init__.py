@@ -23,7 +23,14 @@ from edgeconv.data.sources import (
     keras_cache_dirs,
     load_dataset,
 )
-from edgeconv.data.splits import PreparedDataset, Split, calibration_sample, load, prepare
+from edgeconv.data.splits import (
+    PreparedDataset,
+    Split,
+    calibration_indices,
+    calibration_sample,
+    load,
+    prepare,
+)
 
 __all__ = [
     "DATASETS",
@@ -34,6 +41,7 @@ __all__ = [
     "Preprocessing",
     "RawDataset",
     "Split",
+    "calibration_indices",
     "calibration_sample",
     "keras_cache_dirs",
     "load",

@@ -232,13 +232,17 @@ def calibration_sample(data: PreparedDataset, n: int = 100, seed: int = 0) -> np
     Used to calibrate quantisation; deterministic for a given `seed`. Asking for more images
     than the train split holds returns all of them.
     """
+    return data.train.x[calibration_indices(data, n, seed)]
+
+
+def calibration_indices(data: PreparedDataset, n: int = 100, seed: int = 0) -> np.ndarray:
+    """Indices into the train split of `calibration_sample`'s images (for their labels)."""
     if not _is_int(n) or n < 1:
         raise EdgeconvError(f"calibration sample size must be a positive integer; got {n!r}")
     rng = np.random.default_rng(_check_seed(seed))
     y = data.train.y
     n = min(int(n), len(y))
-    picked = _stratified_pick(y, len(data.class_names), n, rng, cover=True)
-    return data.train.x[picked]
+    return _stratified_pick(y, len(data.class_names), n, rng, cover=True)
 
 
 def load(

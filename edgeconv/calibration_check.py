@@ -1,0 +1,100 @@
+"""Does the int8 calibration match training? The checks behind users' silent int8 collapses.
+
+A quantised model is only as good as its calibration images: normalised twice (values in
+[0, 1/255]) or not at all (values in [0, 255]), the activation ranges are wrong by a factor
+of 255 and accuracy collapses while every file converts without complaint. These checks are
+cheap statistics over arrays the exporter already holds; each returns plain sentences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+MIN_SAMPLES = 100  # below this, TFLite's guide and onnxruntime's examples warn of noisy ranges
+DOMINANCE = 2.0  # a class holding more than twice its fair share of the calibration set
+
+
+@dataclass(frozen=True)
+class CalibrationCheck:
+    samples: int
+    calibration_range: tuple[float, float]
+    expected_range: tuple[float, float]  # what the recorded preprocessing produces
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def expected_range(preprocessing: dict[str, Any]) -> tuple[float, float]:
+    """The input values the recorded preprocessing yields: uint8 0..255 * scale + offset."""
+    ends = sorted((preprocessing["offset"], 255 * preprocessing["scale"] + preprocessing["offset"]))
+    return float(ends[0]), float(ends[1])
+
+
+def check_calibration(calibration: np.ndarray, labels: np.ndarray | None, train: np.ndarray,
+                      preprocessing: dict[str, Any], num_classes: int) -> CalibrationCheck:
+    """Compare the calibration images with the training images and the preprocessing."""
+    low, high = expected_range(preprocessing)
+    span = high - low
+    cal_low, cal_high = float(calibration.min()), float(calibration.max())
+    warnings = []
+    cal_span = cal_high - cal_low
+    if cal_span > 0 and span > 0:
+        ratio = cal_span / span
+        if ratio < 1 / 16:
+            warnings.append(
+                f"calibration values span {cal_low:.3g}..{cal_high:.3g}, {1 / ratio:.0f}x"
+                f" narrower than the preprocessing's {low:.3g}..{high:.3g}: normalisation"
+                " looks applied twice")
+        elif ratio > 16:
+            warnings.append(
+                f"calibration values span {cal_low:.3g}..{cal_high:.3g}, {ratio:.0f}x wider"
+                f" than the preprocessing's {low:.3g}..{high:.3g}: normalisation looks not"
+                " applied")
+    # The same pipeline on both sides should give close statistics; a shift of several
+    # training standard deviations means the calibration images went through another one.
+    std = float(train.std()) or 1.0
+    shift = abs(float(calibration.mean()) - float(train.mean())) / std
+    if shift > 1.0:
+        warnings.append(f"calibration mean {calibration.mean():.3g} is {shift:.1f} standard"
+                        f" deviations from the training images' {train.mean():.3g}")
+    if len(calibration) < MIN_SAMPLES:
+        warnings.append(f"only {len(calibration)} calibration images (fewer than"
+                        f" {MIN_SAMPLES}): activation ranges may be noisy")
+    if labels is not None and len(labels):
+        counts = np.bincount(labels, minlength=num_classes)
+        share = counts.max() / len(labels)
+        if share > DOMINANCE / num_classes:
+            warnings.append(f"class {int(counts.argmax())} is {share:.0%} of the calibration"
+                            f" images (a fair share is {1 / num_classes:.0%})")
+        missing = int(np.sum(counts == 0))
+        if missing and len(labels) >= num_classes:
+            warnings.append(f"{missing} class(es) have no calibration image")
+    return CalibrationCheck(samples=len(calibration), calibration_range=(cal_low, cal_high),
+                            expected_range=(low, high), warnings=warnings)
+
+
+def check_input_quantization(quantization: dict[str, Any] | None,
+                             preprocessing: dict[str, Any]) -> list[str]:
+    """Does the int8 input's scale and zero-point cover the range the preprocessing makes?"""
+    params = (quantization or {}).get("input")
+    if not params:
+        return []
+    low, high = expected_range(preprocessing)
+    scale, zero = params["scale"], params["zero_point"]
+    qmin, qmax = (-128, 127) if params.get("dtype", "int8") == "int8" else (0, 255)
+    covered = ((qmin - zero) * scale, (qmax - zero) * scale)
+    span = high - low
+    if span <= 0:
+        return []
+    # int8 calibration may clip a little of the range, or widen it to include 0: allow that.
+    tolerance = 0.1 * span
+    if covered[0] > low + tolerance or covered[1] < high - tolerance \
+            or (covered[1] - covered[0]) > 4 * span:
+        return [(f"int8 input scale {scale:.4g} / zero-point {zero} covers"
+                 f" {covered[0]:.3g}..{covered[1]:.3g}, but the preprocessing yields"
+                 f" {low:.3g}..{high:.3g}: the input quantisation does not match training")]
+    return []
