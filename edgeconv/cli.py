@@ -61,6 +61,7 @@ app.command()(zoo.compare)
 app.command()(data.data)
 app.command()(train.train)
 app.command()(export.export)
+app.command("quant-report")(export.quant_report)
 app.command()(bench.bench)
 app.command()(bench.targets)
 

@@ -35,6 +35,9 @@ from edgeconv.train import Progress as TrainProgress
 
 FORMATS = ("tflite", "onnx")
 CALIBRATION_SPLIT = "train"
+# A layer quantised with an SQNR above this is exact in practice (max pooling, reshape):
+# keeping it float would cost size and gain nothing.
+EXACT_SQNR_DB = 100.0
 # Libraries whose versions make an artifact reproducible; read from package metadata so
 # that recording them imports nothing.
 VERSIONED = ("tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime",
@@ -58,6 +61,7 @@ class ExportConfig:
     data_dir: str | None = None
     seed: int = 0
     untrained: bool = False  # freshly initialised weights: for size and speed only
+    max_drop: float | None = None  # int8 accuracy budget, points below float (test split)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class ExportResult:
     artifacts: list[Artifact]
     notes: list[str]
     seconds: float
+    budget_met: bool | None = None  # --max-drop: did every int8 file meet it (None: not set)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -129,29 +134,23 @@ def export(config: ExportConfig, progress: Progress | None = None,
     notes = [f"calibration: {w}" for w in calibration_check.warnings] if calibration_check \
         else []
     name = source.spec_name
-    onnx_fp32: bytes | None = None
+    converter = _Converter(model, calibration, config)
+    budget_met: bool | None = None
     for fmt, precision in plan:
         progress.step(f"{fmt} {precision}: converting")
         path = source.run_dir / f"{name}_{precision}.{fmt}"
-        if fmt == "tflite":
-            from edgeconv.convert import to_tflite
-
-            content = to_tflite(model, precision, calibration, float_io=config.float_io,
-                                per_channel=not config.per_tensor)
-        elif precision == "fp32":
-            from edgeconv.convert import to_onnx
-
-            content = onnx_fp32 = to_onnx(model)
-        else:
-            from edgeconv.convert import quantize_onnx, to_onnx
-
-            content = quantize_onnx(onnx_fp32 or to_onnx(model), calibration,
-                                    method=config.calibration_method,
-                                    per_channel=not config.per_tensor)
+        content = converter.make(fmt, precision)
         _atomic.write_bytes(path, content)
         progress.step(f"{fmt} {precision}: measuring on {len(data.test.y)} test images")
         artifact = _measure(path, fmt, precision, source.run_dir, content, data, reference,
                             config)
+        if precision == "int8" and config.max_drop is not None \
+                and (float_accuracy - artifact.accuracy) * 100 > config.max_drop:
+            artifact, met = _within_budget(artifact, path, fmt, converter, data, reference,
+                                           float_accuracy, config, progress)
+            budget_met = met if budget_met is None else budget_met and met
+        elif precision == "int8" and config.max_drop is not None and budget_met is None:
+            budget_met = True
         artifacts.append(artifact)
         notes.extend(_notes_for(artifact, data.preprocessing.to_dict()))
     manifest_data = _manifest_data(source, config, data, float_accuracy)
@@ -165,7 +164,94 @@ def export(config: ExportConfig, progress: Progress | None = None,
     return ExportResult(run_dir=source.run_dir, manifest=manifest, model=name,
                         trained=source.trained, trained_now=source.trained_now,
                         float_accuracy=float_accuracy, artifacts=artifacts, notes=notes,
-                        seconds=time.perf_counter() - started)
+                        seconds=time.perf_counter() - started, budget_met=budget_met)
+
+
+class _Converter:
+    """Makes each file's bytes; keeps the fp32 ONNX for the int8 one made from it."""
+
+    def __init__(self, model, calibration: np.ndarray | None, config: ExportConfig):
+        self.model, self.calibration, self.config = model, calibration, config
+        self._onnx_fp32: bytes | None = None
+
+    def onnx_fp32(self) -> bytes:
+        if self._onnx_fp32 is None:
+            from edgeconv.convert import to_onnx
+
+            self._onnx_fp32 = to_onnx(self.model)
+        return self._onnx_fp32
+
+    def make(self, fmt: str, precision: str, keep_float: tuple[str, ...] = ()) -> bytes:
+        config = self.config
+        if fmt == "tflite":
+            from edgeconv.convert import to_tflite
+
+            return to_tflite(self.model, precision, self.calibration, float_io=config.float_io,
+                             per_channel=not config.per_tensor, keep_float=keep_float)
+        if precision == "fp32":
+            return self.onnx_fp32()
+        from edgeconv.convert import quantize_onnx
+
+        return quantize_onnx(self.onnx_fp32(), self.calibration,
+                             method=config.calibration_method,
+                             per_channel=not config.per_tensor, keep_float=keep_float)
+
+    def ranked_layers(self, fmt: str, int8: bytes) -> list[str]:
+        """Quantised layers worst first by SQNR; exact ones (pooling, reshape) left out."""
+        if fmt == "tflite":
+            from edgeconv.convert.tflite import layer_errors
+
+            rows = layer_errors(self.model, self.calibration, float_io=self.config.float_io,
+                                per_channel=not self.config.per_tensor)
+        else:
+            from edgeconv.convert.onnx import layer_errors
+
+            rows = layer_errors(self.onnx_fp32(), int8, self.calibration)
+        lossy = [r for r in rows if r["sqnr_db"] < EXACT_SQNR_DB]
+        return [r["name"] for r in sorted(lossy, key=lambda r: r["sqnr_db"])]
+
+
+def _within_budget(plain: Artifact, path: Path, fmt: str, converter: _Converter, data,
+                   reference: np.ndarray, float_accuracy: float, config: ExportConfig,
+                   progress: Progress) -> tuple[Artifact, bool]:
+    """Keep the worst layers float until the int8 file meets --max-drop (see int8_budget)."""
+    from edgeconv.int8_budget import keep_float_until_within
+
+    ranked = converter.ranked_layers(fmt, path.read_bytes())
+    if not ranked:
+        return plain, False
+    search = keep_float_until_within(
+        ranked, float_accuracy=float_accuracy, max_drop_points=config.max_drop,
+        convert=lambda kept: converter.make(fmt, "int8", kept),
+        accuracy_of=lambda content: _accuracy_of(content, fmt, data),
+        on_try=lambda k, n: progress.message(
+            f"{path.name}: {100 * (float_accuracy - plain.accuracy):.2f} points below float"
+            f" (budget {config.max_drop:g}); trying {k} of {n} layers in float"))
+    _atomic.write_bytes(path, search.content)
+    artifact = _measure(path, fmt, "int8", path.parent, search.content, data, reference,
+                        config)
+    budget = {"max_drop_points": config.max_drop, "met": search.met,
+              "kept_float": list(search.best.kept_float),
+              "plain_int8": {"accuracy": plain.accuracy, "size_bytes": plain.size_bytes},
+              "size_cost_bytes": artifact.size_bytes - plain.size_bytes,
+              "tried": [{"kept_float": len(c.kept_float), "accuracy": c.accuracy,
+                         "size_bytes": c.size_bytes} for c in search.tried]}
+    return replace(artifact, options={**artifact.options, "accuracy_budget": budget}), \
+        search.met
+
+
+def _accuracy_of(content: bytes, fmt: str, data) -> float:
+    """Test accuracy of candidate file content, run in its own runtime."""
+    import tempfile
+
+    from edgeconv.runtimes import open_runtime
+
+    with tempfile.TemporaryDirectory(prefix="edgeconv-candidate-") as tmp:
+        candidate = Path(tmp) / f"candidate.{fmt}"
+        candidate.write_bytes(content)
+        with captured_output(), open_runtime(candidate) as runtime:
+            outputs = np.asarray(runtime.run(data.test.x), dtype=np.float32)
+    return _accuracy(outputs.reshape(len(data.test.y), -1), data.test.y)
 
 
 def _plan(config: ExportConfig) -> list[tuple[str, str]]:
@@ -185,8 +271,12 @@ def _plan(config: ExportConfig) -> list[tuple[str, str]]:
     if (config.fp16 or config.dynamic) and "tflite" not in config.formats:
         raise EdgeconvError("--fp16 and --dynamic are TFLite precisions; add tflite to"
                             " --formats")
-    if (config.float_io or config.per_tensor) and not config.int8:
-        raise EdgeconvError("--float-io and --per-tensor apply to int8; add --int8")
+    if (config.float_io or config.per_tensor or config.max_drop is not None) \
+            and not config.int8:
+        raise EdgeconvError("--float-io, --per-tensor and --max-drop apply to int8; add --int8")
+    if config.max_drop is not None and not config.max_drop >= 0:
+        raise EdgeconvError(f"--max-drop is in accuracy points and must be >= 0; got"
+                            f" {config.max_drop}")
     plan = []
     if "tflite" in config.formats:
         plan.append(("tflite", "fp32"))
@@ -395,6 +485,13 @@ def _micro_check(path: Path, inputs: list[dict]) -> dict[str, Any]:
 def _notes_for(artifact: Artifact, preprocessing: dict[str, Any]) -> list[str]:
     notes = [f"{artifact.path}: {w}"
              for w in check_input_quantization(artifact.quantization, preprocessing)]
+    budget = artifact.options.get("accuracy_budget")
+    if budget:
+        outcome = "to meet" if budget["met"] else "and still missed"
+        notes.append(f"{artifact.path}: kept {len(budget['kept_float'])} layer(s) in float"
+                     f" {outcome} --max-drop {budget['max_drop_points']:g} (accuracy"
+                     f" {100 * budget['plain_int8']['accuracy']:.2f}% ->"
+                     f" {100 * artifact.accuracy:.2f}%, {budget['size_cost_bytes']:+,} bytes)")
     if artifact.micro is not None and not artifact.micro["ok"]:
         notes.append(f"{artifact.path} does not run in TFLite Micro: {artifact.micro['error']}")
     if artifact.precision == "fp32" and artifact.max_abs_diff is not None \

@@ -257,7 +257,7 @@ def test_free_size_model_runs_at_two_sizes_in_both_runtimes(tmp_path):
     (["export", "mobilenett"], "did you mean 'mobilenet'"),
     (["export", "fcn-mnist", "--formats", "tflite,pb"], "unknown format 'pb'"),
     (["export", "fcn-mnist", "--fp16", "--formats", "onnx"], "--fp16 and --dynamic are TFLite"),
-    (["export", "fcn-mnist", "--float-io"], "apply to int8; add --int8"),
+    (["export", "fcn-mnist", "--float-io"], "--max-drop apply to int8; add --int8"),
     (["export", "fcn-mnist", "--int8", "--calibration-method", "kl"],
      "unknown calibration method 'kl'"),
     (["export", "fcn-mnist", "--int8", "--calibration-samples", "0"], "must be > 0"),
@@ -362,3 +362,51 @@ def test_interrupted_export_leaves_nothing_the_manifest_vouches_for(fcn, tmp_pat
     manifest = load_manifest(run_dir)
     for a in manifest.artifacts:
         manifest.verified_path(a)
+
+
+def test_max_drop_keeps_the_worst_layers_float_until_the_budget_holds(tmp_path):
+    out = tmp_path / "budget"
+    # Random weights sit near every decision boundary: plain int8 loses ~2 points here.
+    result = run("export", "fcn-mnist", "--untrained", "--int8", "--max-drop", "0.5",
+                 "--out", out, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["budget_met"] is True
+    manifest = json.loads((out / "manifest.json").read_text())
+    for fmt in ("tflite", "onnx"):
+        int8 = artifact(manifest, fmt, "int8")
+        budget = int8["options"]["accuracy_budget"]
+        assert budget["met"] is True and budget["kept_float"], fmt
+        assert budget["plain_int8"]["accuracy"] < manifest["float_accuracy"] - 0.005, fmt
+        assert int8["accuracy"] >= manifest["float_accuracy"] - 0.005, fmt
+        # The file on disk is the one measured: its own runtime agrees with the manifest.
+        x = prepared_data(manifest).test.x
+        outputs = (litert_run(litert(out / int8["path"]), x) if fmt == "tflite"
+                   else onnx_run(out / int8["path"], x))
+        labels = prepared_data(manifest).test.y
+        assert np.mean(outputs.argmax(1) == labels) == pytest.approx(int8["accuracy"])
+    assert "layer(s) in float to meet --max-drop 0.5" in " ".join(data["notes"])
+
+
+def test_quant_report_ranks_layers_by_error(fcn):
+    out, _, _ = fcn
+    result = run("quant-report", out, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["model"] == "fcn-mnist" and report["calibration_samples"] == 200
+    by_format = {a["format"]: a for a in report["artifacts"]}
+    assert set(by_format) == {"tflite", "onnx"}
+    for fmt, errors in by_format.items():
+        layers = errors["layers"]
+        assert len(layers) >= 4, fmt
+        sqnr = [row["sqnr_db"] for row in layers]
+        assert sqnr == sorted(sqnr), fmt  # worst first
+        convs = [row for row in layers if row["op"] in ("CONV_2D", "Conv")]
+        # A trained 8-bit conv layer: tens of dB, errors of about one rounding step.
+        for row in convs:
+            assert 15 < row["sqnr_db"] < 100, (fmt, row)
+            assert 0.05 < row["rmse_per_scale"] < 1.0, (fmt, row)
+    table = run("quant-report", out / "fcn-mnist_int8.onnx", "--top", "2")
+    assert table.exit_code == 0 and "accumulated SQNR dB" in table.stdout
+    bad = run("quant-report", out / "fcn-mnist_fp32.onnx")
+    assert bad.exit_code == 2 and "is not an int8 file" in bad.output

@@ -69,6 +69,9 @@ def export(
     )] = False,
     float_io: Annotated[bool, typer.Option(
         "--float-io", help="int8 TFLite keeps float32 input and output.")] = False,
+    max_drop: Annotated[float | None, typer.Option(
+        help="int8 accuracy budget in points below float: keep the worst layers in float"
+             " until it holds (exit 1 if it cannot).", show_default=False)] = None,
     input_shape: InputShape = None,
     alpha: Alpha = None,
     version: Version = None,
@@ -97,7 +100,7 @@ def export(
         formats=tuple(f.strip().lower() for f in formats.split(",") if f.strip()),
         calibration_samples=calibration_samples,
         calibration_method=calibration_method.lower(), per_tensor=per_tensor,
-        float_io=float_io, out=out, dataset=data,
+        float_io=float_io, max_drop=max_drop, out=out, dataset=data,
         data_dir=None if data_dir is None else str(data_dir), seed=seed, untrained=untrained)
     console = render.stderr_console(own_fd=True)
     progress, train_progress = _RichProgress(console), TrainProgress(console)
@@ -108,7 +111,15 @@ def export(
         progress.stop()
     if json:
         render.print_json(result.to_dict())
-        return
+    else:
+        _print_export(result)
+    if result.budget_met is False:
+        typer.echo(f"error: the int8 accuracy budget --max-drop {max_drop:g} was not met;"
+                   " the most accurate int8 files found are kept (see the notes)", err=True)
+        raise typer.Exit(1)
+
+
+def _print_export(result) -> None:
     rows = []
     for a in result.artifacts:
         micro = a.micro or {}
@@ -131,3 +142,52 @@ def export(
 
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.2f}%"
+
+
+def quant_report(
+    path: Annotated[Path, typer.Argument(
+        metavar="ARTIFACT_OR_RUN",
+        help="An export directory (every int8 file in it) or one int8 file of an export.")],
+    top: Annotated[int, typer.Option(help="Layers shown per file, worst first (0: all).")] = 10,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Folder holding the dataset's standard files.", show_default=False)] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Per-layer int8 error (RMSE, RMSE/scale, SQNR) against the float model, worst first."""
+    from edgeconv.quant_report import quant_report as run_report
+
+    with render.stderr_console(own_fd=True).status("running the float and int8 models"
+                                                    " on the calibration images"):
+        report = run_report(path, data_dir=None if data_dir is None else str(data_dir))
+    if json:
+        render.print_json(report.to_dict())
+        return
+    stdout, stderr = render.stdout_console(), render.stderr_console()
+    for warning in report.warnings:
+        stderr.print(f"calibration: {warning}", highlight=False, soft_wrap=True)
+    for errors in report.artifacts:
+        onnx = errors.format == "onnx"
+        columns = ["layer output", "op", "SQNR dB", "RMSE", "RMSE/scale"]
+        columns += ["accumulated SQNR dB"] if onnx else []
+        rows = []
+        for row in errors.layers[:top or None]:
+            cells = [_short(row["name"]), row["op"], f"{row['sqnr_db']:.1f}",
+                     f"{row['rmse']:.3g}",
+                     "" if row["rmse_per_scale"] is None else f"{row['rmse_per_scale']:.2f}"]
+            if onnx:
+                acc = row.get("accumulated_sqnr_db")
+                cells.append("" if acc is None else f"{acc:.1f}")
+            rows.append(cells)
+        stdout.print(render.table(
+            f"{errors.artifact}: {len(errors.layers)} quantised layers, worst first"
+            f" ({report.calibration_samples} calibration images)", columns, rows,
+            right=set(columns[2:])))
+        stdout.print(f"[dim]{errors.method}[/]", highlight=False)
+        for warning in errors.warnings:
+            stderr.print(f"{errors.artifact}: {warning}", highlight=False, soft_wrap=True)
+
+
+def _short(name: str, width: int = 60) -> str:
+    """A TFLite tensor name lists every fused op ("a/Relu;a/BiasAdd;..."): keep the first."""
+    first = name.split(";")[0]
+    return first if len(first) <= width else "..." + first[-(width - 3):]

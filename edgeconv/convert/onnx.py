@@ -7,7 +7,9 @@ and width are free ("height", "width") when the Keras model leaves them free.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,11 +44,13 @@ def to_onnx(model, opset: int = OPSET) -> bytes:
 
 
 def quantize_onnx(fp32: bytes, calibration: np.ndarray, *, method: str = "minmax",
-                  per_channel: bool = True) -> bytes:
+                  per_channel: bool = True, keep_float: Sequence[str] = ()) -> bytes:
     """Static int8 quantisation in QDQ form, calibrated on `calibration` images.
 
     Pre-processing (shape inference, graph optimisation) first, as onnxruntime recommends;
     activations and weights int8, weights per channel unless `per_channel` is False.
+    `keep_float` names tensors (as `layer_errors` reports them) whose producing nodes are
+    left unquantised: selective quantisation, for an accuracy budget.
     """
     if method not in CALIBRATION_METHODS:
         raise EdgeconvError(f"unknown calibration method '{method}'; use one of"
@@ -70,12 +74,118 @@ def quantize_onnx(fp32: bytes, calibration: np.ndarray, *, method: str = "minmax
                 str(prepared), str(quantised), _reader(quant, calibration),
                 quant_format=quant.QuantFormat.QDQ, per_channel=per_channel,
                 activation_type=quant.QuantType.QInt8, weight_type=quant.QuantType.QInt8,
-                calibrate_method=methods[method])
+                calibrate_method=methods[method],
+                nodes_to_exclude=_producers(prepared.read_bytes(), keep_float))
             return quantised.read_bytes()
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types
             failure = exc
     reason = output.reason() or one_line(failure)
     raise EdgeconvError(f"ONNX int8 quantisation failed: {reason}")
+
+
+def layer_errors(fp32: bytes, int8: bytes, calibration: np.ndarray) -> list[dict[str, Any]]:
+    """Per quantised activation of the QDQ model, over the calibration images.
+
+    rmse, rmse_per_scale and sqnr_db compare the activation before and after its own
+    QuantizeLinear/DequantizeLinear pair (that layer's rounding and clipping); the
+    accumulated_sqnr_db compares it with the float model's same tensor (every error up to
+    there). Uses onnxruntime.quantization.qdq_loss_debug.
+    """
+    debug = require("onnxruntime.quantization.qdq_loss_debug", extra="train")
+    quant = require("onnxruntime.quantization", extra="train")
+    shape_inference = require("onnxruntime.quantization.shape_inference", extra="train")
+    failure = None
+    with tempfile.TemporaryDirectory(prefix="edgeconv-onnx-") as tmp, \
+            captured_output() as output:
+        paths = {n: Path(tmp) / f"{n}.onnx" for n in ("fp32", "pre", "int8", "pre_aug",
+                                                       "int8_aug")}
+        paths["fp32"].write_bytes(fp32)
+        paths["int8"].write_bytes(int8)
+        try:
+            # The QDQ model was made from the pre-processed graph: compare with that one,
+            # whose tensor names it shares.
+            shape_inference.quant_pre_process(str(paths["fp32"]), str(paths["pre"]))
+            activations = {}
+            for name in ("pre", "int8"):
+                debug.modify_model_output_intermediate_tensors(str(paths[name]),
+                                                               str(paths[f"{name}_aug"]))
+                activations[name] = debug.collect_activations(
+                    str(paths[f"{name}_aug"]), _reader(quant, calibration),
+                    session_options=_unoptimised())
+            matched = debug.create_activation_matching(activations["int8"],
+                                                       activations["pre"])
+            graph = _load(int8).graph
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types
+            failure = exc
+    if failure is not None:
+        reason = output.reason() or one_line(failure)
+        raise EdgeconvError(f"ONNX quantisation debugging failed: {reason}")
+    producers = {out: node.op_type for node in graph.node for out in node.output}
+    scales = _activation_scales(graph)
+    rows = []
+    for name, tensors in matched.items():
+        if "pre_qdq" not in tensors or "post_qdq" not in tensors:
+            continue
+        before, after = _flat(tensors["pre_qdq"]), _flat(tensors["post_qdq"])
+        scale, zero_point = scales.get(name, (None, None))
+        if scale is not None:
+            # The quantiser drops a ReLU before a QuantizeLinear whose range starts at 0 (the
+            # clip does its work), so "before" can be pre-ReLU: clip it at the range's floor.
+            before = np.maximum(before, (-128 - zero_point) * scale)
+        rmse = float(np.sqrt(np.mean(np.square(before - after))))
+        rows.append({
+            "name": name, "op": producers.get(name, "input"), "rmse": rmse,
+            "rmse_per_scale": rmse / scale if scale else None,
+            "sqnr_db": _sqnr_db(before, after), "scale": scale,
+            "accumulated_sqnr_db": _sqnr_db(_flat(tensors["float"]), after)
+            if "float" in tensors else None})
+    return rows
+
+
+def _unoptimised():
+    """Session options that run the graph as written: onnxruntime's optimiser would fold a
+    ReLU into the QuantizeLinear after it, and the "before" tensor would be pre-ReLU."""
+    ort = require("onnxruntime", extra="onnx")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return options
+
+
+def _flat(arrays) -> np.ndarray:
+    return np.concatenate([np.ravel(a) for a in arrays]).astype(np.float64)
+
+
+def _sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
+    noise = float(np.mean(np.square(reference - test)))
+    signal = float(np.mean(np.square(reference)))
+    return float("inf") if noise == 0 else 10 * float(np.log10(max(signal, 1e-30) / noise))
+
+
+def _load(model: bytes):
+    return require("onnx", extra="train").load_from_string(model)
+
+
+def _activation_scales(graph) -> dict[str, tuple[float, int]]:
+    """(scale, zero point) of each activation's int8 QuantizeLinear, where per tensor."""
+    from onnx import numpy_helper
+
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    scales = {}
+    for node in graph.node:
+        if node.op_type == "QuantizeLinear" and len(node.input) == 3:
+            scale, zero = constants.get(node.input[1]), constants.get(node.input[2])
+            if scale is not None and zero is not None and scale.size == 1 \
+                    and zero.dtype == np.int8:
+                scales[node.input[0]] = (float(scale.reshape(())), int(zero.reshape(())))
+    return scales
+
+
+def _producers(model: bytes, tensors: Sequence[str]) -> list[str]:
+    """Names of the nodes that produce `tensors` (what quantize_static can exclude)."""
+    if not tensors:
+        return []
+    wanted = set(tensors)
+    return [node.name for node in _load(model).graph.node if wanted & set(node.output)]
 
 
 def boundary_quantization(int8_model: bytes) -> dict[str, dict[str, float | int] | None]:

@@ -8,7 +8,10 @@ leaves them free (gap-mnist), so the file accepts `resize_tensor_input`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import csv
+import io
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,13 +23,80 @@ PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 
 
 def to_tflite(model, precision: str = "fp32", calibration: np.ndarray | None = None, *,
-              float_io: bool = False, per_channel: bool = True) -> bytes:
+              float_io: bool = False, per_channel: bool = True,
+              keep_float: Sequence[str] = ()) -> bytes:
     """Convert a Keras model; int8 needs `calibration` images (preprocessed, NHWC float32).
 
     int8 is full-integer with builtin int8 kernels only: no SELECT_TF_OPS, no float
     fallback, so an op the converter cannot quantise fails the conversion instead of
     silently staying float. Its input and output are int8 unless `float_io`.
+
+    `keep_float` (int8 only) names tensors (as `layer_errors` reports them) whose ops stay
+    float: selective quantisation, for an accuracy budget. Float kernels are then allowed,
+    and TensorFlow's debugger that does it gives the file float input and output.
     """
+    converter = _converter(model, precision, calibration, float_io=float_io,
+                           per_channel=per_channel)
+    failure = None
+    with captured_output() as output:
+        try:
+            if keep_float:
+                tf = require("tensorflow", extra="train")
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                                       tf.lite.OpsSet.TFLITE_BUILTINS]
+                return _debugger(converter, calibration, tf.lite.experimental
+                                 .QuantizationDebugOptions(denylisted_nodes=list(keep_float))
+                                 ).get_nondebug_quantized_model()
+            return converter.convert()
+        except Exception as exc:  # noqa: BLE001 - the converter raises many types
+            failure = exc
+    # The converter's own last words (captured once the block exits) say more than the
+    # exception, which is often a generic ConverterError.
+    reason = output.reason() or one_line(failure)
+    raise EdgeconvError(f"TFLite {precision} conversion of {model.name} failed: {reason}")
+
+
+def layer_errors(model, calibration: np.ndarray, *, float_io: bool = False,
+                 per_channel: bool = True) -> list[dict[str, Any]]:
+    """Per quantised op of the int8 conversion: its output against the float op's output on
+    the same input, over the calibration images (TensorFlow's QuantizationDebugger).
+
+    Each row: name (the op's output tensor), op, rmse, rmse_per_scale (in int8 steps: 0.29
+    is pure rounding), sqnr_db, scale.
+    """
+    tf = require("tensorflow", extra="train")
+    converter = _converter(model, "int8", calibration, float_io=float_io,
+                           per_channel=per_channel)
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        layer_direct_compare_metrics={"sqnr_db": _sqnr_db})
+    failure = None
+    with captured_output() as output:
+        try:
+            debugger = _debugger(converter, calibration, options)
+            # TF 2.21's debugger, built from a converter, drops the preserve-all-tensors flag
+            # its direct-compare metrics need: the float side then reads reused buffers
+            # (garbage such as 8e37). Rebuild its interpreter with the flag.
+            debugger._quant_interpreter = tf.lite.Interpreter(
+                model_content=debugger.quant_model, experimental_preserve_all_tensors=True)
+            debugger.run()
+            table = io.StringIO()
+            debugger.layer_statistics_dump(table)
+        except Exception as exc:  # noqa: BLE001 - the converter raises many types
+            failure = exc
+    if failure is not None:
+        reason = output.reason() or one_line(failure)
+        raise EdgeconvError(f"TFLite quantisation debugging of {model.name} failed: {reason}")
+    rows = []
+    for row in csv.DictReader(io.StringIO(table.getvalue())):
+        rmse, scale = float(row["mean_squared_error"]) ** 0.5, float(row["scale"])
+        rows.append({"name": row["tensor_name"], "op": row["op_name"], "rmse": rmse,
+                     "rmse_per_scale": rmse / scale if scale else None,
+                     "sqnr_db": float(row["sqnr_db"]), "scale": scale})
+    return rows
+
+
+def _converter(model, precision: str, calibration: np.ndarray | None, *, float_io: bool,
+               per_channel: bool):
     if precision not in PRECISIONS:
         raise EdgeconvError(f"unknown TFLite precision '{precision}'; use one of"
                             f" {', '.join(PRECISIONS)}")
@@ -49,16 +119,23 @@ def to_tflite(model, precision: str = "fp32", calibration: np.ndarray | None = N
         # Per-channel weight scales are the TFLite default; per-tensor is what some older
         # accelerators and MCU kernels require, at a cost in accuracy on depthwise layers.
         converter._experimental_disable_per_channel = not per_channel
-    failure = None
-    with captured_output() as output:
-        try:
-            return converter.convert()
-        except Exception as exc:  # noqa: BLE001 - the converter raises many types
-            failure = exc
-    # The converter's own last words (captured once the block exits) say more than the
-    # exception, which is often a generic ConverterError.
-    reason = output.reason() or one_line(failure)
-    raise EdgeconvError(f"TFLite {precision} conversion of {model.name} failed: {reason}")
+    return converter
+
+
+def _debugger(converter, calibration: np.ndarray, options):
+    tf = require("tensorflow", extra="train")
+    return tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=lambda: _one_at_a_time(calibration),
+        debug_options=options)
+
+
+def _sqnr_db(floats, quants, scale, zero_point) -> float:
+    """Signal-to-quantisation-noise ratio of an op's int8 output against its float output."""
+    f = np.concatenate([np.ravel(a) for a in floats]).astype(np.float64)
+    q = (np.concatenate([np.ravel(a) for a in quants]).astype(np.float64) - zero_point) * scale
+    noise = float(np.mean(np.square(f - q)))
+    signal = float(np.mean(np.square(f)))
+    return float("inf") if noise == 0 else 10 * float(np.log10(max(signal, 1e-30) / noise))
 
 
 def _batch_one(model):
