@@ -32,6 +32,7 @@ from edgeconv.targets import Target, get_target
 
 SCHEMA_VERSION = 1
 _REASON_CHARS = 500
+_ARCH_NAMES = {"arm64": "aarch64", "amd64": "x86_64"}  # what macOS / Windows call them
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,10 @@ class BenchConfig:
     data_dir: str | None = None
     timeout: float = 600.0  # per child process
     targets_dir: str | None = None
-    host: str | None = None
+    host: str | None = None  # user@board[:port]: bench there over SSH (default: the target's)
+    local: bool = False  # bench here even if the target names a host (what runs on the board)
+    ssh_options: tuple[str, ...] = ()  # ssh_config options, Key=Value
+    remote_edgeconv: str | None = None  # the board's edgeconv command (default: the target's)
     out: Path | None = None
 
 
@@ -101,13 +105,40 @@ Progress = Callable[[int, int, str], None]  # (done, total, what runs next)
 
 def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchReport:
     target = get_target(config.target, config.targets_dir)
-    _check_reachable(target, config)
+    if config.local and config.host:
+        raise EdgeconvError("--local benches on this machine, --host on another: pick one")
+    host = config.host or (None if config.local else target.host)
+    if host is None:
+        _check_reachable(target, config)
+    elif target.kind == "mcu":
+        raise EdgeconvError(f"{target.name} is a microcontroller target: TFLite Micro runs on"
+                            " this machine, not over SSH; drop --host")
     if config.runtime is not None:
         if config.runtime not in target.runtimes:
             raise EdgeconvError(f"target {target.name} runs {', '.join(target.runtimes)}, not"
                                 f" '{config.runtime}'{did_you_mean(config.runtime, target.runtimes)}")
-        require_runtime(config.runtime)
+        if host is None:
+            require_runtime(config.runtime)
     artifacts = collect(list(config.paths))
+    if host is not None:
+        from edgeconv.bench.remote import bench_over_ssh  # only the SSH path needs it
+
+        env, results, notes = bench_over_ssh(host, artifacts, target, config, progress)
+    else:
+        results, notes = _bench_here(artifacts, target, config, progress)
+        env = environment(target)
+    report = BenchReport(environment=env,
+                         config={k: v for k, v in asdict(config).items()
+                                 if k in ("runtime", "threads", "warmup", "runs", "min_time",
+                                          "data", "timeout")},
+                         results=results, notes=notes, out=config.out)
+    if config.out is not None:
+        _atomic.write_json(config.out, report.to_dict())
+    return report
+
+
+def _bench_here(artifacts: list[Artifact], target: Target, config: BenchConfig,
+                progress: Progress | None) -> tuple[list[Measurement], list[str]]:
     notes: list[str] = []
     plan = _plan(artifacts, target, config, notes)
     results: list[Measurement] = []
@@ -122,14 +153,7 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRep
         if progress:
             progress(len(plan), len(plan), "done")
     _add_macs(results, plan)
-    report = BenchReport(environment=environment(target),
-                         config={k: v for k, v in asdict(config).items()
-                                 if k in ("runtime", "threads", "warmup", "runs", "min_time",
-                                          "data", "timeout")},
-                         results=results, notes=notes, out=config.out)
-    if config.out is not None:
-        _atomic.write_json(config.out, report.to_dict())
-    return report
+    return results, notes
 
 
 def environment(target: Target) -> dict[str, Any]:
@@ -156,14 +180,16 @@ def _check_reachable(target: Target, config: BenchConfig) -> None:
         raise EdgeconvError(
             f"no GPU here: target '{target.name}' needs onnxruntime's CUDA provider on an NVIDIA"
             " GPU, and GPU benchmarks are not implemented yet; bench on --target cpu")
-    if target.kind == "board" and platform.machine().lower() not in ("aarch64", "arm64"):
-        if config.host or target.host:
-            raise EdgeconvError(f"benchmarking {target.name} over SSH is coming; run `edgeconv"
-                                f" bench --target {target.name}` on the board for now")
+    machine = _ARCH_NAMES.get(platform.machine().lower(), platform.machine().lower())
+    arch = target.arch and _ARCH_NAMES.get(target.arch.lower(), target.arch.lower())
+    if target.kind == "board" and arch and machine != arch:
+        if config.local:  # on the board's side of an SSH bench, or told to stay here
+            raise EdgeconvError(f"this machine is {machine}, not an {target.arch} board like"
+                                f" {target.name}: nothing measured here would be its numbers")
         raise EdgeconvError(
-            f"not on an aarch64 board and no --host given: run `edgeconv bench --target"
-            f" {config.target}` on the board (pip install 'edgeconv[litert]'), or pass"
-            " --host user@board (SSH: coming)")
+            f"not on an {target.arch} board and no --host given (this machine is {machine}):"
+            f" run `edgeconv bench --target {config.target}` on the board (pip install"
+            f" 'edgeconv[litert]'), or pass --host user@board to bench it over SSH")
 
 
 def _plan(artifacts: list[Artifact], target: Target, config: BenchConfig,

@@ -36,7 +36,17 @@ def bench(
     targets_dir: Annotated[Path | None, typer.Option(
         help="More target files (*.toml).", show_default=False)] = None,
     host: Annotated[str | None, typer.Option(
-        help="user@board for a board target over SSH (coming).", show_default=False)] = None,
+        help="user@board[:port]: bench the target there over SSH (default: the target's"
+             " `host`).", show_default=False)] = None,
+    ssh_option: Annotated[list[str] | None, typer.Option(
+        help="ssh_config option for ssh/scp, e.g. IdentityFile=~/.ssh/pi (repeatable).",
+        show_default=False)] = None,
+    remote_edgeconv: Annotated[str | None, typer.Option(
+        help="The board's edgeconv command, e.g. ~/.venv/bin/edgeconv (default: the"
+             " target's `remote_edgeconv`, else edgeconv).", show_default=False)] = None,
+    local: Annotated[bool, typer.Option(
+        "--local", help="Bench on this machine even if the target names a host (what the"
+                        " SSH path runs on the board).")] = False,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Write results.json here.", show_default=False)] = None,
     json: JsonFlag = False,
@@ -48,7 +58,8 @@ def bench(
         paths=tuple(paths or ()), target=target, runtime=runtime, threads=_threads(threads),
         warmup=warmup, runs=runs, min_time=min_time, data=data,
         data_dir=None if data_dir is None else str(data_dir), timeout=timeout,
-        targets_dir=None if targets_dir is None else str(targets_dir), host=host, out=out)
+        targets_dir=None if targets_dir is None else str(targets_dir), host=host, local=local,
+        ssh_options=tuple(ssh_option or ()), remote_edgeconv=remote_edgeconv, out=out)
     with _Progress() as progress:
         report = run_bench(config, progress.update)
     if json:
@@ -56,6 +67,8 @@ def bench(
         return
     env = report.environment
     title = f"{target} ({env['target']['description']}) on {env['cpu']}, {env['cores']} cores"
+    if "ssh" in env:
+        title += f", {env['host']} over SSH ({env['ssh']['host']})"
     rows = [[r.artifact, r.runtime, r.precision or "", r.threads or "", _status(r),
              _ms(r.latency_ms, "p50"), _ms(r.latency_ms, "p90"), _ms(r.latency_ms, "p99"),
              _f(r.init_ms), _f(r.first_ms), r.runs or "", render.nbytes(r.size_bytes),

@@ -1,0 +1,334 @@
+"""Benchmarks on a board over SSH: copy the artifacts, run `edgeconv bench --local --json`
+there, bring its rows and its environment back.
+
+The system OpenSSH client (`ssh`, `scp`) does the talking, so the user's ~/.ssh/config,
+agent, known_hosts and ProxyJump apply and nothing new is installed (docs/bench.md). Every
+command is an argument list; the one line ssh hands to the remote shell is built from
+shlex-quoted words only. Host-key checking is never turned off and BatchMode keeps a
+password or host-key prompt from hanging a CI job.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from edgeconv._child import last_line
+from edgeconv.bench.harness import SCHEMA_VERSION, BenchConfig, Measurement
+from edgeconv.bench.plan import HOST_RUNTIME, Artifact
+from edgeconv.errors import EdgeconvError
+from edgeconv.manifest import MANIFEST
+from edgeconv.targets import Target
+
+CONNECT_TIMEOUT_S = 10
+_STEP_SLACK_S = 30  # beyond the connect timeout, for a command that makes or removes a folder
+_BENCH_SLACK_S = 120  # the board's start-up, dataset and environment, on top of its rows' timeouts
+_ENFORCED = {"batchmode", "stricthostkeychecking"}
+_HOST_KEY_CHECKS = ("yes", "accept-new")  # accept-new still refuses a changed key
+_SAFE_REMOTE_DIR = re.compile(r"/[A-Za-z0-9._+/-]+")
+_MKTEMP = 'mktemp -d "${TMPDIR:-/tmp}/edgeconv-remote.XXXXXXXX"'
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class SshHost:
+    """Where the board is and how to reach it: the ssh/scp arguments, never a shell string."""
+
+    display: str  # as the user wrote it, for messages and results.json
+    destination: str  # [user@]host, for ssh
+    scp_prefix: str  # [user@]host: (IPv6 in brackets), for scp
+    options: tuple[str, ...]  # -o values; ours that must hold come first (first value wins)
+    connect_timeout: float
+
+    def ssh(self, command: str) -> list[str]:
+        return ["ssh", *self._o(), "-T", "--", self.destination, command]
+
+    def scp(self, local: Path, remote_dir: str) -> list[str]:
+        return ["scp", *self._o(), "-q", "-r", "--", str(local), f"{self.scp_prefix}{remote_dir}/"]
+
+    def _o(self) -> list[str]:
+        return [arg for option in self.options for arg in ("-o", option)]
+
+
+def parse_host(text: str, ssh_options: tuple[str, ...] = ()) -> SshHost:
+    """`[user@]host[:port]` (IPv6 as `[addr]:port`) plus ssh_config options (`Key=Value`)."""
+    match = re.fullmatch(r"(?:([\w.+-]+)@)?(\[[0-9A-Fa-f:.]+\]|[\w.-]+)(?::(\d+))?", text)
+    if not match or text.startswith("-") or match.group(2).startswith("-"):
+        raise EdgeconvError(f"--host '{text}' is not user@host or user@host:port")
+    user, host, port = match.groups()
+    host = host.strip("[]")
+    login = f"{user}@" if user else ""
+    mine: dict[str, str] = {}
+    passed: list[str] = []
+    for option in ssh_options:
+        key, value = _split_option(option)
+        if key.lower() == "stricthostkeychecking" and value.lower() not in _HOST_KEY_CHECKS:
+            raise EdgeconvError(f"ssh option '{option}': host-key checking stays on"
+                                f" ({' or '.join(_HOST_KEY_CHECKS)})")
+        if key.lower() == "batchmode" and value.lower() != "yes":
+            raise EdgeconvError(f"ssh option '{option}': BatchMode stays yes (no prompts)")
+        mine.setdefault(key.lower(), value)  # as ssh does: the first value holds
+        passed.append(f"{key}={value}")
+    # ssh keeps the first value of an option: these go before the user's and the config's.
+    enforced = ["BatchMode=yes",
+                f"StrictHostKeyChecking={mine.get('stricthostkeychecking', 'yes')}"]
+    defaults = [f"ConnectTimeout={CONNECT_TIMEOUT_S}", "ServerAliveInterval=15",
+                "ServerAliveCountMax=3"] + ([f"Port={port}"] if port else [])
+    try:
+        connect = float(mine.get("connecttimeout", CONNECT_TIMEOUT_S))
+    except ValueError:
+        raise EdgeconvError(f"ssh option ConnectTimeout={mine['connecttimeout']} is not a"
+                            " number of seconds") from None
+    return SshHost(
+        display=text, destination=f"{login}{host}",
+        scp_prefix=f"{login}[{host}]:" if ":" in host else f"{login}{host}:",
+        options=(*enforced, *(p for p in passed if p.split("=")[0].lower() not in _ENFORCED),
+                 *defaults),
+        connect_timeout=connect)
+
+
+def _split_option(option: str) -> tuple[str, str]:
+    match = re.fullmatch(r"\s*([A-Za-z][A-Za-z0-9]*)\s*(?:=|\s)\s*(\S.*?)\s*", option)
+    if not match:
+        raise EdgeconvError(f"ssh option '{option}' is not Key=Value (ssh_config syntax, e.g."
+                            " IdentityFile=~/.ssh/pi)")
+    return match.group(1), match.group(2)
+
+
+def remote_command(words: list[str]) -> str:
+    """The line the remote shell runs: every word quoted; a leading ~/ is the board's $HOME."""
+    def word(text: str) -> str:
+        if text == "~" or text.startswith("~/"):
+            return '"$HOME"' + (f"/{shlex.quote(text[2:])}" if text[2:] else "")
+        return shlex.quote(text)
+
+    return " ".join(word(w) for w in words)
+
+
+def bench_over_ssh(host_text: str, artifacts: list[Artifact], target: Target,
+                   config: BenchConfig, progress: Progress | None = None
+                   ) -> tuple[dict[str, Any], list[Measurement], list[str]]:
+    """Bench `artifacts` on the board at `host_text`: (its environment, rows, notes)."""
+    if config.data_dir is not None:
+        raise EdgeconvError("--data-dir names a folder on this machine; over SSH the board"
+                            " loads the dataset itself (--data NAME, files in its own cache)")
+    host = parse_host(host_text, _ssh_options(target, config))
+    program = _remote_edgeconv(target, config)
+    sent = [a for a in artifacts if _runs_on(a, target)]
+    if not sent:
+        raise EdgeconvError(f"none of these files runs on {target.name}"
+                            f" (it runs {', '.join(target.runtimes)})")
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="edgeconv-ssh-") as scratch:
+        staged, names = _stage(sent, target, Path(scratch))
+        _step(progress, 0, f"connecting to {host.display}")
+        remote_dir = _make_remote_dir(host)
+        job = f"{remote_dir}/{staged.name}"
+        try:
+            _step(progress, 1, f"copying {len(sent)} file(s) to {host.display}")
+            size = sum(a.size_bytes for a in sent)
+            _run(host, host.scp(staged, remote_dir),
+                 host.connect_timeout + _STEP_SLACK_S + size / 1e6, "copy to")  # >= 1 MB/s
+            _step(progress, 2, f"benching on {host.display}")
+            report = _remote_bench(host, program, job, names, target, config, len(sent))
+        finally:
+            if not _remove_remote_dir(host, remote_dir):
+                notes.append(f"could not remove {remote_dir} on {host.display}")
+        _step(progress, 3, "done")
+    rows = _rows(artifacts, report, job, names, target, config)
+    environment = {**report.get("environment", {}), "target": target.to_dict(),
+                   "ssh": {"host": host.display, "from": platform.node()}}
+    return (environment, rows,
+            [_local_text(n, job, names) for n in report.get("notes", [])] + notes)
+
+
+def _ssh_options(target: Target, config: BenchConfig) -> tuple[str, ...]:
+    listed = target.extra.get("ssh_options", [])
+    if not isinstance(listed, list) or not all(isinstance(o, str) for o in listed):
+        raise EdgeconvError(f"{target.source}: ssh_options must be a list of strings like"
+                            ' "IdentityFile=~/.ssh/pi"')
+    return (*config.ssh_options, *listed)  # the command line's first: ssh keeps the first value
+
+
+def _remote_edgeconv(target: Target, config: BenchConfig) -> list[str]:
+    value = config.remote_edgeconv or target.extra.get("remote_edgeconv", "edgeconv")
+    try:  # a command line ("python3 -m edgeconv") or its words (a TOML list)
+        words = shlex.split(value) if isinstance(value, str) else value
+    except ValueError as exc:
+        raise EdgeconvError(f"remote_edgeconv '{value}': {exc}") from None
+    if not isinstance(words, list) or not words or not all(isinstance(w, str) and w
+                                                             for w in words):
+        raise EdgeconvError(f"remote_edgeconv must name the board's edgeconv command, e.g."
+                            f" \"~/.venv/bin/edgeconv\"; got {value!r}")
+    return words
+
+
+def _runs_on(artifact: Artifact, target: Target) -> bool:
+    return HOST_RUNTIME[artifact.format] in target.runtimes
+
+
+def _stage(sent: list[Artifact], target: Target, scratch: Path) -> tuple[Path, dict[str, str]]:
+    """The folder scp sends: each export's runnable files with a manifest listing only
+    them, each bare file, and the target's definition. The names in it are ours (numbers),
+    so no path of the user's reaches a command line or the remote shell.
+
+    Returns the folder and {name in it: the user's export folder or bare file}.
+    """
+    job = scratch / "job"
+    (job / "targets").mkdir(parents=True)
+    shutil.copyfile(target.source, job / "targets" / f"{target.name}.toml")
+    names: dict[str, str] = {}
+    exports: dict[Path, list[Artifact]] = {}
+    for artifact in sent:
+        if artifact.manifest is not None:
+            exports.setdefault(artifact.manifest.directory, []).append(artifact)
+        elif str(artifact.path) not in names.values():
+            name = f"{len(names)}/model{artifact.path.suffix.lower()}"
+            (job / name).parent.mkdir()
+            shutil.copyfile(artifact.path, job / name)
+            names[name] = str(artifact.path)
+    for directory, files in exports.items():
+        folder = str(len(names))
+        names[folder] = str(directory)
+        listed = set()
+        for artifact in files:
+            relative = artifact.path.relative_to(directory)
+            if ".." in relative.parts:
+                raise EdgeconvError(f"{directory / MANIFEST} lists {relative}, outside its folder")
+            (job / folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(artifact.path, job / folder / relative)
+            listed.add(relative.as_posix())
+        manifest = dict(files[0].manifest.data)
+        manifest["artifacts"] = [a for a in manifest["artifacts"]
+                                 if Path(a["path"]).as_posix() in listed]
+        (job / folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return job, names
+
+
+def _make_remote_dir(host: SshHost) -> str:
+    done = _run(host, host.ssh(_MKTEMP), host.connect_timeout + _STEP_SLACK_S, "reach")
+    remote_dir = last_line(done.stdout)
+    if not _SAFE_REMOTE_DIR.fullmatch(remote_dir):
+        raise EdgeconvError(f"{host.display}: mktemp gave {remote_dir!r}, not a plain"
+                            " absolute path; set TMPDIR there to a simple folder")
+    return remote_dir
+
+
+def _remove_remote_dir(host: SshHost, remote_dir: str) -> bool:
+    try:
+        done = subprocess.run(host.ssh(remote_command(["rm", "-rf", "--", remote_dir])),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=host.connect_timeout + _STEP_SLACK_S, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def _remote_bench(host: SshHost, program: list[str], job: str, names: dict[str, str],
+                  target: Target, config: BenchConfig, files: int) -> dict[str, Any]:
+    words = [*program, "bench", *(f"{job}/{name}" for name in names), "--target", target.name,
+             "--targets-dir", f"{job}/targets", "--local", "--json",
+             "--warmup", str(config.warmup), "--runs", str(config.runs),
+             "--min-time", repr(config.min_time), "--timeout", repr(config.timeout)]
+    if config.runtime:
+        words += ["--runtime", config.runtime]
+    if config.threads:
+        words += ["--threads", ",".join(map(str, config.threads))]
+    if config.data:
+        words += ["--data", config.data]
+    rows = files * len(config.threads or target.threads)
+    budget = host.connect_timeout + _BENCH_SLACK_S + rows * config.timeout
+    done = _run(host, host.ssh(remote_command(words)), budget, "bench on",
+                hint=f" (is edgeconv installed there? pip install 'edgeconv[litert]'; name it"
+                     f" with --remote-edgeconv or remote_edgeconv in {target.name}'s file)")
+    start = done.stdout.find("{")
+    try:
+        report, _ = json.JSONDecoder().raw_decode(done.stdout[max(start, 0):])
+    except json.JSONDecodeError:
+        raise EdgeconvError(f"{host.display}: `{shlex.join(program)} bench` printed no JSON"
+                            f" report: {last_line(done.stdout or done.stderr)[:300]}") from None
+    if not isinstance(report, dict) or report.get("schema_version") != SCHEMA_VERSION:
+        raise EdgeconvError(f"{host.display}: its edgeconv writes results schema"
+                            f" {report.get('schema_version') if isinstance(report, dict) else '?'},"
+                            f" this one reads {SCHEMA_VERSION}: install the same edgeconv there")
+    return report
+
+
+def _run(host: SshHost, argv: list[str], timeout: float, what: str,
+         hint: str = "") -> subprocess.CompletedProcess:
+    """One ssh/scp call, bounded in time; its failure as one line naming the host."""
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise EdgeconvError(f"the OpenSSH client `{argv[0]}` is not installed here"
+                            " (apt install openssh-client)") from None
+    except subprocess.TimeoutExpired:
+        raise EdgeconvError(f"cannot {what} {host.display} over SSH: no answer within"
+                            f" {timeout:.0f} s") from None
+    if done.returncode == 255 or (argv[0] == "scp" and done.returncode != 0):
+        raise EdgeconvError(f"cannot {what} {host.display} over SSH:"
+                            f" {last_line(done.stderr) or f'{argv[0]} exited {done.returncode}'}")
+    if done.returncode != 0:
+        reason = last_line(done.stderr).removeprefix("error: ") or f"exit {done.returncode}"
+        raise EdgeconvError(f"{host.display}: {reason}"
+                            + (hint if done.returncode in (126, 127) else ""))
+    return done
+
+
+def _rows(artifacts: list[Artifact], report: dict[str, Any], job: str, names: dict[str, str],
+          target: Target, config: BenchConfig) -> list[Measurement]:
+    """The board's rows under the user's names, and an `unsupported` row (as the local
+    harness writes it) for each file that was not sent, Keras references first."""
+    known = {f.name for f in fields(Measurement)}
+    remote: dict[str, list[Measurement]] = {}
+    for data in report.get("results", []):
+        row = Measurement(**{k: v for k, v in data.items() if k in known})
+        row.error = row.error and _local_text(row.error, job, names)
+        remote.setdefault(row.artifact, []).append(row)
+    where = {local: name for name, local in names.items()}
+    rows: list[Measurement] = []
+    for artifact in sorted(artifacts, key=lambda a: a.format != "keras"):
+        runtime = HOST_RUNTIME[artifact.format]
+        if config.runtime not in (None, runtime):
+            continue
+        if not _runs_on(artifact, target):
+            rows.append(Measurement(
+                artifact=artifact.label, sha256=artifact.sha256, format=artifact.format,
+                precision=artifact.precision, runtime=runtime, target=target.name,
+                threads=None, status="unsupported", size_bytes=artifact.size_bytes,
+                error=f"{artifact.format} files do not run on {target.name}"
+                      f" (it runs {', '.join(target.runtimes)})"))
+            continue
+        # The board labels a file as its harness does: export folder name / file, or the path.
+        board_label = (f"{job}/{where[str(artifact.path)]}" if artifact.manifest is None else
+                       f"{where[str(artifact.manifest.directory)]}/{artifact.path.name}")
+        for row in remote.pop(board_label, []):
+            if row.sha256 != artifact.sha256:
+                raise EdgeconvError(f"{artifact.label} arrived with sha256 {row.sha256[:12]}..."
+                                    f" instead of {artifact.sha256[:12]}...: copy again")
+            row.artifact = artifact.label
+            rows.append(row)
+    return rows
+
+
+def _local_text(text: str, job: str, names: dict[str, str]) -> str:
+    """Paths on the board ({job}/0/...) in a note or an error back to the user's."""
+    for name in sorted(names, key=len, reverse=True):  # 10/ before 1/
+        text = text.replace(f"{job}/{name}", names[name])
+    return text
+
+
+def _step(progress: Progress | None, done: int, what: str) -> None:
+    if progress:
+        progress(done, 3, what)

@@ -1,0 +1,242 @@
+"""`edgeconv bench --host`: a real OpenSSH server on 127.0.0.1 (a free port, a temporary host
+key, key pair and known_hosts) plays the board, reached with the system ssh/scp client.
+
+Skipped with the reason when sshd or the client is missing (`.ci/run` installs Debian's
+openssh-server) or when sshd cannot start here (e.g. not root and no /run/sshd).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgeconv.bench.remote import parse_host, remote_command
+from edgeconv.errors import EdgeconvError
+
+FAST = ["--runs", "5", "--warmup", "1", "--min-time", "0"]
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+# The board's edgeconv: this venv's, with TensorFlow made unimportable, so a test proves the
+# board side never needs it (a device install has none).
+NO_TF = ("import sys; sys.modules['tensorflow'] = None; sys.argv[0] = 'edgeconv'; "
+         "from edgeconv.cli import main; main()")
+# This side too: edgeconv with TensorFlow unimportable (a desktop without it may drive a board).
+EDGECONV = [sys.executable, "-c", NO_TF]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _keygen(path: Path) -> list[str]:
+    """A new ed25519 key pair at `path`; returns the public key's [type, base64]."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgeconv-test", "-f",
+                    str(path)], check=True, capture_output=True)
+    return Path(f"{path}.pub").read_text().split()[:2]
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """sshd -D on 127.0.0.1:PORT; yields (dir, port, known_hosts) and kills it at the end."""
+    if not Path(SSHD).is_file() or not shutil.which("ssh") or not shutil.which("scp"):
+        pytest.skip("OpenSSH server or client not installed (apt-get install openssh-server)")
+    root = tmp_path_factory.mktemp("sshd")
+    host_key_type, host_key = _keygen(root / "host_key")
+    client_type, client_key = _keygen(root / "id")
+    (root / "authorized_keys").write_text(f"{client_type} {client_key}\n")
+    port = _free_port()
+    (root / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key_type} {host_key}\n")
+    sftp = next((p for p in ("/usr/lib/openssh/sftp-server", "/usr/libexec/sftp-server",
+                             "/usr/lib/ssh/sftp-server") if Path(p).is_file()), "internal-sftp")
+    (root / "sshd_config").write_text("\n".join([
+        "ListenAddress 127.0.0.1", f"Port {port}", f"HostKey {root / 'host_key'}",
+        f"AuthorizedKeysFile {root / 'authorized_keys'}", "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no", "PubkeyAuthentication yes", "UsePAM no",
+        "StrictModes no", f"PidFile {root / 'sshd.pid'}", "PermitRootLogin prohibit-password",
+        f"Subsystem sftp {sftp}", "LogLevel ERROR", ""]))
+    if os.access("/run", os.W_OK):  # sshd's privilege-separation folder, when we may
+        Path("/run/sshd").mkdir(exist_ok=True)
+    check = subprocess.run([SSHD, "-t", "-f", str(root / "sshd_config")], capture_output=True,
+                           text=True, check=False)
+    if check.returncode != 0:
+        pytest.skip(f"sshd refuses the test config here: {check.stderr.strip()[-300:]}")
+    server = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")],
+                              stderr=(root / "sshd.log").open("w"))
+    try:
+        deadline = time.monotonic() + 10
+        while server.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            pytest.skip(f"sshd did not start: {(root / 'sshd.log').read_text()[-300:]}")
+        yield root, port
+    finally:
+        server.kill()
+        server.wait()
+
+
+def _board(root: Path, port: int, folder: Path, known_hosts: Path | None = None,
+           arch: str = platform.machine(),
+           remote_edgeconv: str = f"{sys.executable} -c {json.dumps(NO_TF)}") -> Path:
+    """A target file for this machine as a board reached over SSH on the loopback."""
+    folder.mkdir(exist_ok=True)
+    options = [f"IdentityFile={root / 'id'}", "IdentitiesOnly=yes",
+               f"UserKnownHostsFile={known_hosts or root / 'known_hosts'}",
+               "GlobalKnownHostsFile=/dev/null"]
+    (folder / "loopback.toml").write_text("\n".join([
+        'description = "this machine as a board, over SSH on 127.0.0.1"', 'kind = "board"',
+        f'arch = "{arch}"', 'runtimes = ["litert"]', "threads = [1]",
+        f'host = "{getpass.getuser()}@127.0.0.1:{port}"',
+        f"ssh_options = {json.dumps(options)}",
+        f"remote_edgeconv = {json.dumps(remote_edgeconv)}", ""]))
+    return folder
+
+
+def bench(*args: str, cwd: Path | None = None, timeout: float = 300):
+    return subprocess.run([*EDGECONV, "bench", *args], capture_output=True, text=True,
+                          cwd=cwd, check=False, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("remote") / "fcn"
+    subprocess.run([sys.executable, "-m", "edgeconv", "export", "fcn-mnist", "--untrained", "--int8", "--out", str(out),
+                    "--json"], capture_output=True, check=True, timeout=300)
+    return out
+
+
+def _leftovers() -> set[Path]:
+    return set(Path("/tmp").glob("edgeconv-remote.*"))
+
+
+def test_bench_over_ssh_measures_on_the_board(sshd, export_dir, tmp_path):
+    root, port = sshd
+    targets = _board(root, port, tmp_path / "targets")
+    before = _leftovers()
+    results = tmp_path / "results.json"
+    done = bench(str(export_dir), "--target", "loopback", "--targets-dir", str(targets),
+                 "--json", "--out", str(results), *FAST)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert json.loads(results.read_text()) == report
+    env = report["environment"]
+    assert env["ssh"] == {"host": f"{getpass.getuser()}@127.0.0.1:{port}",
+                          "from": platform.node()}
+    assert env["cpu"] and env["machine"] == platform.machine() and env["runtimes"]
+    rows = {r["artifact"]: r for r in report["results"]}
+    assert set(rows) == {f"fcn/{name}" for name in (
+        "model.keras", "fcn-mnist_fp32.tflite", "fcn-mnist_int8.tflite", "fcn-mnist_fp32.onnx",
+        "fcn-mnist_int8.onnx")}
+    for name, row in rows.items():
+        if name.endswith(".tflite"):
+            assert row["status"] == "ok" and row["runtime"] == "litert", row
+            assert row["latency_ms"]["min"] <= row["latency_ms"]["p50"] and row["runs"] >= 5
+            assert row["target"] == "loopback" and row["timed_on"] == "target"
+        else:  # not sent: the board's runtimes do not run them
+            assert row["status"] == "unsupported" and row["latency_ms"] is None, row
+    assert _leftovers() == before  # the remote temp dir is gone
+
+
+def test_paths_with_shell_metacharacters_run_nothing(sshd, export_dir, tmp_path):
+    root, port = sshd
+    targets = _board(root, port, tmp_path / "targets")
+    weird = tmp_path / "a b;$(touch pwned)`touch pwned`'\""
+    shutil.copytree(export_dir, weird / "fcn")
+    model = weird / "fcn" / "fcn-mnist_int8.tflite"
+    done = bench(str(weird / "fcn"), str(model), "--target", "loopback", "--targets-dir",
+                 str(targets), "--runtime", "litert", "--json", *FAST, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["results"]
+    assert [r["artifact"] for r in rows] == [
+        "fcn/fcn-mnist_fp32.tflite", "fcn/fcn-mnist_int8.tflite", str(model)]
+    assert all(r["status"] == "ok" for r in rows), rows
+    for place in (tmp_path, Path.home(), Path("/"), Path.cwd(), weird):
+        assert not (place / "pwned").exists()
+
+
+def test_host_key_mismatch_is_one_line(sshd, export_dir, tmp_path):
+    root, port = sshd
+    other_type, other_key = _keygen(tmp_path / "other")
+    wrong = tmp_path / "known_hosts"
+    wrong.write_text(f"[127.0.0.1]:{port} {other_type} {other_key}\n")
+    targets = _board(root, port, tmp_path / "targets", known_hosts=wrong)
+    results = tmp_path / "results.json"
+    done = bench(str(export_dir), "--target", "loopback", "--targets-dir", str(targets),
+                 "--out", str(results), *FAST)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        (f"error: cannot reach {getpass.getuser()}@127.0.0.1:{port} over SSH:"
+         " Host key verification failed.")]
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("board, message", [
+    ({"arch": "riscv64"}, f"is {platform.machine()}, not an riscv64 board like loopback"),
+    ({"remote_edgeconv": "/nowhere/edgeconv"}, "is edgeconv installed there?"),
+], ids=["wrong-arch", "no-edgeconv-there"])
+def test_board_side_failure_is_one_line(sshd, export_dir, tmp_path, board, message):
+    root, port = sshd
+    targets = _board(root, port, tmp_path / "targets", **board)
+    before = _leftovers()
+    done = bench(str(export_dir), "--target", "loopback", "--targets-dir", str(targets), *FAST)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {getpass.getuser()}@127.0.0.1:{port}: ")
+    assert _leftovers() == before
+
+
+@pytest.mark.parametrize("listening", [False, True], ids=["closed-port", "silent-server"])
+def test_unreachable_host_is_one_line_in_bounded_time(export_dir, tmp_path, listening):
+    if not shutil.which("ssh"):
+        pytest.skip("OpenSSH client not installed")
+    with socket.socket() as silent:  # accepts, never says a word: ConnectTimeout must end it
+        silent.bind(("127.0.0.1", 0))
+        if listening:
+            silent.listen()
+        port = silent.getsockname()[1]
+        start = time.monotonic()
+        done = bench(str(export_dir), "--target", "rpi", "--host", f"nobody@127.0.0.1:{port}",
+                     "--ssh-option", "ConnectTimeout=3", "--ssh-option",
+                     f"UserKnownHostsFile={tmp_path / 'none'}", timeout=60)
+        elapsed = time.monotonic() - start
+    assert done.returncode == 2 and elapsed < 15, (elapsed, done.stderr)
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot reach nobody@127.0.0.1:{port} over SSH: "), line
+
+
+def test_ssh_arguments_keep_checks_on_and_quote_everything():
+    host = parse_host("pi@board.local:2222", ("StrictHostKeyChecking=accept-new",
+                                              "BatchMode=yes", "IdentityFile=~/.ssh/pi"))
+    argv = host.ssh("true")
+    assert argv[:5] == ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"]
+    assert "Port=2222" in argv and argv[-3:] == ["--", "pi@board.local", "true"]
+    assert argv.count("BatchMode=yes") == 1
+    assert parse_host("[::1]:22").scp(Path("/x"), "/tmp/d")[-1] == "[::1]:/tmp/d/"
+    for bad in ("-oProxyCommand=x", "pi@host; rm -rf ~", "pi@host:port", ""):
+        with pytest.raises(EdgeconvError):
+            parse_host(bad)
+    for option in ("StrictHostKeyChecking=no", "BatchMode=no", "-o"):
+        with pytest.raises(EdgeconvError):
+            parse_host("pi@board", (option,))
+    assert remote_command(["~/.venv/bin/edgeconv", "a b;$(x)", "it's"]) == (
+        "\"$HOME\"/.venv/bin/edgeconv 'a b;$(x)' 'it'\"'\"'s'")
+
+
+def test_local_and_host_together_are_refused(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(b"")
+    done = bench(str(tmp_path / "m.onnx"), "--target", "rpi", "--local", "--host", "pi@board")
+    assert done.returncode == 2 and "pick one" in done.stderr
