@@ -46,7 +46,7 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     "dense-mnist": Recipe(28, epochs=15),
-    "fcn-mnist": Recipe(28, epochs=40, lr=2e-3, shift=0.125),
+    "fcn-mnist": Recipe(28, epochs=60, lr=2e-3, patience=15, shift=0.125),
     "gap-mnist": Recipe(28, epochs=40, lr=3e-3),
     "lenet5": Recipe(28),
     "vgg-cifar": Recipe(32, epochs=20),
@@ -243,7 +243,7 @@ def _batches(x, y, recipe: Recipe, seed: int):
         epoch = 0
 
         def __len__(self):
-            return -(-len(y) // size)
+            return (len(y) + size - 1) // size
 
         def __getitem__(self, index):
             order = np.random.default_rng((seed, self.epoch)).permutation(len(y))

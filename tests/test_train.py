@@ -153,3 +153,47 @@ def test_resume_refuses_another_models_run(trained):
     result = run("train", "lenet5", "--resume", "--out", out)
     assert result.exit_code == 2
     assert "it was trained with model='fcn-mnist'" in result.stderr
+
+
+def test_training_batches_are_shifted_reproducibly_and_cover_every_image():
+    from dataclasses import replace
+
+    import numpy as np
+
+    from edgeconv.train import RECIPES, _batches
+
+    x = np.zeros((70, 16, 16, 1), np.float32)
+    x[:, 6:10, 6:10] = 1.0
+    y = np.arange(70)
+    recipe = replace(RECIPES["fcn-mnist"], batch_size=32, shift=0.125)
+    batches = _batches(x, y, recipe, seed=0)
+    assert len(batches) == 3
+    first = [batches[i] for i in range(3)]
+    assert sorted(np.concatenate([yb for _, yb in first])) == list(range(70))
+    # A 2-pixel shift at most, zero fill: the square moves but stays whole.
+    assert all(xb.shape[1:] == (16, 16, 1) and (xb.sum((1, 2, 3)) == 16).all()
+               for xb, _ in first)
+    assert not all((xb == x[:len(xb)]).all() for xb, _ in first)
+    # A function of (seed, epoch, batch) only: what a resumed run relies on.
+    again = _batches(x, y, recipe, seed=0)
+    assert all((a[0] == b[0]).all() and (a[1] == b[1]).all()
+               for a, b in zip(first, (again[i] for i in range(3))))
+    again.epoch = 1
+    assert not (again[0][1] == first[0][1]).all()
+    unshifted = _batches(x, y, replace(recipe, shift=0.0), seed=0)
+    assert (unshifted[0][0] == x[unshifted[0][1]]).all()
+
+
+def test_squeezenet_starts_with_a_live_signal():
+    """Glorot init left conv10 at ~1e-5 (no gradient through 18 ReLU convs); He keeps it."""
+    import keras
+    import numpy as np
+
+    from edgeconv.zoo import build, get_spec, resolve_options
+
+    spec = get_spec("squeezenet")
+    keras.utils.set_random_seed(0)
+    model = build(spec, resolve_options(spec, input_shape=(48, 48, 1), classes=10))
+    probe = keras.Model(model.input, model.get_layer("conv10").output)
+    images = np.random.default_rng(0).uniform(size=(8, 48, 48, 1)).astype("float32")
+    assert probe.predict(images, verbose=0).std() > 0.01
