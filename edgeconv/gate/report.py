@@ -1,0 +1,109 @@
+"""How checks read to people and CI systems: value and budget as text, JUnit XML, Markdown."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgeconv import _atomic, render
+from edgeconv.gate.evaluate import Check
+from edgeconv.gate.policy import BUDGETS
+
+if TYPE_CHECKING:
+    from edgeconv.gate import GateReport
+
+
+def measured(check: Check) -> str:
+    if check.value is None:
+        return "missing"
+    return _text(check.budget, check.value)
+
+
+def budget(check: Check) -> str:
+    op = BUDGETS[check.budget].op
+    if op in ("is", "on"):  # must_fit = true, must_run_on = "target"
+        return _text(check.budget, check.limit)
+    return f"{op} {_text(check.budget, check.limit)}"
+
+
+def name(check: Check) -> str:
+    """Unique within a rule: what was checked, the budget and its limit."""
+    return f"{check.subject}: {check.budget} {budget(check)}"
+
+
+def _text(key: str, value: Any) -> str:
+    if isinstance(value, str):
+        return str(value)
+    unit = BUDGETS[key].unit
+    if unit == "fraction":
+        return f"{100 * value:.2f}%"
+    if unit == "points":
+        return f"{value:.2f} pt"
+    if unit == "bytes":
+        return render.nbytes(value) if value < 1024 else f"{render.nbytes(value)} ({value:,} B)"
+    if unit == "ms":
+        return f"{value:.3f} ms"
+    return "yes" if value else "no"  # must_fit
+
+
+def summary(report: GateReport) -> str:
+    failed = [c for c in report.checks if not c.passed]
+    if not failed:
+        return f"gate passed: all {len(report.checks)} checks of {report.policy} hold"
+    rules = list(dict.fromkeys(c.rule for c in failed))
+    return (f"gate FAILED: {len(failed)} of {len(report.checks)} checks fail, in rule(s) "
+            + ", ".join(f"'{r}'" for r in rules))
+
+
+def rows(report: GateReport) -> list[list[str]]:
+    """Table rows, as the terminal and the Markdown summary show them."""
+    return [["PASS" if c.passed else "FAIL", c.rule, c.subject, c.budget, measured(c),
+             budget(c), c.reason or ""] for c in report.checks]
+
+
+COLUMNS = ["result", "rule", "checked", "budget", "measured", "limit", "reason / note"]
+
+
+def write_junit(report: GateReport, path: str | Path) -> None:
+    """One <testsuite> per rule, one <testcase> per check, a <failure> for each failed one."""
+    suites = ET.Element("testsuites", name="edgeconv gate", tests=str(len(report.checks)),
+                        failures=str(sum(not c.passed for c in report.checks)), errors="0")
+    by_rule: dict[str, list[Check]] = {}
+    for check in report.checks:
+        by_rule.setdefault(check.rule, []).append(check)
+    for rule, checks in by_rule.items():
+        suite = ET.SubElement(suites, "testsuite", name=rule, tests=str(len(checks)),
+                              failures=str(sum(not c.passed for c in checks)), errors="0",
+                              skipped="0")
+        for check in checks:
+            case = ET.SubElement(suite, "testcase", classname=f"gate.{rule}",
+                                 name=name(check), time="0")
+            if not check.passed:
+                message = f"measured {measured(check)}, budget {budget(check)}"
+                failure = ET.SubElement(case, "failure", type="budget",
+                                        message=message + (f": {check.reason}"
+                                                           if check.reason else ""))
+                failure.text = f"policy {report.policy}, rule '{rule}'\n{message}\n" \
+                               + (check.reason or "")
+    ET.indent(suites)
+    _atomic.write_bytes(path, ET.tostring(suites, encoding="utf-8", xml_declaration=True))
+
+
+def markdown(report: GateReport) -> str:
+    lines = [f"### edgeconv gate: {'passed' if report.passed else 'FAILED'}", "",
+             summary(report), "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows(report):
+        row[0] = "✅ pass" if row[0] == "PASS" else "❌ **FAIL**"
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    lines += [""] + [f"- note: {_cell(n)}" for n in report.notes]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_markdown(report: GateReport, path: str | Path) -> None:
+    _atomic.write_bytes(path, markdown(report).encode())
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")

@@ -1,0 +1,277 @@
+"""`edgeconv gate` on a real export and its real cpu bench, plus hand-written results.json rows
+for what this machine cannot produce quickly (an MCU row that does not fit, missing figures)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from edgeconv.cli import app
+from edgeconv.errors import EdgeconvError
+from edgeconv.gate.policy import load_policy, parse_size
+
+ROOT = Path(__file__).resolve().parents[1]
+EDGECONV = [sys.executable, "-m", "edgeconv"]
+runner = CliRunner()
+
+# Met by an untrained fcn-mnist export (seeded weights): int8 agreement ~0.77, int8 files
+# 60-66 KiB, sub-millisecond on any cpu.
+MET = """
+[[rule]]
+name = "int8 keeps top-1"
+precision = "int8"
+min_agreement = 0.5
+max_size_bytes = "80 KiB"
+
+[[rule]]
+name = "fp32 conversions compute what Keras computes"
+format = ["tflite", "onnx"]
+precision = "fp32"
+min_agreement = "99.9%"
+max_accuracy_drop = 0.01
+
+[[rule]]
+name = "int8 tflite runs on cpu"
+artifact = "*_int8.tflite"
+must_run_on = "cpu"
+
+[[rule]]
+name = "cpu latency"
+format = ["tflite", "onnx"]
+target = "cpu"
+max_p50_ms = 1000
+max_p90_ms = 1000
+"""
+MET_CHECKS = 2 * 2 + 2 * 2 + 1 + 2 * 2  # (rule budgets) x (files or cpu rows selected)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("gate") / "fcn"
+    subprocess.run([*EDGECONV, "export", "fcn-mnist", "--untrained", "--int8", "--out", str(out),
+                    "--json"], capture_output=True, check=True, timeout=300)
+    # LiteRT only: the Keras row (TensorFlow in a child) would double the time; the .onnx
+    # files then have no cpu row, which must_run_on must notice
+    subprocess.run([*EDGECONV, "bench", str(out), "--target", "cpu", "--runtime", "litert",
+                    "--runs", "5", "--warmup", "1", "--min-time", "0", "--json", "--out",
+                    str(out / "results.json")], capture_output=True, check=True, timeout=300)
+    return out
+
+
+def gate(*args: str | Path):
+    return runner.invoke(app, ["gate", *map(str, args)])
+
+
+def policy(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gate.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_policy_the_model_meets_exits_0(run, tmp_path):
+    done = gate(run, "--policy", policy(tmp_path, MET), "--json")
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    assert report["passed"] and report["failed"] == 0
+    assert len(report["checks"]) == MET_CHECKS
+    drops = [c for c in report["checks"] if c["budget"] == "max_accuracy_drop"]
+    assert [c["value"] for c in drops] == [0.0, 0.0]
+    table = gate(run, "--policy", policy(tmp_path, MET))
+    assert table.exit_code == 0 and "FAIL" not in table.stdout
+    assert "gate passed" in table.stdout
+
+
+def test_a_broken_budget_exits_1_and_names_the_rule(run, tmp_path):
+    broken = MET + '\n[[rule]]\nname = "int8 tflite tiny"\nartifact = "*_int8.tflite"\n' \
+                   'max_size_bytes = "10 KiB"\n'
+    done = gate(run, "--policy", policy(tmp_path, broken))
+    assert done.exit_code == 1
+    assert "FAIL" in done.stdout and "'int8 tflite tiny'" in done.stdout.splitlines()[-1]
+    report = json.loads(gate(run, "--policy", policy(tmp_path, broken), "--json").stdout)
+    [failed] = [c for c in report["checks"] if not c["passed"]]
+    assert failed["rule"] == "int8 tflite tiny" and failed["limit"] == 10240
+    assert failed["value"] > failed["limit"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[[rule]\nname = 'x'", "not valid TOML"),
+    ("[[rule]]\nname = 'x'\nmax_sise_bytes = 1", "did you mean 'max_size_bytes'?"),
+    ("[[rules]]\nname = 'x'\nmin_accuracy = 0.9", "did you mean 'rule'?"),
+    ("[[rule]]\nname = 'x'\nmin_agreement = 'high'", "takes a number >= 0"),
+    ("[[rule]]\nname = 'x'\nmin_agreement = 'high%'", "not a percentage"),
+    ("[[rule]]\nname = 'x'\nmin_agreement = true", "takes a number"),
+    ("[[rule]]\nname = 'x'\nmin_accuracy = 95", "fraction of 1"),
+    ("[[rule]]\nname = 'x'\nmax_size_bytes = '80 KB'", "unknown unit 'KB'"),
+    ("[[rule]]\nname = 'x'\nmust_fit = false", "takes true"),
+    ("[[rule]]\nname = 'x'\nprecision = 8\nmin_accuracy = 0.9", "takes a glob pattern"),
+    ("[[rule]]\nname = 'x'\nprecision = 'int8'", "no budget"),
+    ("[[rule]]\nmin_accuracy = 0.9", "needs a name"),
+    ("[[rule]]\nname = 'x'\ntarget = 'cpu'\nmust_run_on = 'cpu'", "must_run_on checks"),
+    ("[[rule]]\nname = 'x'\nmin_accuracy = 0.9\n[[rule]]\nname = 'x'\nmin_accuracy = 0.8",
+     "two rules are named 'x'"),
+])
+def test_a_malformed_policy_exits_2_with_one_line(tmp_path, text, message):
+    # no run needed: the policy is read before any input
+    done = gate(tmp_path, "--policy", policy(tmp_path, text))
+    assert done.exit_code == 2
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("rule, message", [
+    ('name = "typo"\nmodel = "fcn-mnsit"\nmin_accuracy = 0.1\n',
+     "rule 'typo' selects nothing: no artifact has model fcn-mnsit; did you mean 'fcn-mnist'?"),
+    ('name = "no mcu bench"\ntarget = "stm32h7"\nmust_fit = true\n',
+     "rule 'no mcu bench' selects nothing: no bench row has target stm32h7 (given: cpu)"),
+])
+def test_a_rule_that_selects_nothing_is_an_error_with_a_close_match(run, tmp_path, rule,
+                                                                    message):
+    done = gate(run, "--policy", policy(tmp_path, MET + "[[rule]]\n" + rule))
+    assert done.exit_code == 2
+    assert done.stderr.strip() == f"error: {message}", done.stderr
+
+
+def _mcu_results(run: Path, tmp_path: Path) -> Path:
+    """A results.json as `bench --target stm32h7` writes it, for this export's int8 file,
+    with one row that does not fit and one whose accuracy was not measured."""
+    manifest = json.loads((run / "manifest.json").read_text())
+    int8 = next(a for a in manifest["artifacts"] if a["path"].endswith("_int8.tflite"))
+    fp32 = next(a for a in manifest["artifacts"] if a["path"].endswith("_fp32.tflite"))
+    onnx = next(a for a in manifest["artifacts"] if a["path"].endswith("_int8.onnx"))
+
+    def row(artifact, **figures):
+        return {"artifact": f"fcn/{artifact['path']}", "sha256": artifact["sha256"],
+                "format": artifact["format"], "precision": artifact["precision"],
+                "runtime": "tflite-micro", "target": "stm32h7", "threads": 1, "status": "ok",
+                "error": None, "timed_on": "host", "size_bytes": artifact["size_bytes"],
+                "latency_ms": {"p50": 1.2, "p90": 1.3, "p99": 1.4}, "accuracy": None,
+                "agreement": 1.0, **figures}
+
+    document = {"schema_version": 1, "environment": {}, "config": {}, "notes": [], "results": [
+        row(int8, arena_bytes=18768, flash_bytes=83840, fits=True),
+        row(fp32, arena_bytes=2_000_000, flash_bytes=246864, fits=False),
+        row(onnx, status="unsupported", latency_ms=None,
+            error="onnx files do not run on stm32h7 (it runs tflite-micro)")]}
+    path = tmp_path / "results-stm32h7.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_mcu_budgets_and_missing_figures_fail_with_the_reason(run, tmp_path):
+    text = """
+[[rule]]
+name = "tflite fits the stm32h7"
+format = ["tflite", "onnx"]
+precision = ["int8", "fp32"]
+target = "stm32h7"
+must_fit = true
+max_arena_bytes = "512 KiB"
+min_accuracy = 0.1
+"""
+    results = _mcu_results(run, tmp_path)
+    done = gate(results, "--policy", policy(tmp_path, text), "--json")
+    assert done.exit_code == 1
+    checks = {(c["subject"].split(" @ ")[0].split("/")[-1], c["budget"]): c
+              for c in json.loads(done.stdout)["checks"]}
+    assert len(checks) == 3 * 3
+    int8, fp32 = "fcn-mnist_int8.tflite", "fcn-mnist_fp32.tflite"
+    assert checks[int8, "must_fit"]["passed"] and checks[int8, "max_arena_bytes"]["passed"]
+    assert not checks[fp32, "must_fit"]["passed"]
+    assert not checks[fp32, "max_arena_bytes"]["passed"]
+    # a null accuracy is a failure with its reason, never a pass
+    assert not checks[int8, "min_accuracy"]["passed"]
+    assert "no accuracy recorded" in checks[int8, "min_accuracy"]["reason"]
+    unsupported = checks["fcn-mnist_int8.onnx", "must_fit"]
+    assert not unsupported["passed"] and "did not run: unsupported" in unsupported["reason"]
+
+
+def test_must_run_on_looks_for_an_ok_row_of_that_file(run, tmp_path):
+    text = '[[rule]]\nname = "int8 runs"\nprecision = "int8"\nmust_run_on = ["cpu", "stm32h7"]\n'
+    done = gate(run, _mcu_results(run, tmp_path), "--policy", policy(tmp_path, text), "--json")
+    assert done.exit_code == 1
+    verdicts = {(c["subject"], c["limit"]): (c["passed"], c["value"])
+                for c in json.loads(done.stdout)["checks"]}
+    assert verdicts == {("fcn/fcn-mnist_int8.tflite", "cpu"): (True, "ok"),
+                        ("fcn/fcn-mnist_int8.tflite", "stm32h7"): (True, "ok"),
+                        ("fcn/fcn-mnist_int8.onnx", "cpu"): (False, "not benched"),
+                        ("fcn/fcn-mnist_int8.onnx", "stm32h7"): (False, "unsupported")}
+
+
+def test_junit_and_markdown_count_every_check(run, tmp_path):
+    text = MET + '[[rule]]\nname = "tiny"\nprecision = "int8"\nmax_size_bytes = 1024\n'
+    junit, markdown = tmp_path / "out" / "gate.xml", tmp_path / "summary.md"
+    done = gate(run, "--policy", policy(tmp_path, text), "--junit", junit, "--markdown",
+                markdown, "--json")
+    assert done.exit_code == 1
+    checks = json.loads(done.stdout)["checks"]
+    failed = [c for c in checks if not c["passed"]]
+    assert len(checks) == MET_CHECKS + 2 and len(failed) == 2
+
+    root = ET.parse(junit).getroot()
+    cases = root.findall("./testsuite/testcase")
+    assert root.tag == "testsuites" and int(root.get("tests")) == len(cases) == len(checks)
+    assert int(root.get("failures")) == len(root.findall(".//failure")) == len(failed)
+    assert len(root.findall("testsuite")) == 5  # one per rule
+    assert all(len({c.get("name") for c in s}) == len(s) for s in root.findall("testsuite"))
+    [suite] = [s for s in root.findall("testsuite") if s.get("name") == "tiny"]
+    assert "budget <= 1.0 KiB" in suite.find("testcase/failure").get("message")
+
+    text = markdown.read_text()
+    assert text.startswith("### edgeconv gate: FAILED")
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| result | rule |") and len(table) == 1 + len(checks)
+    assert sum("FAIL" in line for line in table) == 2
+
+
+def test_results_without_a_manifest_have_no_model(run, tmp_path):
+    lonely = tmp_path / "elsewhere"
+    lonely.mkdir()
+    (lonely / "results.json").write_text((run / "results.json").read_text())
+    text = '[[rule]]\nname = "by model"\nmodel = "fcn-*"\ntarget = "cpu"\nmax_p50_ms = 1000\n'
+    done = gate(lonely, "--policy", policy(tmp_path, text), "--json")
+    assert done.exit_code == 2
+    assert "rule 'by model' selects nothing: no bench row has model fcn-*" in done.stderr
+    linked = gate(lonely, run / "manifest.json", "--policy", policy(tmp_path, text))
+    assert linked.exit_code == 0, linked.output
+
+
+def test_bad_inputs_exit_2(tmp_path):
+    path = policy(tmp_path, MET)
+    assert "does not exist" in gate(tmp_path / "nope", "--policy", path).stderr
+    assert "has no manifest.json or results.json" in gate(tmp_path, "--policy", path).stderr
+    (tmp_path / "x.json").write_text('{"schema_version": 9, "results": []}')
+    done = gate(tmp_path / "x.json", "--policy", path)
+    assert done.exit_code == 2 and "schema_version 9" in done.stderr
+
+
+def test_sizes():
+    assert parse_size(1000) == 1000
+    assert parse_size("80 KiB") == 81920 and parse_size("1.5MiB") == 1572864
+    assert parse_size("64 kB") == 64000 and parse_size("2 MB") == 2_000_000
+    for bad in ("80 K", "-1", "lots", 1.5):
+        with pytest.raises(EdgeconvError):
+            parse_size(bad)
+
+
+def test_the_repository_policy_is_valid():
+    """gate.toml at the root is what .ci/run gates the project's own export with."""
+    rules = load_policy(ROOT / "gate.toml").rules
+    assert rules and all(rule.budgets for rule in rules)
+
+
+def test_gate_imports_no_runtime(run, tmp_path):
+    """A CI job gates on the JSON files alone: no TensorFlow, numpy or runtime needed."""
+    code = ("import sys; from edgeconv.cli import app; from typer.testing import CliRunner;"
+            f"r = CliRunner().invoke(app, ['gate', {str(run)!r}, '--policy',"
+            f" {str(policy(tmp_path, MET))!r}]); print(r.exit_code,"
+            " [m for m in ('tensorflow', 'numpy', 'onnxruntime', 'ai_edge_litert')"
+            " if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert done.stdout.split("\n")[-2] == "0 []", done.stdout + done.stderr
