@@ -62,17 +62,17 @@ def latency_stats(samples_ns: list[int]) -> dict[str, float]:
             "std": float(ms.std()), "min": float(ms.min())}
 
 
-def timed_runs(invoke, x: np.ndarray, warmup: int, runs: int, min_time: float) -> list[int]:
-    """Steady-state latencies (ns) after `warmup`: at least `runs` runs and `min_time` seconds,
-    as TFLite's benchmark_model does. Only the call itself is inside the timed span."""
+def timed_runs(invoke, warmup: int, runs: int, min_time: float) -> list[int]:
+    """Steady-state latencies (ns) of `invoke()` after `warmup` calls: at least `runs` runs
+    and `min_time` seconds, as TFLite's benchmark_model does. Only the call is timed."""
     for _ in range(warmup):
-        invoke(x)
+        invoke()
     clock = time.perf_counter_ns
     samples: list[int] = []
     deadline = clock() + int(min_time * 1e9)
     while len(samples) < runs or clock() < deadline:
         start = clock()
-        invoke(x)
+        invoke()
         samples.append(clock() - start)
     return samples
 
@@ -94,7 +94,7 @@ def measure(job: Job) -> ChildResult:
             start = time.perf_counter_ns()
             runtime.run_raw(x)
             result.first_ms = (time.perf_counter_ns() - start) / 1e6
-            samples = timed_runs(runtime.run_raw, x, job.warmup, job.runs, job.min_time)
+            samples = timed_runs(runtime.prepared(x), job.warmup, job.runs, job.min_time)
             result.latency_ms, result.runs, result.batch = latency_stats(samples), len(samples), \
                 x.shape[0]
             if job.runtime == "tflite-micro":

@@ -7,6 +7,8 @@ shape changes, so that `run_raw` is what a benchmark should time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -71,6 +73,12 @@ class Runtime(ABC):
         if source.shape[0] == 1 and x.shape[0] != 1:  # fixed batch of one: one sample at a time
             return np.concatenate([self._invoke(x[i:i + 1]) for i in range(x.shape[0])])
         return self._invoke(x)
+
+    def prepared(self, x: np.ndarray) -> Callable[[], object]:
+        """One inference on `x` as a call with no arguments, everything else done up front:
+        what a benchmark times (TFLite's benchmark_model times invoke() alone)."""
+        self.run_raw(x)  # checks dtype and shape, and sizes the engine for x
+        return lambda: self._invoke(x)
 
     @abstractmethod
     def _invoke(self, x: np.ndarray) -> np.ndarray:
