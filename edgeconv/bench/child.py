@@ -36,6 +36,8 @@ class Job:
     reference_out: str | None = None  # keras: write its top-1 on `data` (+ MACs) here (.npz)
     reference_in: str | None = None  # others: agreement against this top-1
     seed: int = 0
+    device: str = "cpu"  # gpu: Keras must see a GPU, onnxruntime runs `providers`
+    providers: list[str] | None = None
 
 
 @dataclass
@@ -82,6 +84,12 @@ def measure(job: Job) -> ChildResult:
     options: dict[str, Any] = {}
     if job.runtime in ("litert", "onnxruntime"):
         options["threads"] = job.threads
+    if job.providers:
+        options["providers"] = job.providers
+    if job.device == "gpu" and job.runtime == "keras" and not _keras_sees_gpu():
+        # Keras would quietly run on the CPU: that is not a GPU figure.
+        return ChildResult(status="unsupported", error="TensorFlow sees no GPU here (install"
+                           " tensorflow[and-cuda] in place of tensorflow-cpu)")
     start = time.perf_counter_ns()
     try:
         runtime = open_runtime(job.path, job.runtime, **options)
@@ -106,6 +114,15 @@ def measure(job: Job) -> ChildResult:
             result.status, result.error = "failed", str(exc)
     result.peak_rss_bytes = _peak_rss()
     return result
+
+
+def _keras_sees_gpu() -> bool:
+    from edgeconv._lazy import keras
+
+    keras()
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def random_input(info: TensorInfo, hwc: list[int] | None, seed: int) -> np.ndarray:

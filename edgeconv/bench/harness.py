@@ -3,9 +3,11 @@ its own child process, collect typed rows, write results.json atomically."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -177,9 +179,10 @@ def _cpu_model() -> str:
 def _check_reachable(target: Target, config: BenchConfig) -> None:
     """A target this machine cannot measure is one line and exit 2, never invented numbers."""
     if target.kind == "gpu":
-        raise EdgeconvError(
-            f"no GPU here: target '{target.name}' needs onnxruntime's CUDA provider on an NVIDIA"
-            " GPU, and GPU benchmarks are not implemented yet; bench on --target cpu")
+        reason = gpu_unavailable()
+        if reason:
+            raise EdgeconvError(f"no GPU here for target '{target.name}': {reason}; bench on"
+                                " --target cpu, or run this on a machine with an NVIDIA GPU")
     machine = _ARCH_NAMES.get(platform.machine().lower(), platform.machine().lower())
     arch = target.arch and _ARCH_NAMES.get(target.arch.lower(), target.arch.lower())
     if target.kind == "board" and arch and machine != arch:
@@ -190,6 +193,34 @@ def _check_reachable(target: Target, config: BenchConfig) -> None:
             f"not on an {target.arch} board and no --host given (this machine is {machine}):"
             f" run `edgeconv bench --target {config.target}` on the board (pip install"
             f" 'edgeconv[litert]'), or pass --host user@board to bench it over SSH")
+
+
+def gpu_unavailable() -> str | None:
+    """Why onnxruntime cannot run on an NVIDIA GPU here, or None when it can."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return "onnxruntime is not installed (pip install 'edgeconv[gpu]')"
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        return ("this onnxruntime has no CUDA provider (pip install 'edgeconv[gpu]':"
+                " onnxruntime-gpu)")
+    if not Path("/dev/nvidiactl").exists() and shutil.which("nvidia-smi") is None:
+        return "no NVIDIA driver found (no /dev/nvidiactl, no nvidia-smi)"
+    return None
+
+
+def _gpu_providers() -> list[str]:
+    """TensorRT first when it is installed (onnxruntime falls back to CUDA per node), else
+    CUDA. onnxruntime-gpu lists TensorRT as available even without TensorRT's libraries,
+    and a provider that then fails to start fails the row, so look for them."""
+    import ctypes.util
+
+    import onnxruntime
+
+    tensorrt = ("TensorrtExecutionProvider" in onnxruntime.get_available_providers()
+                and (importlib.util.find_spec("tensorrt") is not None
+                     or ctypes.util.find_library("nvinfer") is not None))
+    return ["tensorrt", "cuda"] if tensorrt else ["cuda"]
 
 
 def _plan(artifacts: list[Artifact], target: Target, config: BenchConfig,
@@ -268,7 +299,10 @@ def _measure(artifact: Artifact, runtime: str, threads: int | None, target: Targ
               runs=config.runs, min_time=config.min_time, hwc=artifact.hwc,
               data=str(data) if data else None,
               reference_out=str(reference) if runtime == "keras" and data else None,
-              reference_in=str(reference) if runtime != "keras" and reference.exists() else None)
+              reference_in=str(reference) if runtime != "keras" and reference.exists() else None,
+              device="gpu" if target.kind == "gpu" else "cpu",
+              providers=_gpu_providers() if target.kind == "gpu" and runtime == "onnxruntime"
+              else None)
     child = _run_child(job, config.timeout)
     for key, value in child.items():
         if hasattr(row, key) and key not in ("batch",):
