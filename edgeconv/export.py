@@ -406,7 +406,7 @@ def _drop_previous_export(run_dir: Path) -> None:
 
 
 def _predict_keras(model, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(x, batch_size=64, verbose=0), dtype=np.float32)
+    return np.asarray(model.predict(x, batch_size=32, verbose=0), dtype=np.float32)
 
 
 def _accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:

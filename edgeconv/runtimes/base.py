@@ -7,9 +7,8 @@ shape changes, so that `run_raw` is what a benchmark should time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -42,6 +41,7 @@ class Runtime(ABC):
     """
 
     name: ClassVar[str]
+    max_batch: ClassVar[int] = 32  # samples per engine call when the batch is free
     backend: str  # the library that runs the model, e.g. "ai_edge_litert"
     version: str  # that library's version
     _inputs: list[TensorInfo]
@@ -70,9 +70,13 @@ class Runtime(ABC):
             raise EdgeconvError(f"{self.path.name} takes {source.dtype} input, got {x.dtype}"
                                 + ("; run() quantises float input" if source.scale else ""))
         check_shape(x.shape, source.shape, self.path.name)
-        if source.shape[0] == 1 and x.shape[0] != 1:  # fixed batch of one: one sample at a time
-            return np.concatenate([self._invoke(x[i:i + 1]) for i in range(x.shape[0])])
-        return self._invoke(x)
+        # A fixed batch of one runs one sample at a time; a free batch runs in chunks, which
+        # bounds the activations held at once (a 224x224 model on a whole test split in one
+        # call takes gigabytes).
+        step = 1 if source.shape[0] == 1 else self.max_batch
+        if x.shape[0] <= step:
+            return self._invoke(x)
+        return np.concatenate([self._invoke(x[i:i + step]) for i in range(0, x.shape[0], step)])
 
     def prepared(self, x: np.ndarray) -> Callable[[], object]:
         """One inference on `x` as a call with no arguments, everything else done up front:

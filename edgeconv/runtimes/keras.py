@@ -16,20 +16,17 @@ class KerasRuntime(Runtime):
 
     name = "keras"
 
-    def __init__(self, path: str | Path, *, batch_size: int = 256) -> None:
+    def __init__(self, path: str | Path) -> None:
         super().__init__(path)
         k = keras()
         self.backend, self.version = f"keras/{k.backend.backend()}", k.__version__
         self._model = load_model(self.path)
         self._to_numpy = k.ops.convert_to_numpy
-        self._batch_size = batch_size  # bounds the activations held at once for a large N
         self._inputs = [_tensor_info(t) for t in self._model.inputs]
         self._outputs = [_tensor_info(t) for t in self._model.outputs]
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:
-        chunks = [self._to_numpy(self._model(x[i:i + self._batch_size], training=False))
-                  for i in range(0, x.shape[0], self._batch_size)]
-        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        return self._to_numpy(self._model(x, training=False))  # Runtime chunks large batches
 
     def close(self) -> None:
         self._model = None
