@@ -55,7 +55,7 @@ RECIPES: dict[str, Recipe] = {
     "vgg16": Recipe(32, epochs=20, lr=1e-4),
     "squeezenet": Recipe(48, epochs=30, warmup_epochs=3),
     "mobilenet": Recipe(48, epochs=30, batch_size=64, lr=2e-3, warmup_epochs=2, shift=0.125),
-    "mobilenetv2": Recipe(32, epochs=40),
+    "mobilenetv2": Recipe(48, epochs=30, batch_size=64, lr=2e-3, warmup_epochs=2, shift=0.125),
 }
 
 
