@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from edgeconv import __version__
-from edgeconv.commands import bench, data, export, gate, train, zoo
+from edgeconv.commands import bench, data, export, gate, report, train, zoo
 from edgeconv.errors import EdgeconvError
 
 
@@ -65,6 +65,7 @@ app.command("quant-report")(export.quant_report)
 app.command()(bench.bench)
 app.command()(bench.targets)
 app.command()(gate.gate)
+app.command()(report.report)
 
 
 def main() -> None:

@@ -446,7 +446,7 @@ def _measure(path: Path, fmt: str, precision: str, run_dir: Path, content: bytes
         max_abs_diff=float(np.max(np.abs(outputs - reference))), runtime=runtime_name,
         inputs=inputs, outputs=outs, options=options,
         quantization=_quantization(fmt, precision, content, inputs, outs),
-        micro=_micro_check(path, inputs) if (fmt, precision) == ("tflite", "int8") else None,
+        micro=_micro_check(path) if (fmt, precision) == ("tflite", "int8") else None,
     )
 
 
@@ -469,13 +469,8 @@ def _quantization(fmt: str, precision: str, content: bytes, inputs: list[dict],
     return {"input": params(inputs[0]), "output": params(outputs[0])}
 
 
-def _micro_check(path: Path, inputs: list[dict]) -> dict[str, Any]:
+def _micro_check(path: Path) -> dict[str, Any]:
     """Load and run the file once in TFLite Micro, in a child process (it can crash)."""
-    if any(d is None for d in inputs[0]["shape"]):
-        # TFLM cannot resize inputs: it would run the 1x1 placeholder and report its arena.
-        return {"ok": False, "arena_bytes": None,
-                "error": "free input size: TFLite Micro cannot resize an input, so it"
-                         " needs a model built for a fixed size"}
     from edgeconv.runtimes.micro import probe
 
     result = probe(path)

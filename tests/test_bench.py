@@ -85,6 +85,31 @@ def test_mcu_target_gives_arena_and_fit():
 
 
 @needs_models
+def test_an_arena_larger_than_the_boards_sram_does_not_fit(tmp_path):
+    """TFLM gets the board's SRAM as its arena: vww_96_int8 needs ~101 KiB, not in 64 KiB."""
+    (tmp_path / "tiny.toml").write_text(
+        'kind = "mcu"\nruntimes = ["tflite-micro"]\n'
+        '[budgets]\nsram_bytes = 65536\nflash_bytes = 1048576\n')
+    done = bench(str(MODELS / "mlcommons-tiny" / "vww_96_int8.tflite"), "--target", "tiny",
+                 "--targets-dir", str(tmp_path), "--json", *FAST)
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)["results"]
+    assert row["fits"] is False and row["status"] != "ok"
+    assert "does not fit in 65536 B of SRAM" in " ".join(row["notes"])
+
+
+def test_a_free_size_model_is_refused_by_tflite_micro(tmp_path):
+    out = tmp_path / "gap"
+    subprocess.run([*EDGECONV, "export", "gap-mnist", "--untrained", "--int8", "--formats",
+                    "tflite", "--out", str(out)], capture_output=True, check=True, timeout=300)
+    done = bench(str(out / "gap-mnist_int8.tflite"), "--target", "stm32h7", "--json", *FAST)
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)["results"]
+    assert row["status"] == "unsupported" and "cannot resize an input" in row["error"]
+    assert row["latency_ms"] is None and row["arena_bytes"] is None
+
+
+@needs_models
 def test_crash_and_refusals_become_rows():
     files = [MODELS / "invalid" / "model_invoking_error.tflite",
              MODELS / "tflite-micro" / "person_detect.tflite",

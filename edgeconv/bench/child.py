@@ -36,6 +36,7 @@ class Job:
     reference_out: str | None = None  # keras: write its top-1 on `data` (+ MACs) here (.npz)
     reference_in: str | None = None  # others: agreement against this top-1
     seed: int = 0
+    arena_size: int | None = None  # tflite-micro: the board's SRAM, what it can give TFLM
     device: str = "cpu"  # gpu: Keras must see a GPU, onnxruntime runs `providers`
     providers: list[str] | None = None
 
@@ -86,6 +87,8 @@ def measure(job: Job) -> ChildResult:
         options["threads"] = job.threads
     if job.providers:
         options["providers"] = job.providers
+    if job.runtime == "tflite-micro" and job.arena_size:
+        options["arena_size"] = job.arena_size
     if job.device == "gpu" and job.runtime == "keras" and not _keras_sees_gpu():
         # Keras would quietly run on the CPU: that is not a GPU figure.
         return ChildResult(status="unsupported", error="TensorFlow sees no GPU here (install"

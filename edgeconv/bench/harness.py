@@ -300,6 +300,7 @@ def _measure(artifact: Artifact, runtime: str, threads: int | None, target: Targ
               data=str(data) if data else None,
               reference_out=str(reference) if runtime == "keras" and data else None,
               reference_in=str(reference) if runtime != "keras" and reference.exists() else None,
+              arena_size=target.sram_bytes if target.kind == "mcu" else None,
               device="gpu" if target.kind == "gpu" else "cpu",
               providers=_gpu_providers() if target.kind == "gpu" and runtime == "onnxruntime"
               else None)
@@ -342,6 +343,10 @@ def _fit(row: Measurement, target: Target) -> None:
     row.notes.append("latency is host time of TFLite Micro on this machine, not board time")
     if row.arena_bytes is not None:
         row.fits = row.arena_bytes <= target.sram_bytes and row.flash_bytes <= target.flash_bytes
+    elif row.error and "Failed to resize buffer" in row.error:
+        # TFLM was given the board's whole SRAM as its arena and could not plan in it.
+        row.fits = False
+        row.notes.append(f"the tensor arena does not fit in {target.sram_bytes} B of SRAM")
 
 
 def _add_macs(results: list[Measurement],

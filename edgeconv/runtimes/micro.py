@@ -63,6 +63,14 @@ class MicroRuntime(Runtime):
             reason = "; ".join([*printed, one_line(failure)])[:_REASON_CHARS]
             raise EdgeconvError(f"cannot load {self.path} with TFLite Micro: {reason}")
         graph = runtime.schema_fb.Model.GetRootAsModel(model, 0).Subgraphs(0)
+        for i in range(graph.InputsLength()):
+            signature = graph.Tensors(graph.Inputs(i)).ShapeSignatureAsNumpy()
+            # TFLM cannot resize an input: it would run the stored 1x1 placeholder instead.
+            if not isinstance(signature, int) and (signature[1:] < 0).any():
+                raise EdgeconvError(
+                    f"cannot load {self.path} with TFLite Micro: its input size is free"
+                    f" ({signature.tolist()}); TFLite Micro cannot resize an input, so it"
+                    " needs a model built for a fixed size")
         self._inputs = [_tensor_info(graph, graph.Inputs(i), self._interpreter.get_input_details(i))
                         for i in range(graph.InputsLength())]
         self._outputs = [

@@ -1,0 +1,99 @@
+"""`build_report`: collect -> arithmetic -> verdicts -> plots -> report.md + report.html."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeconv import _atomic
+from edgeconv.errors import EdgeconvError
+from edgeconv.report import document as d
+from edgeconv.report import plots
+from edgeconv.report.arithmetic import Arithmetic
+from edgeconv.report.collect import collect
+from edgeconv.report.render_html import to_html
+from edgeconv.report.render_md import to_markdown
+from edgeconv.report.summary import model_rows, pair_tables, targets_of
+from edgeconv.report.verdicts import Context, Verdict, judge_all
+
+TITLE = "edgeconv: the articles' deployment argument, measured"
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    paths: tuple[Path, ...]
+    out: Path
+    arithmetic: bool = True  # params / MACs from the Keras models (needs the train extra)
+    plots: bool = True
+
+
+@dataclass
+class ReportResult:
+    out: Path
+    files: list[Path]
+    verdicts: list[Verdict]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": str(self.out), "files": [str(f) for f in self.files],
+                "claims": [{"id": v.claim.id, "source": v.claim.source, "claim": v.claim.claim,
+                            "stated": v.claim.stated, "measured": v.measured,
+                            "verdict": v.verdict, "evidence": v.evidence, "reason": v.reason,
+                            "rule": v.claim.rule_text} for v in self.verdicts],
+                "notes": self.notes}
+
+
+def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda _: None
+                 ) -> ReportResult:
+    progress("reading manifests and results")
+    data = collect(list(config.paths))
+    if config.out.exists() and not config.out.is_dir():
+        raise EdgeconvError(f"{config.out} exists and is not a directory")
+    config.out.mkdir(parents=True, exist_ok=True)
+    arithmetic = Arithmetic(config.arithmetic)
+    progress("params and MACs from the models' arithmetic")
+    rows = model_rows(data, arithmetic)
+    progress("judging the claims")
+    verdicts = judge_all(Context(data, arithmetic))
+    notes = list(data.notes)
+    if arithmetic.unavailable:
+        notes.append(f"params and MACs not computed: {arithmetic.unavailable}")
+    no_plots = plots.available() if config.plots else "plots skipped (--no-plots)"
+    if no_plots:
+        notes.append(no_plots)
+    files: list[Path] = []
+
+    def draw(fn: Callable[..., Path]) -> Callable[..., Path | None]:
+        def run(name: str, *args: Any) -> Path | None:
+            if no_plots:
+                return None
+            progress(f"plotting {name}")
+            path = fn(*args, config.out / name)
+            files.append(path)
+            return path
+        return run
+
+    targets = targets_of(rows)
+    host = next((t for t in targets if any(lat.target == t and lat.timed_on != "host"
+                                           for r in rows for lat in r.latencies)), "cpu")
+    sections = [d.header(data, rows, [str(p) for p in config.paths]),
+                d.claims_section(verdicts)]
+    for table in pair_tables(rows):
+        sections.append(d.pair_section(
+            table, targets, lambda name, t=table: draw(plots.pair_figure)(name, t, targets)))
+    sections.append(d.pareto_section(rows, draw(plots.pareto_figure)))
+    grid = [r for r in rows if r.export.model == "mobilenet"]
+    sections.append(d.grid_section(rows, lambda name: draw(plots.grid_figure)(name, grid, host)))
+    gap = [r for r in rows if r.export.model == "gap-mnist"]
+    sections.append(d.gap_section(rows, lambda name: draw(plots.gap_figure)(name, gap, host)))
+    sections.append(d.mcu_section(data, draw(plots.mcu_figure)))
+    if notes:
+        sections.append(d.Section("Notes", [f"{n}" for n in notes]))
+    doc = d.Document(TITLE, sections)
+    progress("writing report.md and report.html")
+    _atomic.write_bytes(config.out / "report.md", to_markdown(doc).encode())
+    _atomic.write_bytes(config.out / "report.html", to_html(doc, config.out).encode())
+    files += [config.out / "report.md", config.out / "report.html"]
+    return ReportResult(config.out, files, verdicts, notes)

@@ -1,0 +1,201 @@
+"""The report's pictures, as PNG files. matplotlib (Agg, no display) is imported on first
+use: `edgeconv report` without the `plot` extra still writes its tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeconv.report.summary import ModelRow, PairTable
+
+_DPI = 110
+
+
+def available() -> str | None:
+    """None when plots can be drawn, else why not."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return "matplotlib is not installed: pip install 'edgeconv[plot]'"
+    return None
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "figure.autolayout": True})
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=_DPI)
+    _plt().close(fig)
+    return path
+
+
+def _short(row: ModelRow) -> str:
+    tag = "" if row.export.trained else " (untr.)"
+    return row.export.label + tag
+
+
+def _scale(ax, values: list[float], label: str) -> None:
+    """Log scale only when the values span more than 20x: bars on a short log axis start
+    at an arbitrary floor and mislead."""
+    shown = [v for v in values if v]
+    log = bool(shown) and max(shown) / min(shown) > 20
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(f"{label} (log scale)" if log else label)
+
+
+def _empty(ax, what: str) -> None:
+    ax.text(0.5, 0.5, f"no {what} in the inputs", ha="center", va="center",
+            transform=ax.transAxes, color="grey")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def pair_figure(table: PairTable, targets: list[str], path: Path) -> Path:
+    """Params, MACs, TFLite size per precision, latency p50 (p90 whisker) per target."""
+    plt = _plt()
+    rows = table.rows
+    names = [_short(r) for r in rows]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    fig.suptitle(f"[{table.comparison.id}] {table.comparison.title}")
+    for ax, attr, title in ((axes[0][0], "params", "parameters"), (axes[0][1], "macs", "MACs")):
+        values = [getattr(r, attr) for r in rows]
+        if any(values):
+            ax.barh(names, [v or 0 for v in values], color="tab:blue")
+            _scale(ax, values, title)
+            for y, v in enumerate(values):
+                ax.text(v or 1, y, f" {v:,}" if v else " n/a", va="center", fontsize=7)
+        else:
+            _empty(ax, title)
+        ax.set_title(title)
+    _grouped(axes[1][0], rows, names, "file size", "TFLite file size (KiB)",
+             [(p, lambda r, p=p: (r.sizes.get(p, 0) / 1024, None))
+              for p in ("fp32", "fp16", "dynamic", "int8")])
+    series = [(f"{t} {p}", lambda r, t=t, p=p: _lat(r, t, p))
+              for t in targets for p in ("fp32", "int8")]
+    _grouped(axes[1][1], rows, names, "latency", "latency p50, ms (whisker: p90)",
+             series)
+    return _save(fig, path)
+
+
+def _lat(row: ModelRow, target: str, precision: str) -> tuple[float, float | None]:
+    lat = row.latency(target, precision)
+    return (lat.p50_ms, lat.p90_ms) if lat else (0.0, None)
+
+
+def _grouped(ax, rows, names, what, xlabel, series) -> None:
+    data = [(label, [fn(r) for r in rows]) for label, fn in series]
+    data = [(label, vals) for label, vals in data if any(v for v, _ in vals)]
+    if not data:
+        _empty(ax, what)
+        return
+    height = 0.8 / len(data)
+    for i, (label, vals) in enumerate(data):
+        ys = [y + i * height for y in range(len(rows))]
+        p50 = [v for v, _ in vals]
+        # whiskers only where there is a p90 (latency), none for sizes
+        err = ([[0] * len(vals), [max(hi - v, 0) if hi else 0 for v, hi in vals]]
+               if any(hi for _, hi in vals) else None)
+        ax.barh(ys, p50, height=height, xerr=err, label=label, capsize=2)
+    ax.set_yticks([y + 0.4 - height / 2 for y in range(len(rows))], names)
+    _scale(ax, [v for _, vals in data for v, _ in vals], xlabel)
+    ax.set_title(what)
+    ax.legend(fontsize=7)
+
+
+def pareto_figure(points: list[tuple[str, float, float]], target: str, path: Path) -> Path:
+    """Accuracy (%) against latency p50 (ms); the Pareto front (nothing both faster and more
+    accurate) is joined by a line."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    # colour = model, marker = precision: labels on every point would overlap
+    models = list(dict.fromkeys(label.rsplit(" ", 1)[0] for label, _, _ in points))
+    markers = {"fp32": "o", "fp16": "^", "dynamic": "D", "int8": "s"}
+    colours = plt.get_cmap("tab10")
+    for label, ms, acc in points:
+        model, precision = label.rsplit(" ", 1)
+        ax.scatter(ms, acc * 100, color=colours(models.index(model) % 10),
+                   marker=markers.get(precision, "x"), s=40)
+    for i, model in enumerate(models):
+        ax.scatter([], [], color=colours(i % 10), marker="o", label=model)
+    for precision, marker in markers.items():
+        ax.scatter([], [], color="grey", marker=marker, label=precision)
+    front = pareto_front(points)
+    ax.plot([p[1] for p in front], [p[2] * 100 for p in front], "r--", label="Pareto front")
+    for label, ms, acc in front:
+        ax.annotate(label, (ms, acc * 100), fontsize=7, xytext=(4, -10),
+                    textcoords="offset points", color="red")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"latency p50 on {target}, ms (log scale)")
+    ax.set_ylabel("test accuracy, %")
+    ax.set_title(f"accuracy vs latency on {target} (trained exports, TFLite files)")
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def pareto_front(points: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    front: list[tuple[str, float, float]] = []
+    for p in sorted(points, key=lambda p: (p[1], -p[2])):
+        if not front or p[2] > front[-1][2]:
+            front.append(p)
+    return front
+
+
+def grid_figure(rows: list[ModelRow], target: str, path: Path) -> Path:
+    """MobileNet v1 across alpha and resolution: MACs against latency, params per point."""
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for r in rows:
+        lat = r.latency(target, "fp32") or r.latency(target, "int8")
+        if r.macs and lat:
+            left.scatter(r.macs / 1e6, lat.p50_ms, color="tab:blue")
+            left.annotate(r.export.label.replace("mobilenet ", ""), (r.macs / 1e6, lat.p50_ms),
+                          fontsize=7, xytext=(3, 3), textcoords="offset points")
+    left.set_xlabel("MACs (millions)")
+    left.set_ylabel(f"latency p50 on {target}, ms (fp32 TFLite)")
+    left.set_title("cost vs measured latency")
+    right.barh([r.export.label for r in rows], [(r.params or 0) / 1e6 for r in rows])
+    right.set_xlabel("parameters (millions)")
+    right.set_title("parameters")
+    return _save(fig, path)
+
+
+def gap_figure(rows: list[ModelRow], target: str, path: Path) -> Path:
+    """gap-mnist: one model, several input sizes: latency against input side."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for precision, marker in (("fp32", "o-"), ("int8", "s--")):
+        pts = sorted((r.export.input_hw[0], lat.p50_ms) for r in rows
+                     if (lat := r.latency(target, precision)) and r.export.input_hw[0])
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker, label=f"{precision} TFLite")
+    ax.set_xlabel("input side, pixels (H = W)")
+    ax.set_ylabel(f"latency p50 on {target}, ms")
+    ax.set_title("gap-mnist: the same 5,130 params at every input size, output 10 classes")
+    ax.legend()
+    return _save(fig, path)
+
+
+def mcu_figure(bars: list[tuple[str, int | None, int | None]], sram: int, flash: int,
+               target: str, path: Path) -> Path:
+    """Arena and flash of each int8 model as a share of the board's budgets."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(bars) + 1.8))
+    names = [b[0] for b in bars]
+    ys = range(len(bars))
+    ax.barh([y - 0.2 for y in ys], [100 * (b[1] or 0) / sram for b in bars], height=0.4,
+            label=f"arena / SRAM ({sram // 1024} KiB)")
+    ax.barh([y + 0.2 for y in ys], [100 * (b[2] or 0) / flash for b in bars], height=0.4,
+            label=f"flash estimate / flash ({flash // 1024} KiB)")
+    ax.axvline(100, color="red", linestyle="--", label="budget")
+    ax.set_yticks(list(ys), names)
+    ax.set_xlabel("% of the board's budget")
+    ax.set_title(f"{target}: TFLite Micro arena and flash vs budget")
+    ax.legend(fontsize=7)
+    return _save(fig, path)

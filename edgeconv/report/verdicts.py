@@ -1,0 +1,384 @@
+"""One rule per kind of claim: each turns the collected data into a verdict with the figure
+it measured and where that figure comes from. The rules are named by `Claim.rule` and
+described in words by `Claim.rule_text` (edgeconv/report/claims.py).
+
+A rule never guesses: a figure it needs and does not have gives "not measurable here" with
+the command that would produce it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edgeconv.report.arithmetic import Arithmetic, Figures, inspect_command
+from edgeconv.report.claims import CLAIMS, Claim
+from edgeconv.report.collect import BenchRecord, Collection, ExportRecord
+from edgeconv.zoo.pairs import Entry
+
+_NAMES = {"params": "params", "macs": "MACs"}
+REPRODUCED, PARTLY, NOT_REPRODUCED, UNMEASURABLE = (
+    "reproduced", "partly", "not reproduced", "not measurable here")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: Claim
+    verdict: str
+    measured: str  # the figure edgeconv measured ("-" when none)
+    evidence: str  # artifacts / targets / the command that produced or would produce it
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Context:
+    data: Collection
+    arithmetic: Arithmetic
+
+    def exports(self, model: str) -> list[ExportRecord]:
+        return [e for e in self.data.exports if e.model == model]
+
+    def host_rows(self, export: ExportRecord, fmt: str, precision: str) -> list[BenchRecord]:
+        """ok rows of one file on targets that time themselves (not TFLite Micro on the host),
+        the fewest threads per target."""
+        rows = [r for r in self.data.rows if r.export is export and r.ok and r.format == fmt
+                and r.precision == precision and r.timed_on != "host"]
+        best: dict[str, BenchRecord] = {}
+        for r in sorted(rows, key=lambda r: r.threads or 0):
+            best.setdefault(r.target, r)
+        return list(best.values())
+
+
+Rule = Callable[[Claim, Context], Verdict]
+_RULES: dict[str, Rule] = {}
+
+
+def rule(fn: Rule) -> Rule:
+    _RULES[fn.__name__] = fn
+    return fn
+
+
+def judge_all(ctx: Context) -> list[Verdict]:
+    return [_RULES[c.rule](c, ctx) for c in CLAIMS]
+
+
+def _no_arith(claim: Claim, ctx: Context, entry: Entry) -> Verdict:
+    return Verdict(claim, UNMEASURABLE, "-", f"`{inspect_command(entry.model, entry.options)}`",
+                   ctx.arithmetic.unavailable or f"cannot build {entry.label}")
+
+
+def _figure(f: Figures, quantity: str) -> int:
+    return f.params if quantity == "params" else f.macs
+
+
+def _rounds_to(measured: float, value: float, digits: int | None) -> bool:
+    if digits is None:
+        return measured == value
+    return float(f"{measured:.{digits}g}") == float(f"{value:.{digits}g}")
+
+
+def _export_command(models: tuple[str, ...] | list[str], untrained: bool = False) -> str:
+    flag = " --untrained" if untrained else ""
+    return "; ".join(f"`edgeconv export {m}{flag} --int8`" for m in models)
+
+
+@rule
+def count(claim: Claim, ctx: Context) -> Verdict:
+    entry, quantity = claim.args["entry"], claim.args["quantity"]
+    figures = ctx.arithmetic.of(entry.model, entry.options)
+    if figures is None:
+        return _no_arith(claim, ctx, entry)
+    measured = _figure(figures, quantity)
+    ok = _rounds_to(measured, claim.args["value"], claim.args.get("digits"))
+    return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED, f"{measured:,} {_NAMES[quantity]}",
+                   f"`{inspect_command(entry.model, entry.options)}`")
+
+
+@rule
+def pair_count(claim: Claim, ctx: Context) -> Verdict:
+    entries, quantity = claim.args["entries"], claim.args["quantity"]
+    found = [ctx.arithmetic.of(e.model, e.options) for e in entries]
+    if any(f is None for f in found):
+        return _no_arith(claim, ctx, entries[found.index(None)])
+    measured = [_figure(f, quantity) for f in found]
+    digits = claim.args.get("digits", (None,) * len(entries))
+    ok = all(_rounds_to(m, v, n) for m, v, n in zip(measured, claim.args["values"], digits))
+    return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED,
+                   " vs ".join(f"{m:,}" for m in measured) + f" {_NAMES[quantity]}"
+                   f" ({measured[0] / measured[1]:.2f}x)",
+                   "; ".join(f"`{inspect_command(e.model, e.options)}`" for e in entries))
+
+
+@rule
+def ratio(claim: Claim, ctx: Context) -> Verdict:
+    base, compact, quantity = claim.args["base"], claim.args["compact"], claim.args["quantity"]
+    fb, fc = ctx.arithmetic.of(base.model, base.options), ctx.arithmetic.of(compact.model,
+                                                                            compact.options)
+    if fb is None or fc is None:
+        return _no_arith(claim, ctx, base if fb is None else compact)
+    value = claim.args["value"]
+    measured = _figure(fb, quantity) / _figure(fc, quantity)
+    figure = (f"{measured:.1f}x fewer {_NAMES[quantity]}"
+              f" ({_figure(fb, quantity):,} vs {_figure(fc, quantity):,})")
+    evidence = f"`{inspect_command(base.model, base.options)}`; `{inspect_command(compact.model, compact.options)}`"
+    if claim.args.get("analogue"):
+        verdict = PARTLY if measured >= value else NOT_REPRODUCED
+        return Verdict(claim, verdict, figure, evidence,
+                       "measured on the image analogue (article A's models), not the text CNN")
+    if abs(measured - value) <= 0.1 * value:
+        verdict = REPRODUCED
+    else:
+        verdict = PARTLY if measured >= 10 else NOT_REPRODUCED
+    return Verdict(claim, verdict, figure, evidence)
+
+
+@rule
+def dense_share(claim: Claim, ctx: Context) -> Verdict:
+    entry = claim.args["entry"]
+    figures = ctx.arithmetic.of(entry.model, entry.options)
+    if figures is None:
+        return _no_arith(claim, ctx, entry)
+    dense = sum(l.params for l in figures.layers if l.type == "Dense")
+    share = dense / figures.params
+    return Verdict(claim, REPRODUCED if share > 0.5 else NOT_REPRODUCED,
+                   f"{share:.2%} ({dense:,} of {figures.params:,} params in Dense layers)",
+                   f"`{inspect_command(entry.model, entry.options)}`")
+
+
+@rule
+def alexnet_maps(claim: Claim, ctx: Context) -> Verdict:
+    entry = claim.args["entry"]
+    figures = ctx.arithmetic.of(entry.model, entry.options)
+    if figures is None:
+        return _no_arith(claim, ctx, entry)
+    shapes = [l.output_shape for l in figures.layers
+              if "Conv" in l.type or "Pool" in l.type]
+    wanted = list(claim.args["maps"])
+    it = iter(shapes)
+    ok = all(any(s == w for s in it) for w in wanted)  # the stated maps, in order
+    return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED,
+                   ", ".join("x".join(map(str, s)) for s in shapes),
+                   f"`{inspect_command(entry.model, entry.options)}`")
+
+
+@rule
+def separable_cost(claim: Claim, ctx: Context) -> Verdict:
+    regular, separable = claim.args["entries"]
+    fr, fs = ctx.arithmetic.of(regular.model, {}), ctx.arithmetic.of(separable.model, {})
+    if fr is None or fs is None:
+        return _no_arith(claim, ctx, regular)
+    n, k = claim.args["n"], claim.args["k"]
+    expected = 1 / (1 / n + 1 / k**2)
+    measured = fr.macs / fs.macs
+    ok = abs(measured - expected) <= 0.01 * expected
+    return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED,
+                   f"{measured:.2f}x fewer MACs (formula at N={n}: {expected:.2f}x; tends to"
+                   f" {k * k}x as N grows)",
+                   f"`edgeconv inspect {regular.model}`; `edgeconv inspect {separable.model}`")
+
+
+@rule
+def scaling(claim: Claim, ctx: Context) -> Verdict:
+    entries, values = claim.args["entries"], claim.args["values"]
+    found = [ctx.arithmetic.of(e.model, e.options) for e in entries]
+    if any(f is None for f in found):
+        return _no_arith(claim, ctx, entries[found.index(None)])
+    macs = [f.macs for f in found]
+    exact = [round(m / 1e6) == round(v / 1e6) for m, v in zip(macs, values)]
+    close = all(abs(m - v) <= 0.02 * v for m, v in zip(macs, values))
+    verdict = REPRODUCED if all(exact) else (PARTLY if close else NOT_REPRODUCED)
+    off = [f"{m / 1e6:.1f}M vs the printed {v / 1e6:.0f}M"
+           for m, v, ok in zip(macs, values, exact) if not ok]
+    return Verdict(claim, verdict,
+                   " / ".join(f"{m / 1e6:.1f}M" for m in macs) + " MACs"
+                   f" (relative: {' / '.join(f'{m / macs[0]:.3f}' for m in macs)})",
+                   "; ".join(f"`{inspect_command(e.model, e.options)}`" for e in entries),
+                   ("the article's own figure differs: " + "; ".join(off)) if off else "")
+
+
+@rule
+def faster(claim: Claim, ctx: Context) -> Verdict:
+    base, compact, precision = claim.args["base"], claim.args["compact"], claim.args["precision"]
+    wins: list[bool] = []
+    lines: list[str] = []
+    for b in ctx.exports(base):
+        for brow in ctx.host_rows(b, "tflite", precision):
+            for name in compact:
+                for c in ctx.exports(name):
+                    if c.trained != b.trained:
+                        continue
+                    for crow in ctx.host_rows(c, "tflite", precision):
+                        if crow.target != brow.target:
+                            continue
+                        wins.append(crow.p50_ms < brow.p50_ms)
+                        lines.append(f"{name} {crow.p50_ms:.3f} ms vs {base} {brow.p50_ms:.3f} ms"
+                                     f" p50 on {brow.target}")
+    if not wins:
+        return Verdict(claim, UNMEASURABLE, "-",
+                       f"{_export_command([base, *compact])}; then `edgeconv bench runs/... --target cpu`",
+                       f"no {precision} TFLite latency of {base} and a compact model on the same"
+                       " target in the inputs")
+    verdict = REPRODUCED if all(wins) else (PARTLY if any(wins) else NOT_REPRODUCED)
+    return Verdict(claim, verdict, "; ".join(lines),
+                   f"{precision} TFLite files, LiteRT, fewest threads, `edgeconv bench`")
+
+
+@rule
+def smaller(claim: Claim, ctx: Context) -> Verdict:
+    base, compact, factor = claim.args["base"], claim.args["compact"], claim.args["factor"]
+    def fp32_file(model: str):
+        return next((f for e in ctx.exports(model) if (f := e.file("tflite", "fp32"))), None)
+
+    base_file = fp32_file(base)
+    pairs = [(name, f) for name in compact if (f := fp32_file(name))]
+    if base_file is None or not pairs:
+        return Verdict(claim, UNMEASURABLE, "-", _export_command([base, *compact]),
+                       f"needs fp32 TFLite exports of {base} and of a compact model")
+    ratios = [base_file.size_bytes / f.size_bytes for _, f in pairs]
+    verdict = REPRODUCED if all(r >= factor for r in ratios) else (
+        PARTLY if all(r > 1 for r in ratios) else NOT_REPRODUCED)
+    return Verdict(claim, verdict,
+                   f"{base} {base_file.size_bytes:,} B vs "
+                   + ", ".join(f"{n} {f.size_bytes:,} B ({r:.0f}x smaller)"
+                               for (n, f), r in zip(pairs, ratios)),
+                   "fp32 TFLite file sizes in manifest.json (`edgeconv export`)")
+
+
+@rule
+def any_size(claim: Claim, ctx: Context) -> Verdict:
+    exports = ctx.exports(claim.args["model"])
+    free = [e for e in exports if None in e.input_hw]
+    sizes = {e.input_hw: e for e in exports if None not in e.input_hw}
+    outputs = {e.label: (f.output_shape if (f := e.file("tflite", "fp32")) else None)
+               for e in exports}
+    if not free and len(sizes) < 2:
+        return Verdict(claim, UNMEASURABLE, "-",
+                       "`edgeconv export gap-mnist --untrained --input-shape 56,56,1`"
+                       " (and 28,28,1, 112,112,1); `edgeconv bench ... --target cpu`",
+                       "needs gap-mnist exported at two or more input sizes (or free size)")
+    ten_way = all(o is not None and o[-1] == 10 for o in outputs.values())
+    latency = []
+    for hw, e in sorted(sizes.items()):
+        rows = ctx.host_rows(e, "tflite", "fp32")
+        if rows:
+            latency.append(f"{hw[0]}x{hw[1]}: {rows[0].p50_ms:.3f} ms on {rows[0].target}")
+    measured = "; ".join(f"{label} -> output {o}" for label, o in outputs.items())
+    if latency:
+        measured += "; p50 " + ", ".join(latency)
+    return Verdict(claim, REPRODUCED if ten_way else NOT_REPRODUCED, measured,
+                   "manifest.json outputs of each gap-mnist export; `edgeconv bench` latency")
+
+
+def _trained(ctx: Context, model: str) -> ExportRecord | None:
+    return next((e for e in ctx.exports(model) if e.trained and e.float_accuracy is not None),
+                None)
+
+
+@rule
+def similar_accuracy(claim: Claim, ctx: Context) -> Verdict:
+    models = claim.args["models"]
+    found = [_trained(ctx, m) for m in models]
+    if any(f is None for f in found):
+        missing = [m for m, f in zip(models, found) if f is None]
+        return Verdict(claim, UNMEASURABLE, "-", _export_command(missing),
+                       f"no trained export of {', '.join(missing)} in the inputs"
+                       " (untrained weights have no meaningful accuracy)")
+    a, b = found
+    diff = abs(a.float_accuracy - b.float_accuracy) * 100
+    verdict = REPRODUCED if diff <= 2 else (PARTLY if diff <= 5 else NOT_REPRODUCED)
+    reason = ""
+    if a.dataset != claim.args["dataset"] or b.dataset != claim.args["dataset"]:
+        reason = f"measured on {a.dataset}, not {claim.args['dataset']}"
+        if verdict == REPRODUCED:
+            verdict = PARTLY
+    return Verdict(claim, verdict,
+                   f"{models[0]} {a.float_accuracy:.1%} vs {models[1]} {b.float_accuracy:.1%}"
+                   f" float test accuracy ({diff:.1f} points apart)",
+                   f"manifest.json float_accuracy of {a.directory.name}, {b.directory.name}",
+                   reason)
+
+
+def _train_pair(claim: Claim, ctx: Context) -> tuple[ExportRecord, ExportRecord] | Verdict:
+    base, compact = (_trained(ctx, claim.args["base"]), _trained(ctx, claim.args["compact"]))
+    if base is None or compact is None or base.train is None or compact.train is None:
+        return Verdict(claim, UNMEASURABLE, "-",
+                       f"`edgeconv train {claim.args['base']}`; `edgeconv train"
+                       f" {claim.args['compact']}` (train.json beside the export)",
+                       "needs both trained runs with their train.json")
+    return base, compact
+
+
+@rule
+def overfit_less(claim: Claim, ctx: Context) -> Verdict:
+    pair = _train_pair(claim, ctx)
+    if isinstance(pair, Verdict):
+        return pair
+
+    def gap(e: ExportRecord) -> float:
+        i = e.train.best_epoch - 1
+        return (e.train.train_accuracy[i] - e.train.val_accuracy[i]) * 100
+
+    base, compact = pair
+    gb, gc = gap(base), gap(compact)
+    verdict = REPRODUCED if gc < gb else NOT_REPRODUCED
+    reason = ""
+    if verdict == REPRODUCED and compact.dataset != claim.args["dataset"]:
+        verdict, reason = PARTLY, f"measured on {compact.dataset}, not {claim.args['dataset']}"
+    return Verdict(claim, verdict,
+                   f"train - val accuracy at the best epoch: {claim.args['base']} {gb:+.1f}"
+                   f" points, {claim.args['compact']} {gc:+.1f} points"
+                   f" ({base.train.epochs_run} / {compact.train.epochs_run} epochs)",
+                   f"train.json of {base.directory.name}, {compact.directory.name}", reason)
+
+
+@rule
+def epoch_faster(claim: Claim, ctx: Context) -> Verdict:
+    pair = _train_pair(claim, ctx)
+    if isinstance(pair, Verdict):
+        return pair
+
+    def mean_epoch(e: ExportRecord) -> float:
+        seconds = e.train.epoch_seconds
+        return statistics.mean(seconds[1:] or seconds)  # epoch 1 includes graph tracing
+
+    base, compact = pair
+    sb, sc = mean_epoch(base), mean_epoch(compact)
+    return Verdict(claim, REPRODUCED if sc < sb else NOT_REPRODUCED,
+                   f"{claim.args['base']} {sb:.2f} s vs {claim.args['compact']} {sc:.2f} s per"
+                   " epoch (mean, first epoch excluded)",
+                   f"train.json of {base.directory.name}, {compact.directory.name}",
+                   "timed on this machine's CPU, which was shared with other work")
+
+
+@rule
+def squeezenet_size(claim: Claim, ctx: Context) -> Verdict:
+    def file_of(model: str, precision: str):
+        return next(((e, f) for e in ctx.exports(model) if e.input_hw == (224, 224)
+                     and (f := e.file("tflite", precision))), (None, None))
+
+    sq_export, sq = file_of("squeezenet", "int8")
+    _, alex = file_of("alexnet", "fp32")
+    if sq is None:
+        return Verdict(claim, UNMEASURABLE, "-",
+                       "`edgeconv export squeezenet --untrained --int8`; `edgeconv export"
+                       " alexnet --untrained`", "no 224x224 squeezenet int8 TFLite export")
+    classes = sq_export.options.get("classes")
+    measured = f"squeezenet int8 {sq.size_bytes / 1e6:.2f} MB ({classes}-class head)"
+    if alex is not None:
+        ratio_ = alex.size_bytes / sq.size_bytes
+        measured += f"; alexnet fp32 {alex.size_bytes / 1e6:.1f} MB, {ratio_:.0f}x larger"
+    if sq.size_bytes < claim.args["limit"]:
+        verdict = REPRODUCED
+    elif alex is not None and alex.size_bytes / sq.size_bytes >= 50:
+        verdict = PARTLY
+    else:
+        verdict = NOT_REPRODUCED
+    return Verdict(claim, verdict, measured, "TFLite file sizes in manifest.json",
+                   "int8 quantisation alone; the paper's 0.5 MB needs Deep Compression"
+                   " (pruning, 6-bit weight sharing, Huffman coding), which edgeconv does not do")
+
+
+@rule
+def unmeasurable(claim: Claim, ctx: Context) -> Verdict:
+    return Verdict(claim, UNMEASURABLE, "-", "-", claim.args["reason"])
