@@ -350,23 +350,17 @@ def _check_options(source: _Source, given: dict[str, Any]) -> None:
 
 def _load_data(source: _Source, config: ExportConfig):
     """The test split and calibration images, prepared exactly as in training."""
-    from edgeconv.data import load
+    from edgeconv.data import load, load_recorded
 
     if source.trained:
-        shape = tuple(source.preprocessing["input_shape"])
-    else:  # the model's own input size; a size-free model sees the data at MNIST's 28
-        from edgeconv.zoo import get_spec, resolve_options
+        return load_recorded(source.dataset, source.preprocessing, data_dir=config.data_dir,
+                             seed=source.seed, made=f"{source.run_dir} was trained")
+    # Untrained: the model's own input size; a size-free model sees the data at MNIST's 28.
+    from edgeconv.zoo import get_spec, resolve_options
 
-        spec = get_spec(source.spec_name)
-        h, w, c = resolve_options(spec, **source.model_options).input_shape
-        shape = (h or 28, w or 28, c)
-    data = load(source.dataset, input_shape=shape, data_dir=config.data_dir, seed=source.seed)
-    if source.trained and data.preprocessing.to_dict() != source.preprocessing:
-        raise EdgeconvError(
-            f"{source.dataset} now prepares differently from when {source.run_dir} was"
-            f" trained ({data.preprocessing.to_dict()} vs {source.preprocessing}); check"
-            " --data-dir")
-    return data
+    h, w, c = resolve_options(get_spec(source.spec_name), **source.model_options).input_shape
+    return load(source.dataset, input_shape=(h or 28, w or 28, c), data_dir=config.data_dir,
+                seed=source.seed)
 
 
 def _build_untrained(source: _Source, data) -> tuple[Any, _Source]:

@@ -66,15 +66,12 @@ def quant_report(path: str | Path, *, data_dir: str | None = None) -> QuantRepor
 
 
 def _calibration_data(manifest: Manifest, artifact: Artifact, data_dir: str | None):
-    from edgeconv.data import calibration_indices, load
+    from edgeconv.data import calibration_indices, load_recorded
 
-    prep = manifest.data["input"]["preprocessing"]
     dataset = manifest.data["dataset"]
-    data = load(dataset["name"], input_shape=prep["input_shape"], data_dir=data_dir,
-                seed=dataset["seed"])
-    if data.preprocessing.to_dict() != prep:
-        raise EdgeconvError(f"{dataset['name']} now prepares differently from when"
-                            f" {manifest.directory} was exported; check --data-dir")
+    data = load_recorded(dataset["name"], manifest.data["input"]["preprocessing"],
+                         data_dir=data_dir, seed=dataset["seed"],
+                         made=f"{manifest.directory} was exported")
     calibration = artifact.options.get("calibration", {})
     picked = calibration_indices(data, calibration.get("samples", 200),
                                  seed=calibration.get("seed", 0))

@@ -642,3 +642,15 @@ def test_module_import_is_light() -> None:
             "print([m for m in ('sklearn', 'PIL', 'keras', 'tensorflow') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_load_recorded_gives_the_recorded_preparation_or_refuses():
+    from edgeconv.data import load_recorded
+
+    recorded = load("digits", input_shape=(28, 28, 1), seed=3).preprocessing.to_dict()
+    again = load_recorded("digits", recorded, seed=3)
+    assert again.preprocessing.to_dict() == recorded
+    changed = {**recorded, "scale": recorded["scale"] * 2}
+    with pytest.raises(EdgeconvError, match="digits now prepares differently from when the"
+                                            " model was made .*; check --data-dir"):
+        load_recorded("digits", changed, seed=3)

@@ -268,18 +268,12 @@ def _prepare_data(artifacts: list[Artifact], config: BenchConfig, scratch: Path,
 
 
 def _load_split(spec: dict[str, Any]):
-    from edgeconv.data import NORMALISATIONS, load
+    from edgeconv.data import load_recorded
 
-    prep = spec["preprocessing"]
-    if not spec["name"] or not prep:
+    if not spec["name"] or not spec["preprocessing"]:
         raise EdgeconvError("the manifest names no dataset")
-    normalisation = next((name for name, pair in NORMALISATIONS.items()
-                          if pair == (prep.get("scale"), prep.get("offset"))), "unit")
-    data = load(spec["name"], input_shape=tuple(prep["input_shape"]),
-                data_dir=spec["data_dir"], seed=spec["seed"], normalisation=normalisation)
-    if data.preprocessing.to_dict() != prep:
-        raise EdgeconvError(f"{spec['name']} now prepares differently from the export")
-    return data
+    return load_recorded(spec["name"], spec["preprocessing"], data_dir=spec["data_dir"],
+                         seed=spec["seed"], made="the export was made")
 
 
 def _measure(artifact: Artifact, runtime: str, threads: int | None, target: Target,

@@ -29,6 +29,7 @@ from edgeconv.data.splits import (
     calibration_indices,
     calibration_sample,
     load,
+    load_recorded,
     prepare,
 )
 
@@ -46,5 +47,6 @@ __all__ = [
     "keras_cache_dirs",
     "load",
     "load_dataset",
+    "load_recorded",
     "prepare",
 ]

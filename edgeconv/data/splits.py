@@ -14,7 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from edgeconv.data.preprocess import Preprocessing, _is_int, _make_preprocessing
+from edgeconv.data.preprocess import (
+    NORMALISATIONS,
+    Preprocessing,
+    _is_int,
+    _make_preprocessing,
+)
 from edgeconv.data.sources import (
     DEFAULT_DATASET,
     RawDataset,
@@ -263,3 +268,22 @@ def load(
         raw, input_shape, normalisation=normalisation, seed=seed,
         val_fraction=val_fraction, test_fraction=test_fraction, limit=limit,
     )
+
+
+def load_recorded(name: str | os.PathLike[str], preprocessing: dict[str, Any], *,
+                  data_dir: str | Path | None = None, seed: int = 0,
+                  made: str = "the model was made") -> PreparedDataset:
+    """The dataset prepared exactly as a run or export recorded it (`Preprocessing.to_dict()`).
+
+    Export, quant-report and bench score and calibrate on the images training saw; dataset
+    files that now prepare differently (another --data-dir, another version) are refused.
+    """
+    pair = (preprocessing.get("scale"), preprocessing.get("offset"))
+    normalisation = next((n for n, known in NORMALISATIONS.items() if known == pair), "unit")
+    data = load(name, input_shape=tuple(preprocessing["input_shape"]), data_dir=data_dir,
+                seed=seed, normalisation=normalisation)
+    if data.preprocessing.to_dict() != preprocessing:
+        raise EdgeconvError(f"{name} now prepares differently from when {made}"
+                            f" ({data.preprocessing.to_dict()} vs {preprocessing});"
+                            " check --data-dir")
+    return data
