@@ -15,6 +15,7 @@ import numpy as np
 
 from edgeconv._capture import captured_output
 from edgeconv._lazy import require
+from edgeconv.convert._metrics import flat, sqnr_db
 from edgeconv.errors import EdgeconvError, one_line
 
 # ONNX opset 17 (ai.onnx), supported by tf2onnx >= 1.14 and every onnxruntime since 1.13;
@@ -126,7 +127,7 @@ def layer_errors(fp32: bytes, int8: bytes, calibration: np.ndarray) -> list[dict
     for name, tensors in matched.items():
         if "pre_qdq" not in tensors or "post_qdq" not in tensors:
             continue
-        before, after = _flat(tensors["pre_qdq"]), _flat(tensors["post_qdq"])
+        before, after = flat(tensors["pre_qdq"]), flat(tensors["post_qdq"])
         scale, zero_point = scales.get(name, (None, None))
         if scale is not None:
             # The quantiser drops a ReLU before a QuantizeLinear whose range starts at 0 (the
@@ -136,8 +137,8 @@ def layer_errors(fp32: bytes, int8: bytes, calibration: np.ndarray) -> list[dict
         rows.append({
             "name": name, "op": producers.get(name, "input"), "rmse": rmse,
             "rmse_per_scale": rmse / scale if scale else None,
-            "sqnr_db": _sqnr_db(before, after), "scale": scale,
-            "accumulated_sqnr_db": _sqnr_db(_flat(tensors["float"]), after)
+            "sqnr_db": sqnr_db(before, after), "scale": scale,
+            "accumulated_sqnr_db": sqnr_db(flat(tensors["float"]), after)
             if "float" in tensors else None})
     return rows
 
@@ -151,25 +152,19 @@ def _unoptimised():
     return options
 
 
-def _flat(arrays) -> np.ndarray:
-    return np.concatenate([np.ravel(a) for a in arrays]).astype(np.float64)
-
-
-def _sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
-    noise = float(np.mean(np.square(reference - test)))
-    signal = float(np.mean(np.square(reference)))
-    return float("inf") if noise == 0 else 10 * float(np.log10(max(signal, 1e-30) / noise))
-
-
 def _load(model: bytes):
     return require("onnx", extra="train").load_from_string(model)
 
 
-def _activation_scales(graph) -> dict[str, tuple[float, int]]:
-    """(scale, zero point) of each activation's int8 QuantizeLinear, where per tensor."""
+def _constants(graph) -> dict[str, np.ndarray]:
     from onnx import numpy_helper
 
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    return {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+
+
+def _activation_scales(graph) -> dict[str, tuple[float, int]]:
+    """(scale, zero point) of each activation's int8 QuantizeLinear, where per tensor."""
+    constants = _constants(graph)
     scales = {}
     for node in graph.node:
         if node.op_type == "QuantizeLinear" and len(node.input) == 3:
@@ -191,11 +186,8 @@ def _producers(model: bytes, tensors: Sequence[str]) -> list[str]:
 def boundary_quantization(int8_model: bytes) -> dict[str, dict[str, float | int] | None]:
     """Scale and zero-point of the QuantizeLinear after the input and of the
     DequantizeLinear before the output, where the QDQ graph has them."""
-    onnx = require("onnx", extra="train")
-    from onnx import numpy_helper
-
-    graph = onnx.load_from_string(int8_model).graph
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    graph = _load(int8_model).graph
+    constants = _constants(graph)
 
     def params(node) -> dict[str, float | int] | None:
         scale, zero = (constants.get(name) for name in node.input[1:3])

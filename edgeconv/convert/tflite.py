@@ -17,6 +17,7 @@ import numpy as np
 
 from edgeconv._capture import captured_output
 from edgeconv._lazy import keras, require
+from edgeconv.convert._metrics import flat, sqnr_db
 from edgeconv.errors import EdgeconvError, one_line
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
@@ -130,12 +131,8 @@ def _debugger(converter, calibration: np.ndarray, options):
 
 
 def _sqnr_db(floats, quants, scale, zero_point) -> float:
-    """Signal-to-quantisation-noise ratio of an op's int8 output against its float output."""
-    f = np.concatenate([np.ravel(a) for a in floats]).astype(np.float64)
-    q = (np.concatenate([np.ravel(a) for a in quants]).astype(np.float64) - zero_point) * scale
-    noise = float(np.mean(np.square(f - q)))
-    signal = float(np.mean(np.square(f)))
-    return float("inf") if noise == 0 else 10 * float(np.log10(max(signal, 1e-30) / noise))
+    """The debugger's direct-compare metric: an op's int8 output against its float output."""
+    return sqnr_db(flat(floats), (flat(quants) - zero_point) * scale)
 
 
 def _batch_one(model):
