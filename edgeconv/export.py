@@ -38,6 +38,9 @@ CALIBRATION_SPLIT = "train"
 # A layer quantised with an SQNR above this is exact in practice (max pooling, reshape):
 # keeping it float would cost size and gain nothing.
 EXACT_SQNR_DB = 100.0
+# Test images an untrained export is measured on unless --eval-samples says otherwise: enough
+# to check each conversion against Keras, few enough for VGG16 at 224x224 (15 GMAC each).
+UNTRAINED_EVAL_SAMPLES = 32
 # Libraries whose versions make an artifact reproducible; read from package metadata so
 # that recording them imports nothing.
 VERSIONED = ("tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime",
@@ -62,6 +65,9 @@ class ExportConfig:
     seed: int = 0
     untrained: bool = False  # freshly initialised weights: for size and speed only
     max_drop: float | None = None  # int8 accuracy budget, points below float (test split)
+    # Test images each file is measured on (stratified, seeded); None: the whole split, or
+    # UNTRAINED_EVAL_SAMPLES for untrained weights, whose accuracy means nothing.
+    eval_samples: int | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,8 @@ def export(config: ExportConfig, progress: Progress | None = None,
     else:
         data = _load_data(source, config)
         model, source = _build_untrained(source, data)
+    full_test = len(data.test.y)
+    data = _evaluation_data(data, config, seed=source.seed)
     calibration, calibration_check = _calibration(data, config)
 
     _drop_previous_export(source.run_dir)
@@ -154,6 +162,9 @@ def export(config: ExportConfig, progress: Progress | None = None,
         artifacts.append(artifact)
         notes.extend(_notes_for(artifact, data.preprocessing.to_dict()))
     manifest_data = _manifest_data(source, config, data, float_accuracy)
+    if len(data.test.y) < full_test:  # bench measures on the same images
+        manifest_data["dataset"]["test_subset"] = {"samples": len(data.test.y),
+                                                   "of": full_test, "seed": source.seed}
     if calibration_check is not None:
         manifest_data["calibration"] = {"split": CALIBRATION_SPLIT, "seed": config.seed,
                                         **calibration_check.to_dict()}
@@ -263,6 +274,8 @@ def _plan(config: ExportConfig) -> list[tuple[str, str]]:
     if not config.calibration_samples > 0:
         raise EdgeconvError(f"--calibration-samples must be > 0; got"
                             f" {config.calibration_samples}")
+    if config.eval_samples is not None and not config.eval_samples > 0:
+        raise EdgeconvError(f"--eval-samples must be > 0; got {config.eval_samples}")
     from edgeconv.convert.onnx import CALIBRATION_METHODS
 
     if config.calibration_method not in CALIBRATION_METHODS:
@@ -361,6 +374,14 @@ def _load_data(source: _Source, config: ExportConfig):
     h, w, c = resolve_options(get_spec(source.spec_name), **source.model_options).input_shape
     return load(source.dataset, input_shape=(h or 28, w or 28, c), data_dir=config.data_dir,
                 seed=source.seed)
+
+
+def _evaluation_data(data, config: ExportConfig, seed: int):
+    """The data with the test split cut to the images each file is measured on."""
+    from edgeconv.data import test_subset
+
+    samples = config.eval_samples or (None if not config.untrained else UNTRAINED_EVAL_SAMPLES)
+    return data if samples is None else test_subset(data, samples, seed=seed)
 
 
 def _build_untrained(source: _Source, data) -> tuple[Any, _Source]:

@@ -252,6 +252,19 @@ def test_free_size_model_runs_at_two_sizes_in_both_runtimes(tmp_path):
             assert np.abs(onnx - reference).max() <= tolerance, (size, precision)
 
 
+def test_untrained_export_measures_a_test_subset_and_bench_uses_the_same(benched_fcn):
+    manifest = json.loads((benched_fcn / "manifest.json").read_text())
+    assert manifest["dataset"]["test_subset"] == {"samples": 32, "of": 359, "seed": 0}
+    assert manifest["dataset"]["splits"]["test"]["count"] == 32
+    by_path = {a["path"]: a for a in manifest["artifacts"]}
+    rows = json.loads((benched_fcn / "results.json").read_text())["results"]
+    int8 = next(r for r in rows if r["artifact"].endswith("fcn-mnist_int8.tflite"))
+    # The same images in the same runtime: the same accuracy to the last image (1/32 apart
+    # were bench to use the whole split or other images, it would almost surely differ).
+    assert int8["accuracy"] == by_path["fcn-mnist_int8.tflite"]["accuracy"]
+    assert int8["accuracy"] * 32 == round(int8["accuracy"] * 32)
+
+
 @pytest.mark.parametrize("args, message", [
     (["export", "runs-that-do-not-exist/fcn"], "is not a finished training run"),
     (["export", "mobilenett"], "did you mean 'mobilenet'"),
@@ -261,6 +274,7 @@ def test_free_size_model_runs_at_two_sizes_in_both_runtimes(tmp_path):
     (["export", "fcn-mnist", "--int8", "--calibration-method", "kl"],
      "unknown calibration method 'kl'"),
     (["export", "fcn-mnist", "--int8", "--calibration-samples", "0"], "must be > 0"),
+    (["export", "fcn-mnist", "--eval-samples", "0"], "--eval-samples must be > 0"),
 ])
 def test_bad_requests_are_one_line_and_exit_2(args, message, tmp_path):
     result = run(*args, "--out", tmp_path / "out") if "runs-that" not in args[1] else run(*args)
@@ -366,9 +380,10 @@ def test_interrupted_export_leaves_nothing_the_manifest_vouches_for(fcn, tmp_pat
 
 def test_max_drop_keeps_the_worst_layers_float_until_the_budget_holds(tmp_path):
     out = tmp_path / "budget"
-    # Random weights sit near every decision boundary: plain int8 loses ~2 points here.
+    # Random weights sit near every decision boundary: plain int8 loses ~2 points on the
+    # whole test split (an untrained export measures 32 images unless told otherwise).
     result = run("export", "fcn-mnist", "--untrained", "--int8", "--max-drop", "0.5",
-                 "--out", out, "--json")
+                 "--eval-samples", "359", "--out", out, "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["budget_met"] is True
@@ -384,6 +399,7 @@ def test_max_drop_keeps_the_worst_layers_float_until_the_budget_holds(tmp_path):
         outputs = (litert_run(litert(out / int8["path"]), x) if fmt == "tflite"
                    else onnx_run(out / int8["path"], x))
         labels = prepared_data(manifest).test.y
+        assert len(labels) == 359 and "test_subset" not in manifest["dataset"]
         assert np.mean(outputs.argmax(1) == labels) == pytest.approx(int8["accuracy"])
     assert "layer(s) in float to meet --max-drop 0.5" in " ".join(data["notes"])
 

@@ -32,7 +32,7 @@ def run(benched_fcn) -> Path:
 def report(run, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("out") / "report"
     done = runner.invoke(app, ["report", str(run), str(run / "results.json"), "-o", str(out),
-                               "--no-arithmetic"])
+                               "--no-arithmetic", "--summary", str(out.parent / "summary.md")])
     assert done.exit_code == 0, done.output
     return out
 
@@ -44,6 +44,18 @@ def test_report_dir_holds_markdown_html_and_plots(report):
     assert "fcn-mnist 28x28" in md and "untrained" in md
     # untrained accuracy is never shown as a figure
     assert "(untrained)" in md
+
+
+def test_summary_is_the_report_text_without_title_or_plots(report):
+    summary = (report.parent / "summary.md").read_text()
+    md = (report / "report.md").read_text()
+    assert not summary.startswith("# ") and "![" not in summary and "![" in md
+    assert summary.splitlines()[0] == "## What this report is built from"
+    for claim_id in claim_ids():
+        assert f"| {claim_id} |" in summary
+    # every line of the summary is in the report, in the same order
+    kept = iter(md.splitlines())
+    assert all(line in kept for line in summary.splitlines())
 
 
 def test_every_claim_has_a_verdict_and_a_figure_or_a_reason(report):
@@ -72,6 +84,49 @@ def test_html_is_self_contained_and_every_image_is_a_png(report):
 
         assert matplotlib.image.imread(io.BytesIO(png)).ndim == 3
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing fetched from outside
+
+
+# Counts the page's images and those the browser decoded, once everything has loaded.
+_COUNT_IMAGES = """<script>
+window.addEventListener("load", () => {
+  const images = [...document.images];
+  const shown = images.filter(i => i.complete && i.naturalWidth > 0).length;
+  document.body.setAttribute("data-images", images.length + "/" + shown);
+});
+</script>"""
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return next((found for name in ("chromium", "chromium-browser", "google-chrome")
+                 if (found := shutil.which(name))), None)
+
+
+def _images_shown(browser: str, html: Path) -> tuple[int, int]:
+    """(images, images decoded) as headless Chromium sees the page, with no network at all."""
+    done = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--host-resolver-rules=MAP * ~NOTFOUND", "--virtual-time-budget=10000",
+         "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120)
+    found = re.search(r'data-images="(\d+)/(\d+)"', done.stdout)
+    if not found and done.returncode != 0:  # the browser itself cannot start on this machine
+        pytest.skip(f"chromium exited {done.returncode}: {done.stderr.strip()[-300:]}")
+    assert found, done.stderr[-2000:]
+    return int(found[1]), int(found[2])
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no Chromium here (apt-get install chromium)")
+def test_html_opens_offline_in_headless_chromium_with_every_image_shown(report, tmp_path):
+    page = tmp_path / "report.html"  # a copy alone in its folder: nothing beside it to load
+    page.write_text((report / "report.html").read_text() + _COUNT_IMAGES)
+    images, shown = _images_shown(_chromium(), page)
+    assert images >= 1 and shown == images
+    # The check can fail: a broken image is counted as not shown.
+    broken = tmp_path / "broken.html"
+    broken.write_text(page.read_text().replace('src="data:image/png;base64,iVBOR',
+                                               'src="data:image/png;base64,AAAA', 1))
+    assert _images_shown(_chromium(), broken) == (images, images - 1)
 
 
 def test_report_imports_no_runtime(run, tmp_path):

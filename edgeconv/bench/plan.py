@@ -95,5 +95,9 @@ def dataset_spec(manifest: Manifest, data: str | None, data_dir: str | None) -> 
     """How to load the labelled test split for this export (its dataset unless --data)."""
     dataset = manifest.data.get("dataset", {})
     preprocessing = manifest.data.get("input", {}).get("preprocessing", {})
+    # The images the export measured on (a subset for untrained weights or --eval-samples),
+    # unless another dataset is asked for.
+    subset = dataset.get("test_subset") if data is None else None
     return {"name": data or dataset.get("name"), "data_dir": data_dir,
-            "seed": dataset.get("seed", 0), "preprocessing": preprocessing}
+            "seed": dataset.get("seed", 0), "preprocessing": preprocessing,
+            "test_samples": subset.get("samples") if isinstance(subset, dict) else None}

@@ -69,6 +69,9 @@ def export(
     )] = False,
     float_io: Annotated[bool, typer.Option(
         "--float-io", help="int8 TFLite keeps float32 input and output.")] = False,
+    eval_samples: Annotated[int | None, typer.Option(
+        help="Test images each file is measured on (stratified; bench uses the same). Default:"
+             " the whole test split, or 32 with --untrained.", show_default=False)] = None,
     max_drop: Annotated[float | None, typer.Option(
         help="int8 accuracy budget in points below float: keep the worst layers in float"
              " until it holds (exit 1 if it cannot).", show_default=False)] = None,
@@ -101,7 +104,8 @@ def export(
         calibration_samples=calibration_samples,
         calibration_method=calibration_method.lower(), per_tensor=per_tensor,
         float_io=float_io, max_drop=max_drop, out=out, dataset=data,
-        data_dir=None if data_dir is None else str(data_dir), seed=seed, untrained=untrained)
+        data_dir=None if data_dir is None else str(data_dir), seed=seed, untrained=untrained,
+        eval_samples=eval_samples)
     console = render.stderr_console(own_fd=True)
     progress, train_progress = _RichProgress(console), TrainProgress(console)
     try:

@@ -20,13 +20,17 @@ def report(
     arithmetic: Annotated[bool, typer.Option(
         help="Params and MACs from the Keras models (needs the train extra).")] = True,
     plots: Annotated[bool, typer.Option(help="Draw the PNG plots (needs matplotlib).")] = True,
+    summary: Annotated[Path | None, typer.Option(
+        help="Also write the report's text and tables, without plots or title, to this"
+             " Markdown file (scripts/reproduce makes docs/RESULTS.md from it).",
+        show_default=False)] = None,
     json: JsonFlag = False,
 ) -> None:
     """Write report.md, report.html and plots: the articles' claims, measured."""
     from edgeconv.report import ReportConfig, build_report
 
     with render.stderr_console().status("report...") as status:
-        result = build_report(ReportConfig(tuple(paths), out, arithmetic, plots),
+        result = build_report(ReportConfig(tuple(paths), out, arithmetic, plots, summary),
                               progress=lambda what: status.update(f"report: {what}"))
     if json:
         render.print_json(result.to_dict())

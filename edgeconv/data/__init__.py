@@ -31,6 +31,7 @@ from edgeconv.data.splits import (
     load,
     load_recorded,
     prepare,
+    test_subset,
 )
 
 __all__ = [
@@ -49,4 +50,5 @@ __all__ = [
     "load_dataset",
     "load_recorded",
     "prepare",
+    "test_subset",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +248,22 @@ def calibration_indices(data: PreparedDataset, n: int = 100, seed: int = 0) -> n
     y = data.train.y
     n = min(int(n), len(y))
     return _stratified_pick(y, len(data.class_names), n, rng, cover=True)
+
+
+def test_subset(data: PreparedDataset, n: int, seed: int = 0) -> PreparedDataset:
+    """The same dataset with its test split cut to `n` images, stratified and seeded.
+
+    For measurements that need only a few images (untrained weights, whose accuracy means
+    nothing, at 224x224 where each image costs GMACs); `n` >= the split returns it whole.
+    """
+    if not _is_int(n) or n < 1:
+        raise EdgeconvError(f"evaluation sample size must be a positive integer; got {n!r}")
+    if n >= len(data.test.y):
+        return data
+    rng = np.random.default_rng(_check_seed(seed))
+    picked = np.sort(_stratified_pick(data.test.y, len(data.class_names), int(n), rng,
+                                      cover=True))
+    return replace(data, test=Split(x=data.test.x[picked], y=data.test.y[picked]))
 
 
 def load(

@@ -27,6 +27,7 @@ class ReportConfig:
     out: Path
     arithmetic: bool = True  # params / MACs from the Keras models (needs the train extra)
     plots: bool = True
+    summary: Path | None = None  # also write the report's tables, no plots, as Markdown here
 
 
 @dataclass
@@ -96,4 +97,7 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
     _atomic.write_bytes(config.out / "report.md", to_markdown(doc).encode())
     _atomic.write_bytes(config.out / "report.html", to_html(doc, config.out).encode())
     files += [config.out / "report.md", config.out / "report.html"]
+    if config.summary is not None:  # docs/RESULTS.md's body (scripts/reproduce)
+        _atomic.write_bytes(config.summary, to_markdown(doc, images=False, title=False).encode())
+        files.append(config.summary)
     return ReportResult(config.out, files, verdicts, notes)
