@@ -378,10 +378,10 @@ def _load_data(source: _Source, config: ExportConfig):
 
 def _evaluation_data(data, config: ExportConfig, seed: int):
     """The data with the test split cut to the images each file is measured on."""
-    from edgeconv.data import test_subset
+    from edgeconv.data import evaluation_subset
 
     samples = config.eval_samples or (None if not config.untrained else UNTRAINED_EVAL_SAMPLES)
-    return data if samples is None else test_subset(data, samples, seed=seed)
+    return data if samples is None else evaluation_subset(data, samples, seed=seed)
 
 
 def _build_untrained(source: _Source, data) -> tuple[Any, _Source]:

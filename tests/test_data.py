@@ -634,22 +634,22 @@ def test_calibration_covers_rare_class() -> None:
     assert 2 in set(unique_raw((200, 200, 3)).y_train[ids].tolist())
 
 
-def test_test_subset_is_a_stratified_seeded_part_of_the_test_split() -> None:
-    from edgeconv.data import test_subset
+def test_evaluation_subset_is_a_stratified_seeded_part_of_the_test_split() -> None:
+    from edgeconv.data import evaluation_subset
 
     prep = prepare(unique_raw((60, 100, 40)), seed=1)
-    part = test_subset(prep, 10, seed=0)
+    part = evaluation_subset(prep, 10, seed=0)
     assert len(part.test) == 10 and part.train is prep.train and part.val is prep.val
-    assert np.array_equal(part.test.x, test_subset(prep, 10, seed=0).test.x)
-    assert not np.array_equal(part.test.x, test_subset(prep, 10, seed=1).test.x)
+    assert np.array_equal(part.test.x, evaluation_subset(prep, 10, seed=0).test.x)
+    assert not np.array_equal(part.test.x, evaluation_subset(prep, 10, seed=1).test.x)
     test_ids, ids = decode_index(prep.test.x), decode_index(part.test.x)
     assert set(ids) <= set(test_ids) and len(set(ids)) == 10
     positions = [int(np.flatnonzero(test_ids == i)[0]) for i in ids]
     assert np.array_equal(part.test.y, prep.test.y[positions])  # labels travel with images
     assert np.bincount(part.test.y).tolist() == [3, 5, 2]  # the split's 3:5:2, kept
-    assert test_subset(prep, 10_000) is prep
+    assert evaluation_subset(prep, 10_000) is prep
     with pytest.raises(EdgeconvError, match="positive integer"):
-        test_subset(prep, 0)
+        evaluation_subset(prep, 0)
 
 
 def test_module_import_is_light() -> None:

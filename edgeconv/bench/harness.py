@@ -268,14 +268,14 @@ def _prepare_data(artifacts: list[Artifact], config: BenchConfig, scratch: Path,
 
 
 def _load_split(spec: dict[str, Any]):
-    from edgeconv.data import load_recorded, test_subset
+    from edgeconv.data import evaluation_subset, load_recorded
 
     if not spec["name"] or not spec["preprocessing"]:
         raise EdgeconvError("the manifest names no dataset")
     data = load_recorded(spec["name"], spec["preprocessing"], data_dir=spec["data_dir"],
                          seed=spec["seed"], made="the export was made")
     samples = spec.get("test_samples")
-    return test_subset(data, samples, seed=spec["seed"]) if samples else data
+    return evaluation_subset(data, samples, seed=spec["seed"]) if samples else data
 
 
 def _measure(artifact: Artifact, runtime: str, threads: int | None, target: Target,

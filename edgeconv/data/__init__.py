@@ -28,10 +28,10 @@ from edgeconv.data.splits import (
     Split,
     calibration_indices,
     calibration_sample,
+    evaluation_subset,
     load,
     load_recorded,
     prepare,
-    test_subset,
 )
 
 __all__ = [
@@ -45,10 +45,10 @@ __all__ = [
     "Split",
     "calibration_indices",
     "calibration_sample",
+    "evaluation_subset",
     "keras_cache_dirs",
     "load",
     "load_dataset",
     "load_recorded",
     "prepare",
-    "test_subset",
 ]

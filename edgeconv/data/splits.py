@@ -250,7 +250,7 @@ def calibration_indices(data: PreparedDataset, n: int = 100, seed: int = 0) -> n
     return _stratified_pick(y, len(data.class_names), n, rng, cover=True)
 
 
-def test_subset(data: PreparedDataset, n: int, seed: int = 0) -> PreparedDataset:
+def evaluation_subset(data: PreparedDataset, n: int, seed: int = 0) -> PreparedDataset:
     """The same dataset with its test split cut to `n` images, stratified and seeded.
 
     For measurements that need only a few images (untrained weights, whose accuracy means
