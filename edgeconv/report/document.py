@@ -215,7 +215,9 @@ def gap_section(rows: list[ModelRow], plot: PlotFn) -> Section:
                         " --untrained --input-shape 56,56,1 --int8 --out runs/gap-mnist-56`"
                         " (and 28, 112), then `edgeconv bench` them on cpu.")
         return s
-    targets = targets_of(gap)
+    # A column per (target, precision) that has a figure: MCU boards run the int8 files only.
+    columns = [(t, p) for t in targets_of(gap) for p in ("fp32", "int8")
+               if any(r.latency(t, p) for r in gap)]
     body = []
     for r in gap:
         f = r.export.file("tflite", "fp32")
@@ -223,10 +225,10 @@ def gap_section(rows: list[ModelRow], plot: PlotFn) -> Section:
         line = [f"{h}x{w}" if h and w else "any (free H, W)", r.export.weights,
                 render.count(r.params), render.macs(r.macs),
                 render.shape(f.output_shape) if f and f.output_shape else ""]
-        line += [_ms(lat.p50_ms) if (lat := r.latency(t, "fp32")) else "" for t in targets]
+        line += [_ms(lat.p50_ms) if (lat := r.latency(t, p)) else "" for t, p in columns]
         body.append(line)
     s.blocks.append(Table(["input", "weights", "params", "MACs", "output"]
-                          + [f"{t} fp32 p50 ms" for t in targets], body))
+                          + [f"{t} {p} p50 ms" for t, p in columns], body))
     sized = [r for r in gap if r.export.input_hw[0]]
     if len(sized) >= 2 and any(r.latencies for r in sized):
         png = plot("gap-mnist-sizes.png")
