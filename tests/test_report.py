@@ -213,3 +213,39 @@ def test_a_contradicting_measurement_says_not_reproduced(tmp_path):
     assert verdicts["A-any-size"]["verdict"] == "reproduced"
     md = (tmp_path / "out" / "report.md").read_text()
     assert "stm32h7" in md and "mcu-stm32h7.png" in md and "gap-mnist-sizes.png" in md
+
+
+def test_mobilenet_grid_gets_its_table_and_plot_and_pairs_show_only_the_model_size(tmp_path):
+    rows = []
+    for alpha in (1.0, 0.5):
+        for side in (224, 128):
+            name, sha = f"mobilenet-a{alpha}-{side}", f"a{alpha}-{side}".ljust(64, "0")
+            _write(tmp_path / name / "manifest.json", {
+                "schema_version": 1, "model": {"name": "mobilenet", "trained": False, "options": {
+                    "input_shape": [side, side, 3], "alpha": alpha, "classes": 10}},
+                "dataset": {"name": "digits"}, "float_accuracy": 0.1,
+                "artifacts": [{"path": "mobilenet_fp32.tflite", "format": "tflite",
+                               "precision": "fp32", "size_bytes": int(1e6 * alpha),
+                               "sha256": sha, "accuracy": 0.1,
+                               "outputs": [{"shape": [1, 10]}]}]})
+            macs = int(569e6 * alpha ** 2 * (side / 224) ** 2)
+            rows.append({**_row(sha, "mobilenet", "cpu", macs / 5e7), "macs": macs,
+                         "artifact": f"{name}/mobilenet_fp32.tflite"})
+    _write(tmp_path / "results.json", {"schema_version": 1, "results": rows,
+                                       "environment": {"target": {"kind": "host"}}})
+    out = tmp_path / "out"
+    done = runner.invoke(app, ["report", str(tmp_path), "-o", str(out), "--no-arithmetic"])
+    assert done.exit_code == 0, done.output
+    md = (out / "report.md").read_text()
+    grid = md.split("## MobileNet v1: width (alpha) x resolution grid")[1].split("\n## ")[0]
+    assert len([line for line in grid.splitlines() if line.startswith("| 0.5 ")]) == 2
+    assert "mobilenet-grid.png" in grid
+    import matplotlib.image
+
+    assert matplotlib.image.imread(out / "mobilenet-grid.png").ndim == 3
+    # The width-multiplier pair shows each alpha at the model's own 224x224 only: the
+    # untrained 128x128 points belong to the grid above.
+    alpha_pair = md.split("## [C-mobilenet-alpha]")[1].split("\n## ")[0]
+    assert "a=0.5 224x224" in alpha_pair and "128x128" not in alpha_pair
+    resolution_pair = md.split("## [C-mobilenet-resolution]")[1].split("\n## ")[0]
+    assert "a=1 128x128" in resolution_pair and "a=0.5" not in resolution_pair

@@ -148,21 +148,45 @@ def pareto_front(points: list[tuple[str, float, float]]) -> list[tuple[str, floa
 
 
 def grid_figure(rows: list[ModelRow], target: str, path: Path) -> Path:
-    """MobileNet v1 across alpha and resolution: MACs against latency, params per point."""
+    """MobileNet v1 across alpha and resolution: MACs against latency (a line per alpha, on
+    log axes so the small models do not pile up), and latency as the alpha x size table."""
     plt = _plt()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    points = {}  # (alpha, side) -> (MACs, p50 ms)
     for r in rows:
         lat = r.latency(target, "fp32") or r.latency(target, "int8")
-        if r.macs and lat:
-            left.scatter(r.macs / 1e6, lat.p50_ms, color="tab:blue")
-            left.annotate(r.export.label.replace("mobilenet ", ""), (r.macs / 1e6, lat.p50_ms),
-                          fontsize=7, xytext=(3, 3), textcoords="offset points")
-    left.set_xlabel("MACs (millions)")
-    left.set_ylabel(f"latency p50 on {target}, ms (fp32 TFLite)")
-    left.set_title("cost vs measured latency")
-    right.barh([r.export.label for r in rows], [(r.params or 0) / 1e6 for r in rows])
-    right.set_xlabel("parameters (millions)")
-    right.set_title("parameters")
+        side = r.export.input_hw[0]
+        if r.macs and lat and side:
+            points[(float(r.export.options.get("alpha") or 1.0), side)] = (r.macs, lat.p50_ms)
+    alphas = sorted({a for a, _ in points}, reverse=True)
+    sides = sorted({s for _, s in points}, reverse=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for alpha in alphas:
+        line = sorted((m, ms, side) for (a, side), (m, ms) in points.items() if a == alpha)
+        left.plot([m / 1e6 for m, _, _ in line], [ms for _, ms, _ in line], "o-",
+                  label=f"alpha {alpha:g}")
+    left.set_xscale("log")
+    left.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    for axis in (left.xaxis, left.yaxis):  # plain numbers, no crowded minor-tick labels
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
+    left.set_xlabel("MACs (millions, log scale)")
+    left.set_ylabel(f"latency p50 on {target}, ms (log scale)")
+    left.set_title("cost vs measured latency (a line per alpha, across input sizes)")
+    left.legend()
+    table = [[points[(a, s)][1] if (a, s) in points else float("nan") for s in sides]
+             for a in alphas]
+    image = right.imshow(table, cmap="viridis_r", aspect="auto")
+    for i, row in enumerate(table):
+        for j, ms in enumerate(row):
+            if ms == ms:  # not NaN
+                right.text(j, i, f"{ms:.2f}", ha="center", va="center", fontsize=8,
+                           color="white" if ms > max(map(max, table)) / 2 else "black")
+    right.set_xticks(range(len(sides)), [f"{s}x{s}" for s in sides])
+    right.set_yticks(range(len(alphas)), [f"alpha {a:g}" for a in alphas])
+    right.set_title(f"latency p50 on {target}, ms")
+    fig.colorbar(image, ax=right, label="ms")
     return _save(fig, path)
 
 

@@ -85,8 +85,10 @@ def _latencies(rows: list[BenchRecord]) -> list[Latency]:
 
 def matches(entry: Entry, siblings: tuple[Entry, ...], export: ExportRecord) -> bool:
     """Does `export` show `entry`? Family options (alpha, version, groups) must equal the
-    entry's or, unset, the model's default; an input shape only when the comparison is about
-    it (so a model trained small on digits still shows in its pair)."""
+    entry's or, unset, the model's default. An input shape must match only when the
+    comparison is about it, so a model trained small on digits still shows in its pair; but
+    untrained weights at another size than the model's own are a point of a size study (the
+    alpha x resolution grid, gap-mnist's sizes), shown in its own section, not here."""
     if export.model != entry.model:
         return False
     from edgeconv.zoo import get_spec, resolve_options
@@ -95,10 +97,10 @@ def matches(entry: Entry, siblings: tuple[Entry, ...], export: ExportRecord) -> 
     for key in _FAMILY_KEYS:
         if key in defaults and export.options.get(key) != entry.options.get(key, defaults[key]):
             return False
+    shape = list(export.options.get("input_shape") or [])
     if any("input_shape" in s.options for s in siblings if s.model == entry.model):
-        wanted = entry.options.get("input_shape", defaults["input_shape"])
-        return list(export.options.get("input_shape") or []) == list(wanted)
-    return True
+        return shape == list(entry.options.get("input_shape", defaults["input_shape"]))
+    return export.trained or shape == list(defaults["input_shape"])
 
 
 def pair_tables(rows: list[ModelRow]) -> list[PairTable]:
