@@ -178,11 +178,13 @@ def grid_figure(rows: list[ModelRow], target: str, path: Path) -> Path:
     table = [[points[(a, s)][1] if (a, s) in points else float("nan") for s in sides]
              for a in alphas]
     image = right.imshow(table, cmap="viridis_r", aspect="auto")
-    for i, row in enumerate(table):
-        for j, ms in enumerate(row):
-            if ms == ms:  # not NaN
+    slowest = max(ms for _, ms in points.values())
+    for i, alpha in enumerate(alphas):
+        for j, side in enumerate(sides):
+            if (alpha, side) in points:  # a grid point not measured stays blank
+                ms = points[(alpha, side)][1]
                 right.text(j, i, f"{ms:.2f}", ha="center", va="center", fontsize=8,
-                           color="white" if ms > max(map(max, table)) / 2 else "black")
+                           color="white" if ms > slowest / 2 else "black")
     right.set_xticks(range(len(sides)), [f"{s}x{s}" for s in sides])
     right.set_yticks(range(len(alphas)), [f"alpha {a:g}" for a in alphas])
     right.set_title(f"latency p50 on {target}, ms")
