@@ -63,9 +63,19 @@ def judge_all(ctx: Context) -> list[Verdict]:
     return [_RULES[c.rule](c, ctx) for c in CLAIMS]
 
 
-def _no_arith(claim: Claim, ctx: Context, entry: Entry) -> Verdict:
-    return Verdict(claim, UNMEASURABLE, "-", f"`{inspect_command(entry.model, entry.options)}`",
-                   ctx.arithmetic.unavailable or f"cannot build {entry.label}")
+def _inspect(*entries: Entry) -> str:
+    """The `edgeconv inspect` lines that print an arithmetic claim's figures (evidence)."""
+    return "; ".join(f"`{inspect_command(e.model, e.options)}`" for e in entries)
+
+
+def _arith(claim: Claim, ctx: Context, *entries: Entry) -> list[Figures] | Verdict:
+    """Params and MACs of each entry, or `not measurable` naming the first that has none."""
+    found = [ctx.arithmetic.of(e.model, e.options) for e in entries]
+    for entry, figures in zip(entries, found):
+        if figures is None:
+            return Verdict(claim, UNMEASURABLE, "-", _inspect(entry),
+                           ctx.arithmetic.unavailable or f"cannot build {entry.label}")
+    return found
 
 
 def _figure(f: Figures, quantity: str) -> int:
@@ -86,42 +96,41 @@ def _export_command(models: tuple[str, ...] | list[str], untrained: bool = False
 @rule
 def count(claim: Claim, ctx: Context) -> Verdict:
     entry, quantity = claim.args["entry"], claim.args["quantity"]
-    figures = ctx.arithmetic.of(entry.model, entry.options)
-    if figures is None:
-        return _no_arith(claim, ctx, entry)
-    measured = _figure(figures, quantity)
+    found = _arith(claim, ctx, entry)
+    if isinstance(found, Verdict):
+        return found
+    measured = _figure(found[0], quantity)
     ok = _rounds_to(measured, claim.args["value"], claim.args.get("digits"))
     return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED, f"{measured:,} {_NAMES[quantity]}",
-                   f"`{inspect_command(entry.model, entry.options)}`")
+                   _inspect(entry))
 
 
 @rule
 def pair_count(claim: Claim, ctx: Context) -> Verdict:
     entries, quantity = claim.args["entries"], claim.args["quantity"]
-    found = [ctx.arithmetic.of(e.model, e.options) for e in entries]
-    if any(f is None for f in found):
-        return _no_arith(claim, ctx, entries[found.index(None)])
+    found = _arith(claim, ctx, *entries)
+    if isinstance(found, Verdict):
+        return found
     measured = [_figure(f, quantity) for f in found]
     digits = claim.args.get("digits", (None,) * len(entries))
     ok = all(_rounds_to(m, v, n) for m, v, n in zip(measured, claim.args["values"], digits))
     return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED,
                    " vs ".join(f"{m:,}" for m in measured) + f" {_NAMES[quantity]}"
-                   f" ({measured[0] / measured[1]:.2f}x)",
-                   "; ".join(f"`{inspect_command(e.model, e.options)}`" for e in entries))
+                   f" ({measured[0] / measured[1]:.2f}x)", _inspect(*entries))
 
 
 @rule
 def ratio(claim: Claim, ctx: Context) -> Verdict:
     base, compact, quantity = claim.args["base"], claim.args["compact"], claim.args["quantity"]
-    fb, fc = ctx.arithmetic.of(base.model, base.options), ctx.arithmetic.of(compact.model,
-                                                                            compact.options)
-    if fb is None or fc is None:
-        return _no_arith(claim, ctx, base if fb is None else compact)
+    found = _arith(claim, ctx, base, compact)
+    if isinstance(found, Verdict):
+        return found
+    fb, fc = found
     value = claim.args["value"]
     measured = _figure(fb, quantity) / _figure(fc, quantity)
     figure = (f"{measured:.1f}x fewer {_NAMES[quantity]}"
               f" ({_figure(fb, quantity):,} vs {_figure(fc, quantity):,})")
-    evidence = f"`{inspect_command(base.model, base.options)}`; `{inspect_command(compact.model, compact.options)}`"
+    evidence = _inspect(base, compact)
     if claim.args.get("analogue"):
         verdict = PARTLY if measured >= value else NOT_REPRODUCED
         return Verdict(claim, verdict, figure, evidence,
@@ -136,22 +145,24 @@ def ratio(claim: Claim, ctx: Context) -> Verdict:
 @rule
 def dense_share(claim: Claim, ctx: Context) -> Verdict:
     entry = claim.args["entry"]
-    figures = ctx.arithmetic.of(entry.model, entry.options)
-    if figures is None:
-        return _no_arith(claim, ctx, entry)
+    found = _arith(claim, ctx, entry)
+    if isinstance(found, Verdict):
+        return found
+    figures = found[0]
     dense = sum(l.params for l in figures.layers if l.type == "Dense")
     share = dense / figures.params
     return Verdict(claim, REPRODUCED if share > 0.5 else NOT_REPRODUCED,
                    f"{share:.2%} ({dense:,} of {figures.params:,} params in Dense layers)",
-                   f"`{inspect_command(entry.model, entry.options)}`")
+                   _inspect(entry))
 
 
 @rule
 def alexnet_maps(claim: Claim, ctx: Context) -> Verdict:
     entry = claim.args["entry"]
-    figures = ctx.arithmetic.of(entry.model, entry.options)
-    if figures is None:
-        return _no_arith(claim, ctx, entry)
+    found = _arith(claim, ctx, entry)
+    if isinstance(found, Verdict):
+        return found
+    figures = found[0]
     shapes = [l.output_shape for l in figures.layers
               if "Conv" in l.type or "Pool" in l.type]
     wanted = list(claim.args["maps"])
@@ -159,15 +170,16 @@ def alexnet_maps(claim: Claim, ctx: Context) -> Verdict:
     ok = all(any(s == w for s in it) for w in wanted)  # the stated maps, in order
     return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED,
                    ", ".join("x".join(map(str, s)) for s in shapes),
-                   f"`{inspect_command(entry.model, entry.options)}`")
+                   _inspect(entry))
 
 
 @rule
 def separable_cost(claim: Claim, ctx: Context) -> Verdict:
     regular, separable = claim.args["entries"]
-    fr, fs = ctx.arithmetic.of(regular.model, {}), ctx.arithmetic.of(separable.model, {})
-    if fr is None or fs is None:
-        return _no_arith(claim, ctx, regular)
+    found = _arith(claim, ctx, regular, separable)
+    if isinstance(found, Verdict):
+        return found
+    fr, fs = found
     n, k = claim.args["n"], claim.args["k"]
     expected = 1 / (1 / n + 1 / k**2)
     measured = fr.macs / fs.macs
@@ -175,15 +187,15 @@ def separable_cost(claim: Claim, ctx: Context) -> Verdict:
     return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED,
                    f"{measured:.2f}x fewer MACs (formula at N={n}: {expected:.2f}x; tends to"
                    f" {k * k}x as N grows)",
-                   f"`edgeconv inspect {regular.model}`; `edgeconv inspect {separable.model}`")
+                   _inspect(regular, separable))
 
 
 @rule
 def scaling(claim: Claim, ctx: Context) -> Verdict:
     entries, values = claim.args["entries"], claim.args["values"]
-    found = [ctx.arithmetic.of(e.model, e.options) for e in entries]
-    if any(f is None for f in found):
-        return _no_arith(claim, ctx, entries[found.index(None)])
+    found = _arith(claim, ctx, *entries)
+    if isinstance(found, Verdict):
+        return found
     macs = [f.macs for f in found]
     exact = [round(m / 1e6) == round(v / 1e6) for m, v in zip(macs, values)]
     close = all(abs(m - v) <= 0.02 * v for m, v in zip(macs, values))
@@ -193,7 +205,7 @@ def scaling(claim: Claim, ctx: Context) -> Verdict:
     return Verdict(claim, verdict,
                    " / ".join(f"{m / 1e6:.1f}M" for m in macs) + " MACs"
                    f" (relative: {' / '.join(f'{m / macs[0]:.3f}' for m in macs)})",
-                   "; ".join(f"`{inspect_command(e.model, e.options)}`" for e in entries),
+                   _inspect(*entries),
                    ("the article's own figure differs: " + "; ".join(off)) if off else "")
 
 
