@@ -380,7 +380,7 @@ def _evaluation_data(data, config: ExportConfig, seed: int):
     """The data with the test split cut to the images each file is measured on."""
     from edgeconv.data import evaluation_subset
 
-    samples = config.eval_samples or (None if not config.untrained else UNTRAINED_EVAL_SAMPLES)
+    samples = config.eval_samples or (UNTRAINED_EVAL_SAMPLES if config.untrained else None)
     return data if samples is None else evaluation_subset(data, samples, seed=seed)
 
 
