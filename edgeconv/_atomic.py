@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from edgeconv.errors import EdgeconvError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
@@ -21,6 +23,8 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     The temporary name keeps the target's suffix, for writers that check it (Keras' .keras).
     """
     target = Path(target)
+    if target.is_dir():  # os.replace would fail after the work, leaving the temporary file
+        raise EdgeconvError(f"{target} is a directory; give a file path to write")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
     try:

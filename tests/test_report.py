@@ -162,6 +162,25 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, make, message):
     assert message in done.output and len(done.output.strip().splitlines()) == 1
 
 
+def test_a_summary_path_that_is_a_directory_is_refused_before_any_work(run, tmp_path):
+    out = tmp_path / "out"
+    done = runner.invoke(app, ["report", str(run), "-o", str(out), "--no-arithmetic",
+                               "--summary", str(tmp_path)])
+    assert done.exit_code == 2
+    assert "is a directory; give a file path" in done.output
+    assert len(done.output.strip().splitlines()) == 1
+    assert not (out / "report.md").exists()
+
+
+def test_an_atomic_write_onto_a_directory_is_one_clear_error(tmp_path):
+    from edgeconv import _atomic
+    from edgeconv.errors import EdgeconvError
+
+    with pytest.raises(EdgeconvError, match="is a directory"):
+        _atomic.write_bytes(tmp_path, b"x")
+    assert list(tmp_path.iterdir()) == [] and not list(tmp_path.parent.glob(".*partial*"))
+
+
 # --- hand-written inputs: rules that need figures this machine would take long to make ---
 
 def _write(path: Path, data: dict) -> Path:

@@ -52,6 +52,8 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
     data = collect(list(config.paths))
     if config.out.exists() and not config.out.is_dir():
         raise EdgeconvError(f"{config.out} exists and is not a directory")
+    if config.summary is not None and config.summary.is_dir():  # before any work is done
+        raise EdgeconvError(f"--summary {config.summary} is a directory; give a file path")
     config.out.mkdir(parents=True, exist_ok=True)
     arithmetic = Arithmetic(config.arithmetic)
     progress("params and MACs from the models' arithmetic")
