@@ -172,6 +172,15 @@ def test_a_summary_path_that_is_a_directory_is_refused_before_any_work(run, tmp_
     assert not (out / "report.md").exists()
 
 
+def test_an_output_path_that_is_a_file_is_refused(run, tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    done = runner.invoke(app, ["report", str(run), "-o", str(taken), "--no-arithmetic"])
+    assert done.exit_code == 2
+    assert "exists and is not a directory" in done.output
+    assert len(done.output.strip().splitlines()) == 1 and taken.read_text() == "mine"
+
+
 def test_an_atomic_write_onto_a_directory_is_one_clear_error(tmp_path):
     from edgeconv import _atomic
     from edgeconv.errors import EdgeconvError
