@@ -1,4 +1,4 @@
-"""Train a zoo model on a dataset with a per-model default recipe; resumable, atomic.
+"""Train a zoo model on a dataset with its default recipe (`ModelSpec.recipe`); resumable, atomic.
 
 A run directory (default `runs/NAME/`) holds:
   model.keras   the best checkpoint by validation accuracy (what export uses)
@@ -18,45 +18,13 @@ from typing import Any
 from edgeconv import __version__, _atomic
 from edgeconv._lazy import keras
 from edgeconv.errors import EdgeconvError
+from edgeconv.progress import Progress
+from edgeconv.records import TRAIN, TRAIN_SCHEMA
 from edgeconv.runtimes.keras import load_model as _load_keras  # safe mode: runs no code
-from edgeconv.zoo import ModelSpec, build, get_spec, resolve_options
+from edgeconv.zoo import ModelSpec, Recipe, build, get_spec, resolve_options
 
 DEFAULT_RUNS_DIR = Path("runs")
-BEST, LAST, STATE, RESULT = "model.keras", "last.keras", "state.json", "train.json"
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How a model trains by default: small enough for 2 CPU cores in a few minutes."""
-
-    input_size: int  # H = W the images are resized to; channels follow the dataset
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 1e-3
-    warmup_epochs: int = 0  # linear learning-rate warm-up from 0 before the cosine decay
-    # Training batches only: each image moved by up to this fraction of the input size in x
-    # and y (zero fill); the saved model has no augmentation layer.
-    shift: float = 0.0
-    patience: int = 10  # epochs without a better validation accuracy before stopping
-    # BatchNorm moving statistics need many steps to settle: with momentum 0.99 (0.999 in
-    # MobileNet v2) and ~40 steps an epoch on digits, inference-mode accuracy sits at chance
-    # while training accuracy looks perfect. A faster momentum fixes that on small data.
-    bn_momentum: float = 0.9
-
-
-RECIPES: dict[str, Recipe] = {
-    "dense-mnist": Recipe(28, epochs=15),
-    "fcn-mnist": Recipe(28, epochs=60, lr=2e-3, patience=15, shift=0.125),
-    "gap-mnist": Recipe(28, epochs=40, lr=3e-3),
-    "lenet5": Recipe(28),
-    "vgg-cifar": Recipe(32, epochs=20),
-    "separable-vgg-cifar": Recipe(32, epochs=30),
-    "alexnet": Recipe(64, epochs=20, lr=3e-4),
-    "vgg16": Recipe(32, epochs=20, lr=1e-4),
-    "squeezenet": Recipe(48, epochs=30, warmup_epochs=3),
-    "mobilenet": Recipe(48, epochs=30, batch_size=64, lr=2e-3, warmup_epochs=2, shift=0.125),
-    "mobilenetv2": Recipe(48, epochs=30, batch_size=64, lr=2e-3, warmup_epochs=2, shift=0.125),
-}
+BEST, LAST, STATE, RESULT = "model.keras", "last.keras", "state.json", TRAIN
 
 
 @dataclass(frozen=True)
@@ -104,13 +72,11 @@ class TrainResult:
         return data
 
 
-class Progress:
-    """What `train` reports while it runs; the CLI draws it with rich."""
-
-    def start(self, total_epochs: int, steps_per_epoch: int, first_epoch: int) -> None: ...
-    def step(self, epoch: int, step: int) -> None: ...
-    def epoch_end(self, log: EpochLog, improved: bool) -> None: ...
-    def message(self, text: str) -> None: ...
+def epoch_line(log: EpochLog, improved: bool) -> str:
+    """What the user keeps of an epoch: one line of its figures."""
+    return (f"epoch {log.epoch:3d}  loss {log.loss:.4f}  acc {log.accuracy:.4f}  "
+            f"val_loss {log.val_loss:.4f}  val_acc {log.val_accuracy:.4f}  "
+            f"{log.seconds:5.1f}s" + ("  best" if improved else ""))
 
 
 def run_dir_for(model: str, out: Path | None) -> Path:
@@ -155,10 +121,10 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         # A finished run's train.json must not vouch for the checkpoints this run overwrites.
         for stale in (RESULT, STATE):
             (run_dir / stale).unlink(missing_ok=True)
-    progress.start(recipe.epochs, steps, state["epoch"])
+    progress.start(recipe.epochs * steps, "training", completed=state["epoch"] * steps)
     started = time.perf_counter()
     info = _run_info(spec, opts, config, data)
-    callback = _run_callback(run_dir, recipe, state, progress, info)
+    callback = _run_callback(run_dir, recipe, state, progress, info, steps)
     if state["epoch"] < recipe.epochs and state["wait"] < recipe.patience:
         batches = _batches(data.train.x, data.train.y, recipe, config.seed)
         set_epoch = k.callbacks.LambdaCallback(
@@ -177,12 +143,13 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         history=[EpochLog(**h) for h in state["history"]],
         seconds=time.perf_counter() - started,
     )
-    _atomic.write_json(run_dir / RESULT, {**result.to_dict(), **info})
+    _atomic.write_json(run_dir / RESULT,
+                       {"schema_version": TRAIN_SCHEMA, **result.to_dict(), **info})
     return result
 
 
 def _recipe(spec: ModelSpec, config: TrainConfig) -> Recipe:
-    recipe = RECIPES.get(spec.name, Recipe(max(32, spec.min_size)))
+    recipe = spec.training_recipe  # declared beside the model's builder in edgeconv/zoo/
     overrides = {"epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr}
     for key, value in overrides.items():
         if value is not None and not value > 0:
@@ -310,7 +277,8 @@ def _run_info(spec, opts, config: TrainConfig, data) -> dict[str, Any]:
     }
 
 
-def _run_callback(run_dir: Path, recipe: Recipe, state: dict, progress: Progress, info: dict):
+def _run_callback(run_dir: Path, recipe: Recipe, state: dict, progress: Progress, info: dict,
+                  steps: int):
     """Progress, best/last checkpoints, state and early stopping, in one Keras callback.
 
     Early stopping lives here rather than in keras.callbacks.EarlyStopping because its
@@ -327,7 +295,7 @@ def _run_callback(run_dir: Path, recipe: Recipe, state: dict, progress: Progress
             self._epoch_started = time.perf_counter()
 
         def on_train_batch_end(self, batch, logs=None):
-            progress.step(state["epoch"] + 1, batch + 1)
+            progress.update(state["epoch"] * steps + batch + 1, f"epoch {state['epoch'] + 1}")
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
@@ -349,7 +317,7 @@ def _run_callback(run_dir: Path, recipe: Recipe, state: dict, progress: Progress
             # resumes one epoch early, never from a state ahead of its weights.
             self._save(LAST)
             _atomic.write_json(run_dir / STATE, {**state, **info})
-            progress.epoch_end(log, improved)
+            progress.message(epoch_line(log, improved))
             if state["wait"] >= recipe.patience:
                 self.model.stop_training = True
 

@@ -3,7 +3,7 @@
 import keras
 import pytest
 
-from edgeconv.analyze import analyze
+from edgeconv.zoo.analyze import analyze
 
 
 def _model(build, shape):
@@ -88,6 +88,6 @@ def test_free_input_size_has_no_macs_until_concrete():
 @pytest.mark.parametrize("alpha,expected_millions", [(1.0, 569), (0.75, 325), (0.5, 149)])
 def test_mobilenet_table_6_mult_adds(alpha, expected_millions):
     # The MobileNet v1 paper's Table 6 rounds to millions; our convention lands on each figure.
-    from edgeconv.analyze import inspect_by_name
+    from edgeconv.zoo.analyze import inspect_by_name
 
     assert round(inspect_by_name("mobilenet", alpha=alpha).stats.macs / 1e6) == expected_millions

@@ -160,12 +160,13 @@ def test_training_batches_are_shifted_reproducibly_and_cover_every_image():
 
     import numpy as np
 
-    from edgeconv.train import RECIPES, _batches
+    from edgeconv.train import _batches
+    from edgeconv.zoo import get_spec
 
     x = np.zeros((70, 16, 16, 1), np.float32)
     x[:, 6:10, 6:10] = 1.0
     y = np.arange(70)
-    recipe = replace(RECIPES["fcn-mnist"], batch_size=32, shift=0.125)
+    recipe = replace(get_spec("fcn-mnist").recipe, batch_size=32, shift=0.125)
     batches = _batches(x, y, recipe, seed=0)
     assert len(batches) == 3
     first = [batches[i] for i in range(3)]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from edgeconv.analyze import inspect_by_name
+from edgeconv.zoo.analyze import inspect_by_name
 from edgeconv.errors import EdgeconvError
 from edgeconv.zoo import build, get_spec, list_models, resolve_options
 
@@ -132,6 +132,24 @@ def test_min_size_is_the_real_minimum(spec):
 def test_invalid_options_are_refused_with_what_is_allowed(name, options, message):
     with pytest.raises(EdgeconvError, match=message):
         resolve_options(get_spec(name), **options)
+
+
+def test_model_options_has_one_field_per_family_option():
+    from dataclasses import fields
+
+    from edgeconv.zoo import FAMILY_OPTIONS, ModelOptions
+
+    assert [f.name for f in fields(ModelOptions)] == ["input_shape", "classes", *FAMILY_OPTIONS]
+
+
+def test_a_model_without_a_recipe_trains_with_the_generic_one():
+    from dataclasses import replace
+
+    from edgeconv.zoo import Recipe
+
+    assert get_spec("mobilenet").training_recipe is get_spec("mobilenet").recipe
+    assert replace(get_spec("vgg16"), recipe=None).training_recipe == Recipe(32)
+    assert replace(get_spec("alexnet"), recipe=None).training_recipe == Recipe(63)
 
 
 def test_unknown_model_suggests_a_close_match():

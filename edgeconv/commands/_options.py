@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from edgeconv.errors import EdgeconvError
+from edgeconv.zoo.options import FAMILY_OPTIONS
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
 Classes = Annotated[int | None, typer.Option(help="Number of classes (>= 2).", show_default=False)]
@@ -15,12 +16,19 @@ InputShape = Annotated[
     typer.Option(help="Input shape H,W,C, e.g. 96,96,3; 'None,None,1' for a free size.",
                  show_default=False),
 ]
-Alpha = Annotated[float | None, typer.Option(help="Width multiplier (MobileNets), > 0.",
-                                             show_default=False)]
-Version = Annotated[str | None, typer.Option(help="SqueezeNet version: 1.0 or 1.1.",
-                                             show_default=False)]
-Groups = Annotated[int | None, typer.Option(help="AlexNet conv2/4/5 groups: 2 (original) or 1.",
-                                            show_default=False)]
+
+
+def _family_option(name: str):
+    """The Typer annotation of a family option: its type and help text from the zoo's table."""
+    option = FAMILY_OPTIONS[name]
+    return Annotated[option.type | None, typer.Option(help=option.help, show_default=False)]
+
+
+# Typer needs one explicit parameter per option: every command that builds a model declares
+# `alpha: Alpha = None, version: Version = None, groups: Groups = None`, in FAMILY_OPTIONS order.
+Alpha = _family_option("alpha")
+Version = _family_option("version")
+Groups = _family_option("groups")
 
 
 def parse_shape(text: str | None) -> tuple[int | None, ...] | None:
@@ -37,8 +45,13 @@ def parse_shape(text: str | None) -> tuple[int | None, ...] | None:
     return dims
 
 
-def model_options(classes: int | None, input_shape: str | None, alpha: float | None,
-                  version: str | None, groups: int | None) -> dict[str, Any]:
-    """The keyword arguments of `edgeconv.zoo.resolve_options`, from the CLI's strings."""
-    return {"classes": classes, "input_shape": parse_shape(input_shape), "alpha": alpha,
-            "version": version, "groups": groups}
+def model_options(classes: int | None, input_shape: str | None, *family: Any) -> dict[str, Any]:
+    """The keyword arguments of `edgeconv.zoo.resolve_options`, from the CLI's strings.
+
+    `family`: the family options' values in FAMILY_OPTIONS order (alpha, version, groups).
+    """
+    if len(family) != len(FAMILY_OPTIONS):  # a command missing one of the aliases above
+        raise TypeError(f"model_options() takes the {len(FAMILY_OPTIONS)} family options"
+                        f" {', '.join(FAMILY_OPTIONS)}; got {len(family)} values")
+    return {"classes": classes, "input_shape": parse_shape(input_shape),
+            **dict(zip(FAMILY_OPTIONS, family))}

@@ -8,48 +8,10 @@ from typing import Annotated
 import typer
 
 from edgeconv import render
+from edgeconv.commands._progress import RichProgress
 from edgeconv.commands._options import (
     Alpha, Classes, Groups, InputShape, JsonFlag, Version, model_options,
 )
-
-
-class _RichProgress:
-    """Draws training progress on stderr: one bar for the run, a line per epoch."""
-
-    def __init__(self, console):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-        from rich.progress import TimeElapsedColumn
-
-        self.console = console
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                            MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                            transient=True)
-        self.task = None
-        self.steps = 1
-
-    def start(self, total_epochs: int, steps_per_epoch: int, first_epoch: int) -> None:
-        self.steps = steps_per_epoch
-        self.bar.start()
-        self.task = self.bar.add_task("training", total=total_epochs * steps_per_epoch,
-                                      completed=first_epoch * steps_per_epoch)
-
-    def step(self, epoch: int, step: int) -> None:
-        self.bar.update(self.task, completed=(epoch - 1) * self.steps + step,
-                        description=f"epoch {epoch}")
-
-    def epoch_end(self, log, improved: bool) -> None:
-        mark = " [green]best[/]" if improved else ""
-        self.console.print(
-            f"epoch {log.epoch:3d}  loss {log.loss:.4f}  acc {log.accuracy:.4f}  "
-            f"val_loss {log.val_loss:.4f}  val_acc {log.val_accuracy:.4f}  "
-            f"{log.seconds:5.1f}s{mark}")
-
-    def message(self, text: str) -> None:
-        self.console.print(text)
-
-    def stop(self) -> None:
-        if self.bar.live.is_started:  # a bar that never started must not print a newline
-            self.bar.stop()
 
 
 def train(
@@ -86,11 +48,8 @@ def train(
     config = TrainConfig(model=name, model_options=options, dataset=data,
                          data_dir=None if data_dir is None else str(data_dir), epochs=epochs,
                          batch_size=batch_size, lr=lr, seed=seed, out=out, resume=resume)
-    progress = _RichProgress(render.stderr_console())
-    try:
+    with RichProgress(render.stderr_console()) as progress:
         result = run_training(config, progress)
-    finally:
-        progress.stop()
     if json:
         render.print_json(result.to_dict())
         return

@@ -48,7 +48,7 @@ def inspect(
     json: JsonFlag = False,
 ) -> None:
     """Per-layer params, MACs and activation memory of one model, with totals."""
-    from edgeconv.analyze import inspect_by_name
+    from edgeconv.zoo.analyze import inspect_by_name
 
     with render.stderr_console().status(f"building {name}..."):
         report = inspect_by_name(name, **model_options(classes, input_shape, alpha, version,
@@ -91,7 +91,7 @@ def compare(
     json: JsonFlag = False,
 ) -> None:
     """The articles' model pairs side by side: params, MACs, weights, peak activations."""
-    from edgeconv.compare import run_comparisons
+    from edgeconv.zoo.compare import run_comparisons
 
     progress_console = render.stderr_console()
     with progress_console.status("building models...") as status:

@@ -1,4 +1,4 @@
-"""Params and MACs of a zoo configuration, from the model's own arithmetic (edgeconv.analyze).
+"""Params and MACs of a zoo configuration, from the model's own arithmetic (edgeconv.zoo.analyze).
 
 That needs Keras, so it is imported on first use only, and every figure is cached: a report
 asks for the same configuration from several tables and claims. Without Keras (a device
@@ -48,7 +48,7 @@ class Arithmetic:
 
     def _compute(self, model: str, opts: dict[str, Any]) -> Figures | None:
         try:
-            from edgeconv.analyze import inspect_by_name
+            from edgeconv.zoo.analyze import inspect_by_name
 
             report = inspect_by_name(model, **opts)
         except ImportError as exc:

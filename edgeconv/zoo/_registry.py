@@ -1,4 +1,4 @@
-"""The model registry: name -> builder, defaults, description, and the paper facts it reproduces.
+"""The model registry: name -> builder, defaults, paper facts, and default training recipe.
 
 Importing the registry (and every family module) must stay cheap: builders import Keras inside
 their body, so `edgeconv models` can list the zoo without TensorFlow.
@@ -7,12 +7,13 @@ their body, so `edgeconv models` can list the zoo without TensorFlow.
 from __future__ import annotations
 
 import importlib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edgeconv.errors import EdgeconvError, did_you_mean
+from edgeconv.zoo.options import FAMILY_OPTIONS
+from edgeconv.zoo.recipe import Recipe, generic_recipe
 
 Shape = tuple[int | None, int | None, int]
 
@@ -52,6 +53,7 @@ class ModelOptions:
 
     input_shape: Shape
     classes: int | None
+    # One field per entry of FAMILY_OPTIONS, in its order (tests/test_zoo.py holds them equal).
     alpha: float | None = None
     version: str | None = None
     groups: int | None = None
@@ -70,7 +72,8 @@ class ModelSpec:
     default_input_shape: Shape
     default_classes: int | None  # None: a block with no classifier, `--classes` not accepted
     facts: tuple[PaperFact, ...] = ()
-    # Family options this model accepts, with defaults: {"alpha": 1.0}, {"version": "1.0"}.
+    # Family options (names from FAMILY_OPTIONS) this model accepts, with defaults:
+    # {"alpha": 1.0}, {"version": "1.0"}.
     family_options: dict[str, Any] = field(default_factory=dict)
     version_choices: tuple[str, ...] = ()
     # Smallest H and W the architecture can take (stride-2 stages and valid convs need room).
@@ -81,6 +84,8 @@ class ModelSpec:
     channels: tuple[int, ...] | None = None
     # Spatial size used for MACs and activation memory when the model takes any H x W.
     nominal_size: tuple[int, int] | None = None
+    # How `edgeconv train` fits it by default; None: `generic_recipe` (see training_recipe).
+    recipe: Recipe | None = None
 
     @property
     def variable_input(self) -> bool:
@@ -90,6 +95,11 @@ class ModelSpec:
     def options(self) -> tuple[str, ...]:
         common = ("input_shape",) + (("classes",) if self.default_classes is not None else ())
         return common + tuple(self.family_options)
+
+    @property
+    def training_recipe(self) -> Recipe:
+        """The model's own recipe, else the generic one at a size the model can take."""
+        return self.recipe if self.recipe is not None else generic_recipe(self.min_size)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -130,14 +140,18 @@ def resolve_options(
     *,
     input_shape: Shape | None = None,
     classes: int | None = None,
-    alpha: float | None = None,
-    version: str | None = None,
-    groups: int | None = None,
+    **family: Any,
 ) -> ModelOptions:
-    """Fill defaults and check every option against what `spec` accepts."""
-    given = {"alpha": alpha, "version": version, "groups": groups}
-    for key, value in given.items():
-        if value is not None and key not in spec.family_options:
+    """Fill defaults and check every option against what `spec` accepts.
+
+    `family` takes the options of FAMILY_OPTIONS (alpha=0.5, version="1.1", groups=1); None
+    means the model's default.
+    """
+    for key in family:
+        if key not in FAMILY_OPTIONS:  # a programming error, as for any unknown keyword
+            raise TypeError(f"resolve_options() got an unexpected keyword argument '{key}'")
+    for key in FAMILY_OPTIONS:
+        if family.get(key) is not None and key not in spec.family_options:
             raise EdgeconvError(_not_accepted(spec, key))
     if classes is not None and spec.default_classes is None:
         raise EdgeconvError(_not_accepted(spec, "classes"))
@@ -145,20 +159,15 @@ def resolve_options(
     opts = ModelOptions(
         input_shape=spec.default_input_shape if input_shape is None else tuple(input_shape),
         classes=spec.default_classes if classes is None else classes,
-        **{k: (given[k] if given[k] is not None else d) for k, d in spec.family_options.items()},
+        **{k: (family[k] if family.get(k) is not None else d)
+           for k, d in spec.family_options.items()},
     )
     _check_classes(spec, opts.classes)
     _check_input_shape(spec, opts.input_shape)
-    if opts.alpha is not None and not (math.isfinite(opts.alpha) and opts.alpha > 0):
-        raise EdgeconvError(f"--alpha must be a number > 0 (the paper uses 0.25, 0.5, 0.75, 1.0);"
-                            f" got {opts.alpha}")
-    if opts.version is not None and opts.version not in spec.version_choices:
-        allowed = ", ".join(spec.version_choices)
-        raise EdgeconvError(f"--version for '{spec.name}' must be one of {allowed};"
-                            f" got '{opts.version}'")
-    if opts.groups is not None and opts.groups not in (1, 2):
-        raise EdgeconvError(f"--groups for '{spec.name}' must be 1 (dense convs) or 2"
-                            f" (the original two-GPU split); got {opts.groups}")
+    for key, option in FAMILY_OPTIONS.items():
+        value = getattr(opts, key)
+        if value is not None:
+            option.validate(spec, value)
     return opts
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from edgeconv._lazy import keras
 from edgeconv.zoo._heads import fc4096_classifier
 from edgeconv.zoo._registry import ModelOptions, ModelSpec, PaperFact, register
+from edgeconv.zoo.recipe import Recipe
 
 
 def alexnet(opts: ModelOptions):
@@ -38,4 +39,5 @@ register(ModelSpec(
     default_input_shape=(224, 224, 3), default_classes=1000, min_size=63,
     family_options={"groups": 2},
     facts=(PaperFact("params", 60_000_000, "C", digits=1),),
+    recipe=Recipe(64, epochs=20, lr=3e-4),
 ))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from edgeconv._lazy import keras
 from edgeconv.zoo._heads import conv_classifier
 from edgeconv.zoo._registry import ModelOptions, ModelSpec, PaperFact, register
+from edgeconv.zoo.recipe import Recipe
 
 
 def dense_mnist(opts: ModelOptions):
@@ -70,21 +71,25 @@ register(ModelSpec(
     description="Article A baseline: conv + fully-connected head (fixed input size)",
     default_input_shape=MNIST, default_classes=10, min_size=3,
     facts=(PaperFact("params", 2_770_634, "A"),),
+    recipe=Recipe(28, epochs=15),
 ))
 register(ModelSpec(
     name="fcn-mnist", family="fcn", builder=fcn_mnist,
     description="Article A: fully convolutional, 7x7 conv + 1x1 conv replace the FC head",
     default_input_shape=MNIST, default_classes=10, fixed_size=(28, 28),
     facts=(PaperFact("params", 55_338, "A"),),
+    recipe=Recipe(28, epochs=60, lr=2e-3, patience=15, shift=0.125),
 ))
 register(ModelSpec(
     name="gap-mnist", family="fcn", builder=gap_mnist,
     description="Article A: global max pool + 1x1 conv head, accepts any input H x W",
     default_input_shape=(None, None, 1), default_classes=10, nominal_size=(28, 28),
     facts=(PaperFact("params", 5_130, "A"),),
+    recipe=Recipe(28, epochs=40, lr=3e-3),
 ))
 register(ModelSpec(
     name="lenet5", family="fcn", builder=lenet5,
     description="Article E: LeNet-5 (TF2 tutorial version) on 28x28x1",
     default_input_shape=MNIST, default_classes=10, min_size=10,
+    recipe=Recipe(28),
 ))

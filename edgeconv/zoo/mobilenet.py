@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from edgeconv._lazy import keras
 from edgeconv.zoo._registry import ModelOptions, ModelSpec, PaperFact, register
+from edgeconv.zoo.recipe import Recipe
 
 # MobileNet v1 body after conv1: (pointwise filters, stride) for blocks 1..13.
 V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
@@ -144,6 +145,7 @@ register(ModelSpec(
         PaperFact("macs", 186_000_000, "C", "MobileNet v1 paper, Table 7", digits=3,
                   options={"input_shape": (128, 128, 3)}),
     ),
+    recipe=Recipe(48, epochs=30, batch_size=64, lr=2e-3, warmup_epochs=2, shift=0.125),
 ))
 register(ModelSpec(
     name="mobilenetv2", family="mobilenet", builder=mobilenet_v2,
@@ -154,4 +156,5 @@ register(ModelSpec(
         PaperFact("params", 3_538_984, "C", "keras.applications.MobileNetV2 count; paper: 3.4M"),
         PaperFact("macs", 300_000_000, "C", "MobileNet v2 paper, Table 3", digits=1),
     ),
+    recipe=Recipe(48, epochs=30, batch_size=64, lr=2e-3, warmup_epochs=2, shift=0.125),
 ))

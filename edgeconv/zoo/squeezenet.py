@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from edgeconv._lazy import keras
 from edgeconv.zoo._registry import ModelOptions, ModelSpec, PaperFact, register
+from edgeconv.zoo.recipe import Recipe
 
 # (squeeze 1x1, expand 1x1, expand 3x3) for fire2..fire9.
 FIRES = ((16, 64, 64), (16, 64, 64), (32, 128, 128), (32, 128, 128),
@@ -59,4 +60,5 @@ register(ModelSpec(
     family_options={"version": "1.0"}, version_choices=("1.0", "1.1"),
     facts=(PaperFact("params", 1_248_424, "C"),
            PaperFact("params", 1_235_496, "C", options={"version": "1.1"})),
+    recipe=Recipe(48, epochs=30, warmup_epochs=3),
 ))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from edgeconv._lazy import keras
 from edgeconv.zoo._heads import fc4096_classifier
 from edgeconv.zoo._registry import ModelOptions, ModelSpec, PaperFact, register
+from edgeconv.zoo.recipe import Recipe
 
 # Article B: six 3x3 convs in three VGG blocks on 32x32x3, each block closed by a 2x2 max pool.
 CIFAR_BLOCKS = (64, 128, 256)
@@ -67,16 +68,19 @@ register(ModelSpec(
     description="Article B baseline: 6-conv VGG network on 32x32x3 with regular Conv2D",
     default_input_shape=(32, 32, 3), default_classes=10, min_size=8,
     facts=(PaperFact("params", 1_200_000, "B", digits=2),),
+    recipe=Recipe(32, epochs=20),
 ))
 register(ModelSpec(
     name="separable-vgg-cifar", family="vgg", builder=separable_vgg_cifar,
     description="Article B: the same VGG network with SeparableConv2D everywhere",
     default_input_shape=(32, 32, 3), default_classes=10, min_size=8,
     facts=(PaperFact("params", 200_000, "B", digits=1),),
+    recipe=Recipe(32, epochs=30),
 ))
 register(ModelSpec(
     name="vgg16", family="vgg", builder=vgg16,
     description="Article C: VGG16 (ImageNet-shaped, 224x224x3, ~138M params)",
     default_input_shape=(224, 224, 3), default_classes=1000, min_size=32,
     facts=(PaperFact("params", 138_357_544, "C", "the article rounds it to ~138M"),),
+    recipe=Recipe(32, epochs=20, lr=1e-4),
 ))

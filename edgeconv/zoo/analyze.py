@@ -15,7 +15,9 @@ from typing import Any
 
 from edgeconv._lazy import keras
 from edgeconv.errors import EdgeconvError
-from edgeconv.zoo import ModelOptions, ModelSpec, analysis_options, build, resolve_options
+from edgeconv.zoo._registry import (
+    ModelOptions, ModelSpec, analysis_options, build, get_spec, resolve_options,
+)
 
 FP32_BYTES = 4
 INT8_BYTES = 1
@@ -210,8 +212,6 @@ def _peak_live_elements(model) -> int:
 
 def inspect_by_name(name: str, **options: Any) -> InspectReport:
     """`edgeconv inspect NAME ...` as a function: options as in `resolve_options`."""
-    from edgeconv.zoo import get_spec
-
     spec = get_spec(name)
     opts = resolve_options(spec, **options)
     try:

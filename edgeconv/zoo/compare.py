@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from edgeconv.analyze import inspect_by_name
+from edgeconv.zoo.analyze import inspect_by_name
 from edgeconv.zoo.pairs import get_comparisons
 
 
