@@ -17,11 +17,10 @@ from typing import Any
 
 from edgeconv import _atomic
 from edgeconv.errors import EdgeconvError
+from edgeconv.formats import FORMATS
+from edgeconv.records import MANIFEST_SCHEMA as SCHEMA_VERSION
 
 MANIFEST = "manifest.json"
-SCHEMA_VERSION = 1
-FORMATS = ("keras", "tflite", "onnx")
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 
 
 @dataclass(frozen=True)
@@ -49,9 +48,50 @@ class Artifact:
     def from_dict(cls, data: dict[str, Any]) -> Artifact:
         known = {f.name for f in fields(cls)}
         artifact = cls(**{k: v for k, v in data.items() if k in known})
-        if artifact.format not in FORMATS or artifact.precision not in PRECISIONS:
+        if artifact.format not in FORMATS \
+                or artifact.precision not in FORMATS[artifact.format].precisions:
             raise ValueError(f"unknown format/precision {artifact.format}/{artifact.precision}")
         return artifact
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which model the export holds: a zoo name and its options, and whether it was trained."""
+
+    name: str
+    options: dict[str, Any]
+    trained: bool
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """The model's input and how images are prepared for it (what a bench must repeat)."""
+
+    shape: list[int | None]  # with the batch dimension first, e.g. [None, 28, 28, 1]
+    layout: str  # NHWC
+    dtype: str
+    preprocessing: dict[str, Any]  # edgeconv.data.Preprocessing.to_dict(), as recorded
+
+    @property
+    def hwc(self) -> list[int] | None:
+        """The image size the export was made for (fills free dimensions of the model)."""
+        shape = self.preprocessing.get("input_shape")
+        return list(shape) if isinstance(shape, list) else None
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """The data the files were measured on at export."""
+
+    name: str | None
+    seed: int
+    # The test images each file was measured on, when fewer than the whole test split:
+    # {"samples": n, "of": total, "seed": s}; a bench measures on the same ones.
+    test_subset: dict[str, Any] | None = None
+
+    @property
+    def test_samples(self) -> int | None:
+        return self.test_subset.get("samples") if self.test_subset else None
 
 
 @dataclass(frozen=True)
@@ -59,10 +99,14 @@ class Manifest:
     directory: Path  # where the manifest lives; artifact paths are relative to it
     data: dict[str, Any]  # the whole document, for the fields this module does not model
     artifacts: list[Artifact]
+    model_info: ModelInfo
+    input: InputInfo
+    dataset: DatasetInfo
+    float_accuracy: float | None = None
 
     @property
     def model(self) -> str:
-        return self.data["model"]["name"]
+        return self.model_info.name
 
     def find(self, fmt: str, precision: str) -> Artifact | None:
         return next((a for a in self.artifacts
@@ -122,9 +166,39 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         raise EdgeconvError(f"{file}: schema_version {data['schema_version']!r} is not the"
                             f" {SCHEMA_VERSION} this edgeconv reads; re-export with it")
     try:
-        data["model"]["name"]
         artifacts = [Artifact.from_dict(a) for a in data["artifacts"]]
-    except (KeyError, TypeError, ValueError) as exc:
+        header = _header(data)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise EdgeconvError(f"{file}: malformed manifest ({type(exc).__name__}: {exc})"
                             ) from None
-    return Manifest(directory=file.parent, data=data, artifacts=artifacts)
+    return Manifest(directory=file.parent, data=data, artifacts=artifacts, **header)
+
+
+def _header(data: dict[str, Any]) -> dict[str, Any]:
+    """The typed top level: model, input, dataset, float accuracy (checked, not trusted)."""
+    model = data["model"]
+    if not isinstance(model["name"], str) or not isinstance(model.get("options", {}), dict):
+        raise TypeError("model.name must be a string and model.options an object")
+    given = data.get("input") or {}
+    preprocessing = given.get("preprocessing") or {}
+    shape = given.get("shape") or []
+    if not isinstance(preprocessing, dict) or not isinstance(shape, list):
+        raise TypeError("input.preprocessing must be an object and input.shape a list")
+    dataset = data.get("dataset") or {}
+    subset = dataset.get("test_subset")
+    if subset is not None and not (isinstance(subset, dict)
+                                   and isinstance(subset.get("samples"), int)):
+        raise TypeError("dataset.test_subset must be an object with an integer samples")
+    float_accuracy = data.get("float_accuracy")
+    if float_accuracy is not None and not isinstance(float_accuracy, (int, float)):
+        raise TypeError("float_accuracy must be a number")
+    return {
+        "model_info": ModelInfo(name=model["name"], options=dict(model.get("options") or {}),
+                                trained=bool(model.get("trained", True))),
+        "input": InputInfo(shape=shape, layout=str(given.get("layout", "NHWC")),
+                           dtype=str(given.get("dtype", "float32")),
+                           preprocessing=preprocessing),
+        "dataset": DatasetInfo(name=dataset.get("name"), seed=int(dataset.get("seed", 0)),
+                               test_subset=subset),
+        "float_accuracy": None if float_accuracy is None else float(float_accuracy),
+    }

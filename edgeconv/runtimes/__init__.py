@@ -1,56 +1,58 @@
 """Inference engines behind one interface: open a model file, describe its tensors, run it.
 
+Which engines exist, what they read and what they take is the table in `registry.py`.
 Importing this package loads no engine: each one is imported when a model is opened, so a
 board with only ai-edge-litert (or only onnxruntime) installed can use what it has.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
-from edgeconv.errors import EdgeconvError, did_you_mean
+from edgeconv.errors import EdgeconvError
 from edgeconv.runtimes.base import Runtime, TensorInfo, installed_version
+from edgeconv.runtimes.registry import (
+    RuntimeEntry,
+    default_runtime,
+    get_runtime,
+    register,
+    runtime_for,
+    runtime_names,
+    unregister,
+)
 
-__all__ = ["RUNTIMES", "Runtime", "TensorInfo", "open_runtime", "runtime_versions"]
+__all__ = ["RUNTIMES", "Runtime", "RuntimeEntry", "TensorInfo", "default_runtime",
+           "get_runtime", "open_runtime", "register", "runtime_for", "runtime_names",
+           "runtime_versions", "unregister"]
 
-# runtime name -> (module, class)
-_CLASSES = {
-    "litert": ("edgeconv.runtimes.litert", "LiteRTRuntime"),
-    "onnxruntime": ("edgeconv.runtimes.onnxrt", "OnnxRuntime"),
-    "keras": ("edgeconv.runtimes.keras", "KerasRuntime"),
-    "tflite-micro": ("edgeconv.runtimes.micro", "MicroRuntime"),
-}
-RUNTIMES = tuple(_CLASSES)
-_BY_SUFFIX = {".tflite": "litert", ".onnx": "onnxruntime", ".keras": "keras"}
-
-# the libraries behind the runtimes, as pip distributions (alternatives in order)
-_LIBRARIES = {
-    "ai-edge-litert": ("ai-edge-litert",),
-    "tflite-runtime": ("tflite-runtime",),
-    "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
-    "tflite-micro": ("tflite-micro",),
-    "tensorflow": ("tensorflow", "tensorflow-cpu"),
-    "keras": ("keras",),
-}
+# The shipped runtimes' names (registry.runtime_names() includes any registered later).
+RUNTIMES = runtime_names()
 
 
 def open_runtime(path: str | Path, runtime: str | None = None, **options) -> Runtime:
-    """Load `path` in `runtime`, by default the one its suffix implies.
+    """Load `path` in `runtime`, by default the one its format opens in.
 
-    Options go to the runtime: threads / xnnpack (litert), threads / providers (onnxruntime),
-    batch_size (keras), arena_size (tflite-micro).
+    Options go to the runtime's constructor; the registry lists which each one takes
+    (threads / xnnpack / reference for litert, threads / providers for onnxruntime,
+    arena_size for tflite-micro).
     """
+    from edgeconv.formats import FORMATS
+
     path = Path(path)
-    name = runtime or _BY_SUFFIX.get(path.suffix.lower())
+    name = runtime
     if name is None:
-        raise EdgeconvError(f"no runtime for '{path.suffix}' files ({path.name}); expected "
-                            f"{', '.join(_BY_SUFFIX)}, or name a runtime: {', '.join(RUNTIMES)}")
-    if name not in _CLASSES:
-        raise EdgeconvError(f"unknown runtime '{name}'{did_you_mean(name, RUNTIMES)}; "
-                            f"choose from {', '.join(RUNTIMES)}")
-    module, class_name = _CLASSES[name]
-    return getattr(importlib.import_module(module), class_name)(path, **options)
+        fmt = next((f for f in FORMATS.values() if f.suffix == path.suffix.lower()), None)
+        name = default_runtime(fmt.name) if fmt else None
+        if name is None:
+            suffixes = ", ".join(f.suffix for f in FORMATS.values())
+            raise EdgeconvError(f"no runtime for '{path.suffix}' files ({path.name}); expected"
+                                f" {suffixes}, or name a runtime: {', '.join(runtime_names())}")
+    entry = get_runtime(name)
+    unknown = sorted(set(options) - set(entry.options))
+    if unknown:
+        raise EdgeconvError(f"the {name} runtime takes no option {', '.join(unknown)}"
+                            f" (it takes: {', '.join(entry.options) or 'none'})")
+    return entry.load_class()(path, **options)
 
 
 def runtime_versions() -> dict[str, str]:
@@ -58,5 +60,10 @@ def runtime_versions() -> dict[str, str]:
 
     Nothing is imported, so asking costs no TensorFlow start-up.
     """
-    found = {name: installed_version(*dists) for name, dists in _LIBRARIES.items()}
-    return {name: found_version for name, found_version in found.items() if found_version}
+    found: dict[str, str] = {}
+    for name in runtime_names():
+        for label, distributions in get_runtime(name).libraries.items():
+            version = installed_version(*distributions)
+            if version:
+                found.setdefault(label, version)
+    return found

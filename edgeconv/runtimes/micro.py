@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -25,13 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeconv._child import child_env, last_line, signal_name
+from edgeconv._child import REASON_CHARS, run_child
 from edgeconv._lazy import require
 from edgeconv.errors import EdgeconvError, one_line
 from edgeconv.runtimes.base import Runtime, TensorInfo, installed_version
 
 _ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
-_REASON_CHARS = 300
 
 
 class MicroRuntime(Runtime):
@@ -60,7 +58,7 @@ class MicroRuntime(Runtime):
                 failure = None
         if failure is not None:
             # TFLM prints the reason ("Failed to resize buffer...") and raises a generic error
-            reason = "; ".join([*printed, one_line(failure)])[:_REASON_CHARS]
+            reason = "; ".join([*printed, one_line(failure)])[:REASON_CHARS]
             raise EdgeconvError(f"cannot load {self.path} with TFLite Micro: {reason}")
         graph = runtime.schema_fb.Model.GetRootAsModel(model, 0).Subgraphs(0)
         for i in range(graph.InputsLength()):
@@ -97,7 +95,7 @@ class MicroRuntime(Runtime):
                 failure = exc
             else:
                 return
-        reason = "; ".join([*printed, one_line(failure)])[:_REASON_CHARS]
+        reason = "; ".join([*printed, one_line(failure)])[:REASON_CHARS]
         raise EdgeconvError(f"TFLite Micro failed to run {self.path}: {reason}")
 
     def arena_used_bytes(self) -> int:
@@ -129,23 +127,14 @@ def probe(path: str | Path, *, arena_size: int | None = None,
 
     A crash or a hang of the interpreter becomes `ok=False` with the reason; the caller lives.
     """
-    command = [sys.executable, "-m", "edgeconv.runtimes.micro", str(path)]
-    if arena_size is not None:
-        command += ["--arena-size", str(arena_size)]
+    args = [str(path)] + (["--arena-size", str(arena_size)] if arena_size is not None else [])
+    outcome = run_child("edgeconv.runtimes.micro", args, what="TFLite Micro", timeout=timeout)
+    if not outcome.ok:
+        return MicroProbe(ok=False, error=outcome.error)
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              env=child_env(), check=False)
-    except subprocess.TimeoutExpired:
-        return MicroProbe(ok=False, error=f"TFLite Micro timed out after {timeout:g} s")
-    last_words = last_line(done.stderr)[:_REASON_CHARS]
-    if done.returncode < 0:
-        crash = f"TFLite Micro crashed ({signal_name(-done.returncode)})"
-        return MicroProbe(ok=False, error=f"{crash}: {last_words}" if last_words else crash)
-    try:
-        return MicroProbe(**json.loads(last_line(done.stdout)))
-    except (json.JSONDecodeError, TypeError):
-        return MicroProbe(ok=False, error=f"TFLite Micro probe failed (exit {done.returncode})"
-                                          + (f": {last_words}" if last_words else ""))
+        return MicroProbe(**outcome.payload)
+    except TypeError:
+        return MicroProbe(ok=False, error=f"TFLite Micro probe answered {outcome.payload!r}")
 
 
 def _probe_here(path: str, arena_size: int | None) -> MicroProbe:

@@ -1,0 +1,132 @@
+"""Contracts over the capability tables: whatever a row of the format table or the runtime
+registry promises, the code behind it keeps. A new row that breaks a promise fails here,
+before any command meets it."""
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeconv.formats import EXPORT_FORMATS, FLOAT, FORMATS, PRECISIONS, resolve
+from edgeconv.runtimes import Runtime, TensorInfo, get_runtime, open_runtime, runtime_names
+from edgeconv.runtimes.registry import default_runtime
+
+MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
+# A real file per format for the runtime contract; keras is made by the test (needs TF).
+SAMPLES = {
+    "tflite": [MODELS / "mlcommons-tiny" / "pretrainedResnet_quant.tflite",
+               MODELS / "mlcommons-tiny" / "pretrainedResnet.tflite"],
+    "onnx": [MODELS / "onnx" / "mnist.onnx"],
+}
+
+
+def test_format_rows_are_consistent():
+    suffixes = [f.suffix for f in FORMATS.values()]
+    assert len(set(suffixes)) == len(suffixes), "two formats share a suffix"
+    for fmt in FORMATS.values():
+        assert fmt.suffix.startswith(".") and fmt.suffix == fmt.suffix.lower()
+        assert FLOAT in fmt.precisions, f"{fmt.name}: no float file to compare the others with"
+        assert set(fmt.precisions) <= set(PRECISIONS), fmt.name
+        assert default_runtime(fmt.name) is not None, f"no runtime reads {fmt.name} files"
+        for hook in (fmt.converter, fmt.layer_errors, fmt.validator):
+            if hook is not None:
+                assert callable(resolve(hook)), hook
+    for name in EXPORT_FORMATS:
+        fmt = FORMATS[name]
+        assert fmt.converter and fmt.validator, f"{name} is exported: it needs a converter" \
+                                                " and a validator"
+        if any(p != FLOAT for p in fmt.precisions):
+            assert fmt.layer_errors, f"{name} has quantised precisions but no per-layer report"
+
+
+@pytest.mark.parametrize("name", runtime_names())
+def test_registry_row_matches_its_class(name):
+    entry = get_runtime(name)
+    cls = entry.load_class()
+    assert issubclass(cls, Runtime) and cls.name == name
+    assert entry.formats and set(entry.formats) <= set(FORMATS)
+    assert entry.extra and entry.modules and entry.libraries
+    accepted = inspect.signature(cls.__init__).parameters
+    for option in entry.options:
+        assert option in accepted, f"{name} lists option {option} its class does not take"
+    keywords = {p for p, v in accepted.items() if v.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert keywords <= set(entry.options), f"{name} takes options the registry does not list"
+
+
+def _contract_cases():
+    for name in runtime_names():
+        for fmt in get_runtime(name).formats:
+            for path in SAMPLES.get(fmt, []):
+                yield pytest.param(name, path, id=f"{name}-{path.name}")
+
+
+@pytest.mark.parametrize(("name", "path"), list(_contract_cases()))
+def test_runtime_honours_the_base_contract(name, path):
+    if not get_runtime(name).available():
+        pytest.skip(f"{name} is not installed")
+    with open_runtime(path, name) as runtime:
+        _check_contract(runtime)
+
+
+def test_keras_runtime_honours_the_base_contract(tmp_path):
+    from edgeconv._lazy import keras
+
+    k = keras()
+    model = k.Sequential([k.Input((8, 8, 1)), k.layers.Conv2D(2, 3), k.layers.Flatten(),
+                          k.layers.Dense(3)])
+    path = tmp_path / "tiny.keras"
+    model.save(path)
+    with open_runtime(path) as runtime:
+        _check_contract(runtime)
+
+
+def _check_contract(runtime: Runtime) -> None:
+    (source,), (target,) = runtime.inputs(), runtime.outputs()
+    for info in (source, target):
+        assert isinstance(info, TensorInfo) and info.name and np.dtype(info.dtype)
+        assert (info.scale is None) == (info.zero_point is None)
+    assert runtime.backend and runtime.version
+    shape = [2 if d is None else d for d in source.shape]
+    batch = shape[0]
+    x = np.random.default_rng(0).random(shape, dtype=np.float32)
+    y = runtime.run(x)
+    assert y.dtype == np.float32 and y.shape[0] == batch
+    raw = runtime.run_raw(_in_dtype(x, source))
+    assert raw.dtype == np.dtype(target.dtype) and raw.shape == y.shape
+    call = runtime.prepared(_in_dtype(x, source))
+    call()  # what a benchmark times: no arguments, no checks
+    with pytest.raises(Exception, match="takes|input"):
+        runtime.run_raw(np.zeros([1, 1], dtype=source.dtype))  # wrong shape: one clear error
+
+
+def _in_dtype(x: np.ndarray, info: TensorInfo) -> np.ndarray:
+    from edgeconv.runtimes.base import quantize
+
+    return quantize(x, info)
+
+
+def test_every_runtime_extra_is_declared_and_installs_its_library():
+    import re
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml")
+                            .read_text())["project"]
+    extras = project["optional-dependencies"]
+    for name in runtime_names():
+        entry = get_runtime(name)
+        assert entry.extra in extras, f"{name}: pip extra '{entry.extra}' is not declared"
+        # the extra (or an extra it includes) names one of the runtime's distributions
+        wanted = {d for dists in entry.libraries.values() for d in dists}
+        pending, seen = [entry.extra], set()
+        named = set()
+        while pending:
+            extra = pending.pop()
+            seen.add(extra)
+            for requirement in extras[extra]:
+                base = re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0]
+                if base == "edgeconv":
+                    pending += [e for e in re.findall(r"\[(.*?)\]", requirement)[0].split(",")
+                                if e not in seen]
+                named.add(base)
+        assert named & wanted, f"{name}: extra '{entry.extra}' installs none of {wanted}"
