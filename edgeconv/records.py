@@ -47,7 +47,10 @@ class Latency:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Latency:
-        return cls(**{f.name: float(data[f.name]) for f in fields(cls)})
+        names = [f.name for f in fields(cls)]
+        if not isinstance(data, dict) or not set(names) <= data.keys():
+            raise ValueError(f"latency_ms needs {', '.join(names)}; got {data!r}")
+        return cls(**{name: float(data[name]) for name in names})
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)

@@ -103,6 +103,10 @@ def test_a_broken_budget_exits_1_and_names_the_rule(run, tmp_path):
     ("[[rule]]\nname = 'x'\nmust_fit = false", "takes true"),
     ("[[rule]]\nname = 'x'\nprecision = 8\nmin_accuracy = 0.9", "takes a glob pattern"),
     ("[[rule]]\nname = 'x'\nprecision = 'int8'", "no budget"),
+    ("[[rule]]\nname = 'x'\nprecision = 'imt8'\nmin_accuracy = 0.9",
+     "'imt8' matches no precision edgeconv knows; did you mean 'int8'?"),
+    ("[[rule]]\nname = 'x'\nformat = ['tflite', 'onxx']\nmin_accuracy = 0.9",
+     "'onxx' matches no format edgeconv knows; did you mean 'onnx'?"),
     ("[[rule]]\nmin_accuracy = 0.9", "needs a name"),
     ("[[rule]]\nname = 'x'\ntarget = 'cpu'\nmust_run_on = 'cpu'", "must_run_on checks"),
     ("[[rule]]\nname = 'x'\nmin_accuracy = 0.9\n[[rule]]\nname = 'x'\nmin_accuracy = 0.8",
@@ -142,7 +146,8 @@ def _mcu_results(run: Path, tmp_path: Path) -> Path:
                 "format": artifact["format"], "precision": artifact["precision"],
                 "runtime": "tflite-micro", "target": "stm32h7", "threads": 1, "status": "ok",
                 "error": None, "timed_on": "host", "size_bytes": artifact["size_bytes"],
-                "latency_ms": {"p50": 1.2, "p90": 1.3, "p99": 1.4}, "accuracy": None,
+                "latency_ms": {"p50": 1.2, "p90": 1.3, "p99": 1.4, "mean": 1.25, "std": 0.05,
+                               "min": 1.1}, "accuracy": None,
                 "agreement": 1.0, **figures}
 
     document = {"schema_version": 1, "environment": {}, "config": {}, "notes": [], "results": [
@@ -240,6 +245,12 @@ def test_bad_inputs_exit_2(tmp_path):
     (tmp_path / "x.json").write_text('{"schema_version": 9, "results": []}')
     done = gate(tmp_path / "x.json", "--policy", path)
     assert done.exit_code == 2 and "schema_version 9" in done.stderr
+    (tmp_path / "x.json").write_text('{"schema_version": 1, "results": [{"artifact": "a"}]}')
+    done = gate(tmp_path / "x.json", "--policy", path)
+    assert done.exit_code == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert f"{tmp_path / 'x.json'}: malformed results.json" in done.stderr
+    (tmp_path / "x.json").write_text("{")
+    assert "not valid JSON" in gate(tmp_path / "x.json", "--policy", path).stderr
 
 
 def test_sizes():

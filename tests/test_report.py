@@ -155,6 +155,9 @@ def test_json_lists_every_claim(run, tmp_path):
     (lambda tmp: _write(tmp / "results.json", {"schema_version": 9, "results": []}),
      "schema_version 9"),
     (lambda tmp: (tmp / "empty").mkdir() or tmp / "empty", "no manifest.json or results.json"),
+    (lambda tmp: _write(tmp / "results.json", {"schema_version": 1, "results": [{"sha256": 1}]}),
+     "results.json: malformed results.json"),
+    (lambda tmp: _write(tmp / "results.json", "{"), "not valid JSON"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, make, message):
     done = runner.invoke(app, ["report", str(make(tmp_path)), "-o", str(tmp_path / "out")])
@@ -192,9 +195,10 @@ def test_an_atomic_write_onto_a_directory_is_one_clear_error(tmp_path):
 
 # --- hand-written inputs: rules that need figures this machine would take long to make ---
 
-def _write(path: Path, data: dict) -> Path:
+def _write(path: Path, data: dict | str) -> Path:
+    """`data` as JSON, or a str as it is."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
     return path
 
 
@@ -213,7 +217,12 @@ def _export(root: Path, model: str, size: int, input_shape=(28, 28, 1)) -> str:
 def _row(sha: str, model: str, target: str, p50: float, **extra) -> dict:
     return {"artifact": f"{model}/{model}_fp32.tflite", "sha256": sha, "format": "tflite",
             "precision": "fp32", "runtime": "litert", "target": target, "threads": 1,
-            "status": "ok", "latency_ms": {"p50": p50, "p90": p50 * 1.2}, **extra}
+            "status": "ok", "latency_ms": _latency(p50), **extra}
+
+
+def _latency(p50: float) -> dict:
+    return {"p50": p50, "p90": p50 * 1.2, "p99": p50 * 1.5, "mean": p50 * 1.1, "std": p50 / 10,
+            "min": p50 * 0.9}
 
 
 def test_a_contradicting_measurement_says_not_reproduced(tmp_path):
@@ -277,3 +286,145 @@ def test_mobilenet_grid_gets_its_table_and_plot_and_pairs_show_only_the_model_si
     assert "a=0.5 224x224" in alpha_pair and "128x128" not in alpha_pair
     resolution_pair = md.split("## [C-mobilenet-resolution]")[1].split("\n## ")[0]
     assert "a=1 128x128" in resolution_pair and "a=0.5" not in resolution_pair
+
+
+# --- files as edgeconv writes them today: the readers must keep loading them -------------
+
+def _todays_run(root: Path) -> Path:
+    """manifest.json, train.json (before it had a schema_version), a cpu results.json and an
+    stm32h7 one, with every field today's export, train and bench write."""
+    run = root / "fcn"
+    prep = {"input_shape": [28, 28, 1], "scale": 1 / 255, "offset": 0.0, "resize": "pad"}
+
+    def artifact(fmt, precision, size, accuracy, **extra):
+        return {"path": f"fcn-mnist_{precision}.{fmt}", "format": fmt, "precision": precision,
+                "size_bytes": size, "sha256": f"{fmt}{precision}".ljust(64, "0"),
+                "accuracy": accuracy, "agreement": 0.99, "max_abs_diff": 0.01,
+                "runtime": "ai-edge-litert 1.2.0", "inputs": [{"name": "x", "shape": [1, 28, 28, 1],
+                                                             "dtype": "float32"}],
+                "outputs": [{"name": "y", "shape": [1, 10], "dtype": "float32"}],
+                "options": {}, "quantization": None, "micro": None, **extra}
+
+    artifacts = [artifact("keras", "fp32", 700_000, 0.95),
+                 artifact("tflite", "fp32", 225_000, 0.95),
+                 artifact("tflite", "int8", 62_000, 0.94, micro={"ok": True, "arena_bytes": 18_768,
+                                                               "error": None}),
+                 artifact("onnx", "fp32", 226_000, 0.95)]
+    _write(run / "manifest.json", {
+        "schema_version": 1, "created": "2025-01-01T00:00:00+00:00",
+        "model": {"name": "fcn-mnist", "options": {"input_shape": [28, 28, 1], "classes": 10},
+                  "trained": True},
+        "input": {"shape": [None, 28, 28, 1], "layout": "NHWC", "dtype": "float32",
+                  "normalisation": {"scale": 1 / 255, "offset": 0.0,
+                                    "formula": "x = uint8_pixel * scale + offset"},
+                  "preprocessing": prep},
+        "labels": [str(i) for i in range(10)],
+        "dataset": {"name": "digits", "train": 1078, "val": 360, "test": 359, "seed": 0,
+                    "evaluated_on": "test"},
+        "float_accuracy": 0.95, "versions": {"edgeconv": "0.1.0", "python": "3.11.9"},
+        "artifacts": artifacts})
+    _write(run / "train.json", {
+        "run_dir": str(run), "model": "fcn-mnist", "model_options": {"input_shape": [28, 28, 1]},
+        "recipe": {"epochs": 3}, "dataset": {"name": "digits"}, "epochs_run": 3, "best_epoch": 2,
+        "best_val_accuracy": 0.93, "test_accuracy": 0.95, "stopped_early": False,
+        "history": [{"epoch": e, "loss": 1.0 / e, "accuracy": 0.8 + e / 20, "val_loss": 1.0,
+                     "val_accuracy": 0.8 + e / 25, "seconds": 2.0 + e} for e in (1, 2, 3)],
+        "seconds": 12.0, "config": {"model": "fcn-mnist", "dataset": "digits", "seed": 0},
+        "preprocessing": prep, "labels": [str(i) for i in range(10)], "versions": {}})
+
+    def row(a, target, runtime, p50, **extra):
+        return {"artifact": f"fcn/{a['path']}", "sha256": a["sha256"], "format": a["format"],
+                "precision": a["precision"], "runtime": runtime, "target": target, "threads": 1,
+                "status": "ok", "error": None, "latency_ms": _latency(p50), "timed_on": "target",
+                "init_ms": 3.1, "first_ms": 0.4, "runs": 200, "throughput_ips": 1000 / p50,
+                "macs": 1_140_000, "gmac_per_s": 20.1, "peak_rss_bytes": 90_000_000,
+                "size_bytes": a["size_bytes"], "accuracy": a["accuracy"], "agreement": 1.0,
+                "arena_bytes": None, "flash_bytes": None, "fits": None, "notes": [], **extra}
+
+    def environment(target):
+        return {"host": "ci", "cpu": "Test CPU", "cores": 2, "machine": "x86_64",
+                "os": "Linux", "python": "3.11.9", "edgeconv": "0.1.0", "runtimes": {},
+                "created": "2025-01-01T00:00:00+00:00", "target": target}
+
+    _, fp32, int8, onnx = artifacts
+    _write(run / "results.json", {
+        "schema_version": 1, "config": {"runs": 200}, "notes": [],
+        "environment": environment({"name": "cpu", "kind": "host", "runtimes": ["litert"],
+                                    "threads": [1], "description": "this machine"}),
+        "results": [row(fp32, "cpu", "litert", 0.031), row(int8, "cpu", "litert", 0.022),
+                    {**row(onnx, "cpu", "onnxruntime", 1.0), "status": "failed",
+                     "error": "onnxruntime is not installed", "latency_ms": None,
+                     "init_ms": None, "first_ms": None, "runs": None, "throughput_ips": None,
+                     "gmac_per_s": None, "peak_rss_bytes": None, "accuracy": None,
+                     "agreement": None}]})
+    _write(root / "results-stm32h7.json", {
+        "schema_version": 1, "config": {}, "notes": [],
+        "environment": environment({"name": "stm32h7", "kind": "mcu", "runtimes": ["tflite-micro"],
+                                    "threads": [1], "sram_bytes": 1 << 20,
+                                    "flash_bytes": 2 << 20}),
+        "results": [row(int8, "stm32h7", "tflite-micro", 1.25, timed_on="host",
+                        arena_bytes=18_768, flash_bytes=84_000, fits=True)]})
+    return run
+
+
+def test_todays_files_load_unchanged_in_report_and_gate(tmp_path):
+    from edgeconv.gate import run_gate
+    from edgeconv.report.collect import collect
+
+    run = _todays_run(tmp_path)
+    data = collect([tmp_path])
+    [export] = data.exports
+    assert (export.model, export.trained, export.dataset, export.float_accuracy) == \
+        ("fcn-mnist", True, "digits", 0.95)
+    assert export.train.best_epoch == 2 and export.train.epoch_seconds == [3.0, 4.0, 5.0]
+    figures = {(r.row.target, r.file): (r.row.status, r.p50_ms, r.precision) for r in data.rows}
+    assert figures == {("cpu", "fcn-mnist_fp32.tflite"): ("ok", 0.031, "fp32"),
+                       ("cpu", "fcn-mnist_int8.tflite"): ("ok", 0.022, "int8"),
+                       ("cpu", "fcn-mnist_fp32.onnx"): ("failed", None, "fp32"),
+                       ("stm32h7", "fcn-mnist_int8.tflite"): ("ok", 1.25, "int8")}
+    assert all(r.export is export for r in data.rows) and not data.notes
+
+    done = runner.invoke(app, ["report", str(tmp_path), "-o", str(tmp_path / "out"),
+                               "--no-arithmetic", "--no-plots"])
+    assert done.exit_code == 0, done.output
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| fcn-mnist 28x28 | trained (digits) |" in md
+    assert "0.031 (0.037)" in md and "0.022 (0.026)" in md  # cpu p50 (p90), fp32 and int8
+    assert "fcn-mnist 28x28 (3 epochs)" in md
+    assert "| fcn-mnist 28x28 int8 | ok | 18.3 KiB |" in md  # the stm32h7 table
+
+    policy = tmp_path / "gate.toml"
+    policy.write_text('[[rule]]\nname = "int8"\nprecision = "int8"\nmax_accuracy_drop = 1.5\n'
+                      'must_run_on = ["cpu", "stm32h7"]\n'
+                      '[[rule]]\nname = "mcu"\ntarget = "stm32h7"\nmust_fit = true\n'
+                      'max_p50_ms = 2\n[[rule]]\nname = "cpu"\ntarget = "cpu"\nmax_p90_ms = 1\n')
+    report = run_gate(policy, [run, tmp_path / "results-stm32h7.json"])
+    checks = {(c.rule, c.subject, c.budget, str(c.limit)): (c.passed, c.value, c.reason)
+              for c in report.checks}
+    assert checks == {
+        ("int8", "fcn/fcn-mnist_int8.tflite", "max_accuracy_drop", "1.5"):
+            (True, pytest.approx(1.0), None),
+        ("int8", "fcn/fcn-mnist_int8.tflite", "must_run_on", "cpu"): (True, "ok", None),
+        ("int8", "fcn/fcn-mnist_int8.tflite", "must_run_on", "stm32h7"): (True, "ok", None),
+        ("mcu", "fcn/fcn-mnist_int8.tflite @ stm32h7 (tflite-micro x1)", "must_fit", "True"):
+            (True, True, None),
+        ("mcu", "fcn/fcn-mnist_int8.tflite @ stm32h7 (tflite-micro x1)", "max_p50_ms", "2.0"):
+            (True, 1.25, "host time of TFLite Micro on the bench machine, not board time"),
+        ("cpu", "fcn/fcn-mnist_fp32.tflite @ cpu (litert x1)", "max_p90_ms", "1.0"):
+            (True, pytest.approx(0.0372), None),
+        ("cpu", "fcn/fcn-mnist_int8.tflite @ cpu (litert x1)", "max_p90_ms", "1.0"):
+            (True, pytest.approx(0.0264), None),
+        ("cpu", "fcn/fcn-mnist_fp32.onnx @ cpu (onnxruntime x1)", "max_p90_ms", "1.0"):
+            (False, None, "did not run: failed: onnxruntime is not installed")}
+    assert not report.notes
+
+
+def test_an_unreadable_train_json_is_a_note_not_an_error(tmp_path):
+    from edgeconv.report.collect import collect
+
+    run = _todays_run(tmp_path)
+    (run / "train.json").write_text('{"model": "fcn-mnist"}')
+    data = collect([run])
+    assert data.exports[0].train is None
+    [note] = data.notes
+    assert str(run / "train.json") in note and "not measurable" in note

@@ -54,8 +54,9 @@ def _fields(subject: Exported | Row) -> dict[str, str | None]:
     fields = {"model": artifact.model, "artifact": artifact.file, "format": artifact.format,
               "precision": artifact.precision}
     if isinstance(subject, Row):
-        fields |= {"target": subject.target, "runtime": subject.runtime,
-                   "threads": None if subject.threads is None else str(subject.threads)}
+        row = subject.row
+        fields |= {"target": row.target, "runtime": row.runtime,
+                   "threads": None if row.threads is None else str(row.threads)}
     return fields
 
 
@@ -90,16 +91,16 @@ def _check(rule: Rule, subject: Exported | Row, budget: Budget, limit: Any) -> C
     passed = {">=": lambda: value >= limit, "<=": lambda: value <= limit,
               "is": lambda: value is True}[budget.op]()
     caveat = None
-    if isinstance(subject, Row) and budget.unit == "ms" and subject.timed_on == "host":
+    if isinstance(subject, Row) and budget.unit == "ms" and subject.row.timed_on == "host":
         caveat = "host time of TFLite Micro on the bench machine, not board time"
     return Check(rule.name, subject.label, budget.key, limit, value, passed, caveat)
 
 
 def _figure(subject: Exported | Row, figure: str) -> tuple[Any, str | None]:
     """The measured value, or None and why it is missing."""
-    if isinstance(subject, Row) and subject.status != "ok":
-        return None, f"did not run: {subject.status}" + (f": {subject.error}"
-                                                         if subject.error else "")
+    if isinstance(subject, Row) and not subject.row.ok:
+        row = subject.row
+        return None, f"did not run: {row.status}" + (f": {row.error}" if row.error else "")
     if figure == "accuracy_drop":
         accuracy, missing = _figure(subject, "accuracy")
         if missing is not None:
@@ -109,11 +110,7 @@ def _figure(subject: Exported | Row, figure: str) -> tuple[Any, str | None]:
         if reference is None:
             return None, "no float accuracy to compare with: its manifest.json was not given"
         return 100.0 * (reference - accuracy), None
-    if figure in ("p50_ms", "p90_ms", "p99_ms"):
-        latency = subject.latency_ms or {}
-        value = latency.get(figure[:3])
-    else:
-        value = getattr(subject, figure)
+    value = _measured(subject, figure)
     if value is None:
         return None, f"no {figure} recorded in {subject.source}{_why_missing(subject, figure)}"
     if figure == "fits" and not isinstance(value, bool):
@@ -121,6 +118,19 @@ def _figure(subject: Exported | Row, figure: str) -> tuple[Any, str | None]:
     if figure != "fits" and (isinstance(value, bool) or not isinstance(value, (int, float))):
         return None, f"{figure} is {value!r} in {subject.source}, not a number"
     return value, None
+
+
+_PERCENTILES = {"p50_ms": "p50", "p90_ms": "p90", "p99_ms": "p99"}  # budget figure -> Latency
+
+
+def _measured(subject: Exported | Row, figure: str) -> Any:
+    """A figure as recorded: an artifact's from its manifest, a row's from results.json."""
+    if isinstance(subject, Exported):
+        return getattr(subject, figure)
+    if figure in _PERCENTILES:
+        latency = subject.row.latency_ms
+        return getattr(latency, _PERCENTILES[figure]) if latency else None
+    return getattr(subject.row, figure)
 
 
 def _why_missing(subject: Exported | Row, figure: str) -> str:
@@ -133,10 +143,9 @@ def _why_missing(subject: Exported | Row, figure: str) -> str:
 
 def _runs_on(rule: Rule, artifact: Exported, pattern: str, rows: list[Row]) -> Check:
     """must_run_on: some bench row of this very file (sha256) on the target ran (status ok)."""
-    mine = [r for r in rows if r.artifact.sha256 == artifact.sha256
-            and fnmatch.fnmatchcase(r.target, pattern)]
-    ran = [r for r in mine if r.status == "ok"]
-    if ran:
+    mine = [r.row for r in rows if r.artifact.sha256 == artifact.sha256
+            and fnmatch.fnmatchcase(r.row.target, pattern)]
+    if any(r.ok for r in mine):
         return Check(rule.name, artifact.label, "must_run_on", pattern, "ok", True)
     if not mine:
         return Check(rule.name, artifact.label, "must_run_on", pattern, "not benched", False,

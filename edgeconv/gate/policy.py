@@ -6,6 +6,7 @@ Everything wrong with a policy (bad TOML, an unknown key, a value of the wrong t
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import sys
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeconv.errors import EdgeconvError, did_you_mean
+from edgeconv.formats import FORMATS, PRECISIONS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,6 +24,8 @@ else:  # pragma: no cover - Python 3.10
 # Selectors: glob patterns (a string or a list of them) on what a manifest / results.json says.
 ARTIFACT_SELECTORS = ("model", "artifact", "format", "precision")
 ROW_SELECTORS = ("target", "runtime", "threads")  # only bench rows have these
+# Selectors whose values edgeconv defines: a pattern that matches none of them is a typo.
+KNOWN_VALUES = {"format": tuple(FORMATS), "precision": tuple(PRECISIONS)}
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class Budget:
     """One kind of limit: what it reads, how it compares, and how its value is written."""
 
     key: str
-    figure: str  # the measured figure it reads (see edgeconv.gate.evidence)
+    figure: str  # the figure it reads: a results.json row's or a manifest's (gate.evaluate)
     op: str  # ">=", "<=", or "is" (a flag that must be true) / "on" (must_run_on)
     unit: str  # fraction | points | bytes | ms | flag | targets
     bench_only: bool  # only a bench row has this figure
@@ -118,6 +122,7 @@ def _rule(raw: dict[str, Any], where: str, path: Path) -> Rule:
             budgets[key] = _limit(BUDGETS[key], value, f"{where}: {key}")
         else:
             selectors[key] = _patterns(value, f"{where}: {key}", numbers=key == "threads")
+            _known(key, selectors[key], f"{where}: {key}")
     if not budgets:
         raise EdgeconvError(f"{where}: no budget; set one of {', '.join(BUDGETS)}")
     rule = Rule(name=name, selectors=selectors, budgets=budgets)
@@ -135,6 +140,18 @@ def _patterns(value: Any, where: str, numbers: bool = False) -> tuple[str, ...]:
         raise EdgeconvError(f"{where}: takes a glob pattern or a list of them, e.g. \"*int8*\";"
                             f" got {value!r}")
     return tuple(str(v) for v in items)
+
+
+def _known(key: str, patterns: tuple[str, ...], where: str) -> None:
+    """A format or precision pattern must match one edgeconv makes: "int9" would select
+    nothing, so it is refused with the policy rather than found out after the inputs."""
+    known = KNOWN_VALUES.get(key)
+    if known is None:
+        return
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in known):
+            raise EdgeconvError(f"{where}: '{pattern}' matches no {key} edgeconv knows"
+                                f"{did_you_mean(pattern, known)} ({', '.join(known)})")
 
 
 def _limit(budget: Budget, value: Any, where: str) -> Any:

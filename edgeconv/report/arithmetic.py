@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeconv.errors import EdgeconvError
+from edgeconv.zoo.options import FAMILY_OPTIONS
 
-_OPTION_KEYS = ("input_shape", "classes", "alpha", "version", "groups")
+_OPTION_KEYS = ("input_shape", "classes", *FAMILY_OPTIONS)
 _LARGE_PARAMS = 20_000_000  # free Keras' memory after models this big (AlexNet, VGG16)
 
 
@@ -52,7 +53,8 @@ class Arithmetic:
 
             report = inspect_by_name(model, **opts)
         except ImportError as exc:
-            self.unavailable = f"Keras is not importable here ({exc}): pip install 'edgeconv[train]'"
+            self.unavailable = (f"Keras is not importable here ({exc}):"
+                                " pip install 'edgeconv[train]'")
             return None
         except EdgeconvError as exc:
             if "pip install" in str(exc):  # the lazy import's missing-package message

@@ -79,7 +79,7 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
         return run
 
     targets = targets_of(rows)
-    host = next((t for t in targets if any(lat.target == t and lat.timed_on != "host"
+    host = next((t for t in targets if any(lat.row.target == t and lat.row.timed_on != "host"
                                            for r in rows for lat in r.latencies)), "cpu")
     sections = [d.header(data, rows, [str(p) for p in config.paths]),
                 d.claims_section(verdicts)]

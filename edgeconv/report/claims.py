@@ -1,5 +1,5 @@
-"""Every claim of ../shared/ARTICLES.md, as data: what the article states and how edgeconv
-checks it.
+"""Every claim of the five articles edgeconv checks, as data: what the article states and
+how edgeconv checks it. docs/claims.md is generated from this module (claims_doc.py).
 
 Each claim names a `rule` (a function in edgeconv.report.verdicts) with its arguments, and
 `rule_text` says in words what that rule decides, so a reader can audit a verdict without
@@ -12,15 +12,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeconv.formats import FLOAT
 from edgeconv.zoo.pairs import Entry
 
+# The articles, by the letter a claim's `source` names.
+ARTICLES: dict[str, str] = {
+    "A": "Replace fully-connected heads: FCN and global pooling (MNIST, 28x28x1)",
+    "B": "Depthwise separable convolution (CIFAR-10, 32x32x3)",
+    "C": "Classic architectures and their cost (ImageNet-shaped, 224x224x3)",
+    "D": "Optimisation techniques on a text CNN (Char_CNN, PyTorch)",
+    "E": "CNN basics (TF2 tutorial)",
+}
 VERDICTS = ("reproduced", "partly", "not reproduced", "not measurable here")
 
 
 @dataclass(frozen=True)
 class Claim:
     id: str
-    source: str  # article letter (section of ARTICLES.md)
+    source: str  # article letter, a key of ARTICLES
     claim: str  # the article's statement, digested
     stated: str  # the figure the article states ("-" when it states none)
     measures: str  # what edgeconv measures: models, artifacts, target, metric
@@ -57,7 +66,7 @@ CLAIMS: tuple[Claim, ...] = (
           " `gap-mnist` on each host target", "faster",
           "reproduced if both compact models are faster than dense-mnist on every target"
           " measured; partly if one is, or on some targets; not reproduced if neither is",
-          {"base": "dense-mnist", "compact": ("fcn-mnist", "gap-mnist"), "precision": "fp32"}),
+          {"base": "dense-mnist", "compact": ("fcn-mnist", "gap-mnist"), "precision": FLOAT}),
     Claim("A-fc-memory", "A", "the FC head costs memory", "-",
           "fp32 TFLite file size of `dense-mnist` vs `fcn-mnist` / `gap-mnist`", "smaller",
           "reproduced if each compact fp32 file is at least 10x smaller; partly if smaller",

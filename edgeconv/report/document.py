@@ -12,9 +12,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edgeconv import render
+from edgeconv.formats import FLOAT
 from edgeconv.report import plots
-from edgeconv.report.collect import Collection
-from edgeconv.report.summary import ModelRow, PairTable, targets_of
+from edgeconv.report.claims import VERDICTS
+from edgeconv.report.collect import Collection, file_name, output_shape
+from edgeconv.report.summary import SHOWN_FORMAT, SIZED, TIMED, ModelRow, PairTable, targets_of
 from edgeconv.report.verdicts import Verdict
 
 
@@ -74,7 +76,8 @@ def header(data: Collection, rows: list[ModelRow], inputs: list[str]) -> Section
     if untrained:
         s.blocks.append("**Untrained weights** (`edgeconv export NAME --untrained`): "
                         + ", ".join(untrained) + ". Their sizes, MACs, memory and latency are"
-                        " real; their accuracy is meaningless and is not shown. Their class count is the"
+                        " real; their accuracy is meaningless and is not shown. Their class"
+                        " count is the"
                         " calibration dataset's, so their last layer (and params) differ from"
                         " the 1000-class figures the articles and `edgeconv inspect` quote.")
     trained = [r.export for r in rows if r.export.trained and r.export.train]
@@ -89,8 +92,7 @@ def header(data: Collection, rows: list[ModelRow], inputs: list[str]) -> Section
 
 def claims_section(verdicts: list[Verdict]) -> Section:
     s = Section("The articles' claims, measured")
-    counts = {v: sum(1 for x in verdicts if x.verdict == v) for v in
-              ("reproduced", "partly", "not reproduced", "not measurable here")}
+    counts = {v: sum(1 for x in verdicts if x.verdict == v) for v in VERDICTS}
     s.blocks.append(", ".join(f"{n} {v}" for v, n in counts.items()) +
                     f" ({len(verdicts)} claims; data: edgeconv/report/claims.py; the rule"
                     " behind each verdict is in the last column).")
@@ -115,21 +117,22 @@ def pair_section(table: PairTable, targets: list[str], plot: PlotFn) -> Section:
                         " runs/NAME --target cpu --out runs/NAME/results-cpu.json`.")
     if not table.rows:
         return s
-    columns = ["model", "weights", "params", "MACs", "fp32 size", "fp16 size", "int8 size"]
+    columns = ["model", "weights", "params", "MACs", *(f"{p} size" for p in SIZED)]
     # only the (target, precision) pairs something in this table was measured at
-    timed = [(t, p) for t in targets for p in ("fp32", "int8")
+    timed = [(t, p) for t in targets for p in TIMED
              if any(r.latency(t, p) for r in table.rows)]
     columns += [f"{t} {p} p50 (p90) ms" for t, p in timed]
     columns += ["peak RSS (fp32 TFLite)", "acc float", "acc int8", "TFLM arena"]
     body = []
     for r in table.rows:
         line = [r.export.label, r.export.weights, render.count(r.params), render.macs(r.macs)]
-        line += [render.nbytes(r.sizes.get(p)) for p in ("fp32", "fp16", "int8")]
+        line += [render.nbytes(r.sizes.get(p)) for p in SIZED]
         for t, p in timed:
             lat = r.latency(t, p)
             line.append(f"{lat.p50_ms:.3f} ({lat.p90_ms:.3f})" if lat and lat.p90_ms else "")
-        rss = next((lat.peak_rss_bytes for lat in r.latencies if lat.format == "tflite"
-                    and lat.precision == "fp32" and lat.timed_on != "host"), None)
+        rss = next((lat.row.peak_rss_bytes for lat in r.latencies
+                    if lat.row.format == SHOWN_FORMAT and lat.precision == FLOAT
+                    and lat.row.timed_on != "host"), None)
         trained = r.export.trained
         line += [render.nbytes(rss), _pct(r.export.float_accuracy) if trained else "(untrained)",
                  _pct(r.int8_accuracy) if trained else "", render.nbytes(r.arena_bytes)]
@@ -150,13 +153,13 @@ def pareto_section(rows: list[ModelRow], plot_fn: Callable[[str, list, str], Pat
     trained = [r for r in rows if r.export.trained]
     any_points = False
     # MCU rows are TFLite Micro timed on the bench machine, not the board: no trade-off there.
-    for target in targets_of([r for r in rows if any(lat.timed_on != "host"
+    for target in targets_of([r for r in rows if any(lat.row.timed_on != "host"
                                                      for lat in r.latencies)]):
         points = [(f"{r.export.label} {lat.precision}", lat.p50_ms, acc)
-                  for r in trained for lat in r.latencies if lat.target == target
-                  and lat.format == "tflite" and lat.timed_on != "host"
-                  and (acc := next((f.accuracy for f in r.export.files if f.file == lat.file),
-                                   None)) is not None]
+                  for r in trained for lat in r.latencies if lat.row.target == target
+                  and lat.row.format == SHOWN_FORMAT and lat.row.timed_on != "host"
+                  and (acc := next((f.accuracy for f in r.export.files
+                                    if file_name(f) == lat.file), None)) is not None]
         if not points:
             continue
         any_points = True
@@ -177,12 +180,14 @@ def pareto_section(rows: list[ModelRow], plot_fn: Callable[[str, list, str], Pat
 def grid_section(rows: list[ModelRow], plot: PlotFn) -> Section:
     s = Section("MobileNet v1: width (alpha) x resolution grid")
     grid = sorted((r for r in rows if r.export.model == "mobilenet"),
-                  key=lambda r: (-(r.export.options.get("alpha") or 1), -(r.export.input_hw[0] or 0)))
+                  key=lambda r: (-(r.export.options.get("alpha") or 1),
+                                 -(r.export.input_hw[0] or 0)))
     if len(grid) < 2:
         s.blocks.append("Not enough grid points in the inputs (found "
                         f"{len(grid)}): `scripts/reproduce` exports alpha 1/0.75/0.5/0.25 x"
                         " 224/192/160/128, or one point: `edgeconv export mobilenet --untrained"
-                        " --alpha 0.5 --input-shape 160,160,3 --int8 --out runs/mobilenet-a0.5-160`.")
+                        " --alpha 0.5 --input-shape 160,160,3 --int8 --out"
+                        " runs/mobilenet-a0.5-160`.")
         return s
     targets = targets_of(grid)
     columns = ["alpha", "input", "weights", "params", "MACs", "MACs rel."]
@@ -193,11 +198,11 @@ def grid_section(rows: list[ModelRow], plot: PlotFn) -> Section:
         line = [f"{r.export.options.get('alpha', 1.0):g}", "x".join(map(str, r.export.input_hw)),
                 r.export.weights, render.count(r.params), render.macs(r.macs),
                 f"{r.macs / top:.3f}" if r.macs and top else ""]
-        line += [_ms(lat.p50_ms) if (lat := r.latency(t, "fp32")) else "" for t in targets]
+        line += [_ms(lat.p50_ms) if (lat := r.latency(t, FLOAT)) else "" for t in targets]
         line.append(_pct(r.export.float_accuracy) if r.export.trained else "(untrained)")
         body.append(line)
     s.blocks.append(Table(columns, body))
-    host = next((t for t in targets if any(lat.target == t and lat.timed_on != "host"
+    host = next((t for t in targets if any(lat.row.target == t and lat.row.timed_on != "host"
                                            for r in grid for lat in r.latencies)), None)
     if host:
         png = plot("mobilenet-grid.png")
@@ -216,15 +221,14 @@ def gap_section(rows: list[ModelRow], plot: PlotFn) -> Section:
                         " (and 28, 112), then `edgeconv bench` them on cpu.")
         return s
     # A column per (target, precision) that has a figure: MCU boards run the int8 files only.
-    columns = [(t, p) for t in targets_of(gap) for p in ("fp32", "int8")
+    columns = [(t, p) for t in targets_of(gap) for p in TIMED
                if any(r.latency(t, p) for r in gap)]
     body = []
     for r in gap:
-        f = r.export.file("tflite", "fp32")
+        shape = output_shape(f) if (f := r.export.file(SHOWN_FORMAT, FLOAT)) else None
         h, w = r.export.input_hw
         line = [f"{h}x{w}" if h and w else "any (free H, W)", r.export.weights,
-                render.count(r.params), render.macs(r.macs),
-                render.shape(f.output_shape) if f and f.output_shape else ""]
+                render.count(r.params), render.macs(r.macs), render.shape(shape) if shape else ""]
         line += [_ms(lat.p50_ms) if (lat := r.latency(t, p)) else "" for t, p in columns]
         body.append(line)
     s.blocks.append(Table(["input", "weights", "params", "MACs", "output"]
@@ -239,27 +243,28 @@ def gap_section(rows: list[ModelRow], plot: PlotFn) -> Section:
 
 def mcu_section(data: Collection, plot_fn: Callable[..., Path | None]) -> Section:
     s = Section("Microcontrollers: arena and flash vs each board's budget")
-    boards = sorted({r.target for r in data.rows if r.timed_on == "host"})
+    boards = sorted({r.row.target for r in data.rows if r.row.timed_on == "host"})
     if not boards:
         s.blocks.append("No MCU bench in the inputs: `edgeconv bench runs/NAME --target"
                         " stm32h7 --out runs/NAME/results-stm32h7.json` (also nrf52840,"
                         " esp32s3) on an int8 export.")
         return s
     for board in boards:
-        rows = [r for r in data.rows if r.target == board and r.format == "tflite"]
+        rows = [r for r in data.rows if r.row.target == board and r.row.format == SHOWN_FORMAT]
         sram = next((r.sram_budget for r in rows if r.sram_budget), None)
         flash = next((r.flash_budget for r in rows if r.flash_budget), None)
-        body = [[(r.export.label if r.export else "?") + f" {r.precision}", r.status,
-                 render.nbytes(r.arena_bytes), render.nbytes(r.flash_bytes),
-                 "" if r.fits is None else ("yes" if r.fits else "**NO**"),
-                 _ms(r.p50_ms), r.error or ""] for r in rows]
+        body = [[(r.export.label if r.export else "?") + f" {r.precision}", r.row.status,
+                 render.nbytes(r.row.arena_bytes), render.nbytes(r.row.flash_bytes),
+                 "" if r.row.fits is None else ("yes" if r.row.fits else "**NO**"),
+                 _ms(r.p50_ms), r.row.error or ""] for r in rows]
         s.blocks.append(f"**{board}**: SRAM {render.nbytes(sram)}, flash {render.nbytes(flash)};"
                         " flash = model + the runtime's estimated code size (a lower bound);"
                         " latency is TFLite Micro on the bench machine, not the board.")
         s.blocks.append(Table(["file", "status", "arena", "flash (est.)", "fits", "host p50 ms",
                                "error"], body))
-        bars = [((r.export.label if r.export else r.file) + f" {r.precision}", r.arena_bytes,
-                 r.flash_bytes) for r in rows if r.arena_bytes or r.flash_bytes]
+        bars = [((r.export.label if r.export else r.file) + f" {r.precision}",
+                 r.row.arena_bytes, r.row.flash_bytes)
+                for r in rows if r.row.arena_bytes or r.row.flash_bytes]
         if bars and sram and flash:
             png = plot_fn(f"mcu-{board}.png", bars, sram, flash, board)
             if png:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeconv.report.summary import ModelRow, PairTable
+from edgeconv.formats import FLOAT, FORMATS, PRECISIONS
+from edgeconv.report.summary import SHOWN_FORMAT, TIMED, ModelRow, PairTable
 
 _DPI = 110
 
@@ -76,9 +77,8 @@ def pair_figure(table: PairTable, targets: list[str], path: Path) -> Path:
         ax.set_title(title)
     _grouped(axes[1][0], rows, names, "file size", "TFLite file size (KiB)",
              [(p, lambda r, p=p: (r.sizes.get(p, 0) / 1024, None))
-              for p in ("fp32", "fp16", "dynamic", "int8")])
-    series = [(f"{t} {p}", lambda r, t=t, p=p: _lat(r, t, p))
-              for t in targets for p in ("fp32", "int8")]
+              for p in FORMATS[SHOWN_FORMAT].precisions])
+    series = [(f"{t} {p}", lambda r, t=t, p=p: _lat(r, t, p)) for t in targets for p in TIMED]
     _grouped(axes[1][1], rows, names, "latency", "latency p50, ms (whisker: p90)",
              series)
     return _save(fig, path)
@@ -116,7 +116,7 @@ def pareto_figure(points: list[tuple[str, float, float]], target: str, path: Pat
     fig, ax = plt.subplots(figsize=(9, 5.5))
     # colour = model, marker = precision: labels on every point would overlap
     models = list(dict.fromkeys(label.rsplit(" ", 1)[0] for label, _, _ in points))
-    markers = {"fp32": "o", "fp16": "^", "dynamic": "D", "int8": "s"}
+    markers = dict(zip(PRECISIONS, "o^Ds"))  # fp32 o, fp16 ^, dynamic D, int8 s
     colours = plt.get_cmap("tab10")
     for label, ms, acc in points:
         model, precision = label.rsplit(" ", 1)
@@ -153,7 +153,7 @@ def grid_figure(rows: list[ModelRow], target: str, path: Path) -> Path:
     plt = _plt()
     points = {}  # (alpha, side) -> (MACs, p50 ms)
     for r in rows:
-        lat = r.latency(target, "fp32") or r.latency(target, "int8")
+        lat = r.latency(target, FLOAT) or r.latency(target, "int8")
         side = r.export.input_hw[0]
         if r.macs and lat and side:
             points[(float(r.export.options.get("alpha") or 1.0), side)] = (r.macs, lat.p50_ms)
@@ -196,7 +196,7 @@ def gap_figure(rows: list[ModelRow], target: str, path: Path) -> Path:
     """gap-mnist: one model, several input sizes: latency against input side."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for precision, marker in (("fp32", "o-"), ("int8", "s--")):
+    for precision, marker in zip(TIMED, ("o-", "s--")):
         pts = sorted((r.export.input_hw[0], lat.p50_ms) for r in rows
                      if (lat := r.latency(target, precision)) and r.export.input_hw[0])
         if pts:

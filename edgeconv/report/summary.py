@@ -9,27 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from edgeconv.formats import FLOAT
 from edgeconv.report.arithmetic import Arithmetic
-from edgeconv.report.collect import BenchRecord, Collection, ExportRecord
+from edgeconv.report.collect import (BenchRecord, Collection, ExportRecord,
+                                     micro_arena_bytes)
+from edgeconv.zoo.options import FAMILY_OPTIONS
 from edgeconv.zoo.pairs import COMPARISONS, Comparison, Entry
 
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
-_FAMILY_KEYS = ("alpha", "version", "groups")
-
-
-@dataclass(frozen=True)
-class Latency:
-    target: str
-    file: str
-    format: str
-    precision: str
-    runtime: str
-    threads: int | None
-    p50_ms: float
-    p90_ms: float | None
-    peak_rss_bytes: int | None
-    accuracy: float | None
-    timed_on: str
+# The format the tables and plots compare: every target runs TFLite files, MCUs included.
+SHOWN_FORMAT = "tflite"
+# The precisions the latency columns compare: the float reference and the int8 deployment.
+TIMED = (FLOAT, "int8")
+# The file sizes the pair tables show: the articles' float32, float16 and int8.
+SIZED = (FLOAT, "fp16", "int8")
 
 
 @dataclass(frozen=True)
@@ -37,14 +29,15 @@ class ModelRow:
     export: ExportRecord
     params: int | None
     macs: int | None
-    sizes: dict[str, int]  # TFLite file bytes by precision
-    latencies: list[Latency]
+    sizes: dict[str, int]  # SHOWN_FORMAT file bytes by precision
+    latencies: list[BenchRecord]  # timed rows, one per (target, file): the fewest threads
     int8_accuracy: float | None  # the int8 TFLite file, as export measured it
     arena_bytes: int | None
 
-    def latency(self, target: str, precision: str, fmt: str = "tflite") -> Latency | None:
-        return next((lat for lat in self.latencies if lat.target == target
-                     and lat.precision == precision and lat.format == fmt), None)
+    def latency(self, target: str, precision: str, fmt: str = SHOWN_FORMAT
+                ) -> BenchRecord | None:
+        return next((lat for lat in self.latencies if lat.row.target == target
+                     and lat.precision == precision and lat.row.format == fmt), None)
 
 
 @dataclass(frozen=True)
@@ -60,26 +53,24 @@ def model_rows(data: Collection, arithmetic: Arithmetic) -> list[ModelRow]:
 
 def _row(export: ExportRecord, data: Collection, arithmetic: Arithmetic) -> ModelRow:
     rows = [r for r in data.rows if r.export is export]
-    macs = next((r.macs for r in rows if r.macs), None)
+    macs = next((r.row.macs for r in rows if r.row.macs), None)
     figures = arithmetic.of(export.model, export.options)
     if figures is not None:
         macs = macs or figures.macs
-    sizes = {f.precision: f.size_bytes for f in export.files if f.format == "tflite"}
-    int8 = export.file("tflite", "int8")
-    arena = next((r.arena_bytes for r in rows if r.arena_bytes), None) or (
-        int8.micro_arena_bytes if int8 else None)
+    sizes = {f.precision: f.size_bytes for f in export.files if f.format == SHOWN_FORMAT}
+    int8 = export.file(SHOWN_FORMAT, "int8")
+    arena = next((r.row.arena_bytes for r in rows if r.row.arena_bytes), None) or (
+        micro_arena_bytes(int8) if int8 else None)
     return ModelRow(export=export, params=figures.params if figures else None, macs=macs,
                     sizes=sizes, latencies=_latencies(rows),
                     int8_accuracy=int8.accuracy if int8 else None, arena_bytes=arena)
 
 
-def _latencies(rows: list[BenchRecord]) -> list[Latency]:
-    """One latency per (target, file): the fewest threads measured."""
-    best: dict[tuple[str, str], Latency] = {}
-    for r in sorted((r for r in rows if r.ok), key=lambda r: r.threads or 0):
-        best.setdefault((r.target, r.file), Latency(
-            r.target, r.file, r.format, r.precision or "", r.runtime, r.threads, r.p50_ms,
-            r.p90_ms, r.peak_rss_bytes, r.accuracy, r.timed_on))
+def _latencies(rows: list[BenchRecord]) -> list[BenchRecord]:
+    """One timed row per (target, file): the fewest threads measured."""
+    best: dict[tuple[str, str], BenchRecord] = {}
+    for r in sorted((r for r in rows if r.ok), key=lambda r: r.row.threads or 0):
+        best.setdefault((r.row.target, r.file), r)
     return list(best.values())
 
 
@@ -94,7 +85,7 @@ def matches(entry: Entry, siblings: tuple[Entry, ...], export: ExportRecord) -> 
     from edgeconv.zoo import get_spec, resolve_options
 
     defaults = resolve_options(get_spec(entry.model)).to_dict()
-    for key in _FAMILY_KEYS:
+    for key in FAMILY_OPTIONS:
         if key in defaults and export.options.get(key) != entry.options.get(key, defaults[key]):
             return False
     shape = list(export.options.get("input_shape") or [])
@@ -118,4 +109,4 @@ def pair_tables(rows: list[ModelRow]) -> list[PairTable]:
 
 
 def targets_of(rows: list[ModelRow]) -> list[str]:
-    return sorted({lat.target for r in rows for lat in r.latencies})
+    return sorted({lat.row.target for r in rows for lat in r.latencies})

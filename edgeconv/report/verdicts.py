@@ -12,14 +12,14 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edgeconv.formats import FLOAT
 from edgeconv.report.arithmetic import Arithmetic, Figures, inspect_command
-from edgeconv.report.claims import CLAIMS, Claim
-from edgeconv.report.collect import BenchRecord, Collection, ExportRecord
+from edgeconv.report.claims import CLAIMS, VERDICTS, Claim
+from edgeconv.report.collect import BenchRecord, Collection, ExportRecord, output_shape
 from edgeconv.zoo.pairs import Entry
 
 _NAMES = {"params": "params", "macs": "MACs"}
-REPRODUCED, PARTLY, NOT_REPRODUCED, UNMEASURABLE = (
-    "reproduced", "partly", "not reproduced", "not measurable here")
+REPRODUCED, PARTLY, NOT_REPRODUCED, UNMEASURABLE = VERDICTS
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,11 @@ class Context:
     def host_rows(self, export: ExportRecord, fmt: str, precision: str) -> list[BenchRecord]:
         """ok rows of one file on targets that time themselves (not TFLite Micro on the host),
         the fewest threads per target."""
-        rows = [r for r in self.data.rows if r.export is export and r.ok and r.format == fmt
-                and r.precision == precision and r.timed_on != "host"]
+        rows = [r for r in self.data.rows if r.export is export and r.ok
+                and r.row.format == fmt and r.precision == precision and r.row.timed_on != "host"]
         best: dict[str, BenchRecord] = {}
-        for r in sorted(rows, key=lambda r: r.threads or 0):
-            best.setdefault(r.target, r)
+        for r in sorted(rows, key=lambda r: r.row.threads or 0):
+            best.setdefault(r.row.target, r)
         return list(best.values())
 
 
@@ -221,14 +221,15 @@ def faster(claim: Claim, ctx: Context) -> Verdict:
                     if c.trained != b.trained:
                         continue
                     for crow in ctx.host_rows(c, "tflite", precision):
-                        if crow.target != brow.target:
+                        if crow.row.target != brow.row.target:
                             continue
                         wins.append(crow.p50_ms < brow.p50_ms)
                         lines.append(f"{name} {crow.p50_ms:.3f} ms vs {base} {brow.p50_ms:.3f} ms"
-                                     f" p50 on {brow.target}")
+                                     f" p50 on {brow.row.target}")
     if not wins:
         return Verdict(claim, UNMEASURABLE, "-",
-                       f"{_export_command([base, *compact])}; then `edgeconv bench runs/... --target cpu`",
+                       f"{_export_command([base, *compact])}; then"
+                       " `edgeconv bench runs/... --target cpu`",
                        f"no {precision} TFLite latency of {base} and a compact model on the same"
                        " target in the inputs")
     verdict = REPRODUCED if all(wins) else (PARTLY if any(wins) else NOT_REPRODUCED)
@@ -239,11 +240,11 @@ def faster(claim: Claim, ctx: Context) -> Verdict:
 @rule
 def smaller(claim: Claim, ctx: Context) -> Verdict:
     base, compact, factor = claim.args["base"], claim.args["compact"], claim.args["factor"]
-    def fp32_file(model: str):
-        return next((f for e in ctx.exports(model) if (f := e.file("tflite", "fp32"))), None)
+    def float_file(model: str):
+        return next((f for e in ctx.exports(model) if (f := e.file("tflite", FLOAT))), None)
 
-    base_file = fp32_file(base)
-    pairs = [(name, f) for name in compact if (f := fp32_file(name))]
+    base_file = float_file(base)
+    pairs = [(name, f) for name in compact if (f := float_file(name))]
     if base_file is None or not pairs:
         return Verdict(claim, UNMEASURABLE, "-", _export_command([base, *compact]),
                        f"needs fp32 TFLite exports of {base} and of a compact model")
@@ -262,7 +263,7 @@ def any_size(claim: Claim, ctx: Context) -> Verdict:
     exports = ctx.exports(claim.args["model"])
     free = [e for e in exports if None in e.input_hw]
     sizes = {e.input_hw: e for e in exports if None not in e.input_hw}
-    outputs = {e.label: (f.output_shape if (f := e.file("tflite", "fp32")) else None)
+    outputs = {e.label: (output_shape(f) if (f := e.file("tflite", FLOAT)) else None)
                for e in exports}
     if not free and len(sizes) < 2:
         return Verdict(claim, UNMEASURABLE, "-",
@@ -272,9 +273,9 @@ def any_size(claim: Claim, ctx: Context) -> Verdict:
     ten_way = all(o is not None and o[-1] == 10 for o in outputs.values())
     latency = []
     for hw, e in sorted(sizes.items()):
-        rows = ctx.host_rows(e, "tflite", "fp32")
+        rows = ctx.host_rows(e, "tflite", FLOAT)
         if rows:
-            latency.append(f"{hw[0]}x{hw[1]}: {rows[0].p50_ms:.3f} ms on {rows[0].target}")
+            latency.append(f"{hw[0]}x{hw[1]}: {rows[0].p50_ms:.3f} ms on {rows[0].row.target}")
     measured = "; ".join(f"{label} -> output {o}" for label, o in outputs.items())
     if latency:
         measured += "; p50 " + ", ".join(latency)
@@ -328,8 +329,8 @@ def overfit_less(claim: Claim, ctx: Context) -> Verdict:
         return pair
 
     def gap(e: ExportRecord) -> float:
-        i = e.train.best_epoch - 1
-        return (e.train.train_accuracy[i] - e.train.val_accuracy[i]) * 100
+        best = e.train.history[e.train.best_epoch - 1]
+        return (best.accuracy - best.val_accuracy) * 100
 
     base, compact = pair
     gb, gc = gap(base), gap(compact)
@@ -370,7 +371,7 @@ def squeezenet_size(claim: Claim, ctx: Context) -> Verdict:
                      and (f := e.file("tflite", precision))), (None, None))
 
     sq_export, sq = file_of("squeezenet", "int8")
-    _, alex = file_of("alexnet", "fp32")
+    _, alex = file_of("alexnet", FLOAT)
     if sq is None:
         return Verdict(claim, UNMEASURABLE, "-",
                        "`edgeconv export squeezenet --untrained --int8`; `edgeconv export"

@@ -8,22 +8,38 @@ board with only ai-edge-litert (or only onnxruntime) installed can use what it h
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeconv.errors import EdgeconvError
-from edgeconv.runtimes.base import Runtime, TensorInfo, installed_version
 from edgeconv.runtimes.registry import (
     RuntimeEntry,
     default_runtime,
     get_runtime,
+    installed_version,
     register,
     runtime_for,
     runtime_names,
     unregister,
 )
 
+if TYPE_CHECKING:
+    from edgeconv.runtimes.base import Runtime, TensorInfo
+
 __all__ = ["RUNTIMES", "Runtime", "RuntimeEntry", "TensorInfo", "default_runtime",
            "get_runtime", "open_runtime", "register", "runtime_for", "runtime_names",
            "runtime_versions", "unregister"]
+
+
+
+def __getattr__(name: str):
+    # Runtime and TensorInfo need numpy: imported on first use, so that the registry (read
+    # by `--help`, `gate` and planning) costs nothing.
+    if name in ("Runtime", "TensorInfo"):
+        from edgeconv.runtimes import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # The shipped runtimes' names (registry.runtime_names() includes any registered later).
 RUNTIMES = runtime_names()

@@ -10,13 +10,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from edgeconv.errors import EdgeconvError
+from edgeconv.runtimes.registry import installed_version  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11; edgeconv supports 3.10
@@ -130,13 +130,3 @@ def dequantize(y: np.ndarray, info: TensorInfo) -> np.ndarray:
     if info.scale is None:
         return y.astype(np.float32, copy=False)
     return (y.astype(np.float32) - np.float32(info.zero_point)) * np.float32(info.scale)
-
-
-def installed_version(*distributions: str) -> str | None:
-    """The version of the first of these pip distributions installed, read without importing."""
-    for distribution in distributions:
-        try:
-            return version(distribution)
-        except PackageNotFoundError:
-            continue
-    return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 
 from edgeconv.errors import EdgeconvError, did_you_mean
 
@@ -123,3 +124,13 @@ def _module_exists(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):  # a parent package that is not there
         return False
+
+
+def installed_version(*distributions: str) -> str | None:
+    """The version of the first of these pip distributions installed, read without importing."""
+    for distribution in distributions:
+        try:
+            return version(distribution)
+        except PackageNotFoundError:
+            continue
+    return None

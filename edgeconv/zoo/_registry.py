@@ -24,7 +24,7 @@ class PaperFact:
 
     quantity: str  # "params" or "macs"
     value: int
-    source: str  # article letter in ../shared/ARTICLES.md, e.g. "A"
+    source: str  # article letter (docs/claims.md), e.g. "A"
     note: str = ""  # e.g. how the article's own arithmetic differs
     # None: the article prints the exact figure. N: it prints "~value" to N significant digits.
     digits: int | None = None

@@ -28,7 +28,7 @@ class Entry:
 class Comparison:
     id: str
     title: str
-    source: str  # article letter in ../shared/ARTICLES.md
+    source: str  # article letter (docs/claims.md)
     claim: str
     entries: tuple[Entry, ...]
 
