@@ -48,7 +48,7 @@ def main() -> None:
         bare = bare_p50(model, args.threads, args.runs, args.warmup)
         report = run_bench(BenchConfig(paths=(model,), target="cpu", threads=(args.threads,),
                                        warmup=args.warmup, runs=args.runs, min_time=0))
-        harness = report.results[0].latency_ms["p50"]
+        harness = report.results[0].latency_ms.p50
         print(f"{model.name:32} {bare:12.4f} {harness:15.4f} {100 * (harness / bare - 1):+6.1f}%")
 
 

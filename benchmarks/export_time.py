@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from edgeconv.commands._options import parse_shape
-from edgeconv.export import ExportConfig, Progress, export
+from edgeconv.export import ExportConfig, export
+from edgeconv.progress import Progress
 
 
 class StepTimer(Progress):
@@ -27,9 +28,10 @@ class StepTimer(Progress):
         self.steps: list[tuple[str, float]] = []
         self._current: tuple[str, float] | None = None
 
-    def step(self, description: str) -> None:
-        self._close()
-        self._current = (description, time.perf_counter())
+    def update(self, completed: int, description: str | None = None) -> None:
+        if description:  # export's steps name what runs now (edgeconv.progress.Steps)
+            self._close()
+            self._current = (description, time.perf_counter())
 
     def _close(self) -> None:
         if self._current is not None:
@@ -50,9 +52,9 @@ def main() -> None:
     timer = StepTimer()
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        result = export(ExportConfig(target=args.model, model_options=options, int8=True,
-                                     fp16=True, dynamic=True, untrained=True,
-                                     out=Path(tmp) / args.model), timer)
+        result = export(ExportConfig(target=args.model, model_options=options,
+                                     precisions=frozenset({"int8", "fp16", "dynamic"}),
+                                     untrained=True, out=Path(tmp) / args.model), timer)
         total = time.perf_counter() - started
         timer._close()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python"

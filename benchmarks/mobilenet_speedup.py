@@ -26,7 +26,8 @@ def main() -> None:
     threads = tuple(int(t) for t in args.threads.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "mobilenet"
-        export(ExportConfig(target="mobilenet", untrained=True, int8=True, fp16=True,
+        export(ExportConfig(target="mobilenet", untrained=True,
+                            precisions=frozenset({"int8", "fp16"}),
                             model_options={"input_shape": (224, 224, 3)}, out=out))
         report = run_bench(BenchConfig(paths=(out,), target="cpu", threads=threads,
                                        runs=args.runs, warmup=10, min_time=2.0))
@@ -40,8 +41,8 @@ def main() -> None:
     for r in rows:
         lat = r.latency_ms
         print(f"| {Path(r.artifact).name} | {r.runtime} | {r.threads or ''} |"
-              f" {lat['p50']:.2f} | {lat['p90']:.2f} | {lat['min']:.2f} |"
-              f" {keras.latency_ms['p50'] / lat['p50']:.1f}x |")
+              f" {lat.p50:.2f} | {lat.p90:.2f} | {lat.min:.2f} |"
+              f" {keras.latency_ms.p50 / lat.p50:.1f}x |")
 
 
 if __name__ == "__main__":

@@ -34,14 +34,19 @@ CALIBRATED = frozenset({"int8"})
 class Format:
     """A model file format.
 
-    `converter(session, precision, keep_float) -> bytes` makes a file of this format from the
-    export's conversion session (see edgeconv.export.convert); `layer_errors(session, content)`
-    ranks a quantised file's layers by error; `validator(data: bytes)` raises ValueError (or
-    struct.error / IndexError) when the bytes are not a whole file of this format. Each is a
-    "module:function" string, imported on first use.
+    `converter(session, precision, keep_float) -> Converted` makes a file of this format from
+    the export's ConversionSession (edgeconv.export.convert: the file's bytes, the options the
+    manifest records, the int8 boundary where only the graph says it); `keep_float` names
+    layers an int8 file leaves float. `layer_errors(source, int8: bytes) -> LayerErrors`
+    measures each quantised layer of an int8 file against the float model that `source`
+    (edgeconv.quant.layers.FloatSource) gives; edgeconv.quant.layers.layer_errors dispatches
+    to it. `validator(data: bytes)` raises ValueError (or struct.error / IndexError) when the
+    bytes are not a whole file of this format. Each is a "module:function" string, imported
+    on first use.
     """
 
     name: str
+    title: str  # as messages and tables name it: "TFLite"
     suffix: str
     precisions: tuple[str, ...]  # the precisions edgeconv makes (or reads) in this format
     description: str
@@ -57,16 +62,16 @@ class Format:
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
-    Format("keras", ".keras", (FLOAT,), "Keras 3 model (the float reference)",
+    Format("keras", "Keras", ".keras", (FLOAT,), "Keras 3 model (the float reference)",
            exported=False),
-    Format("tflite", ".tflite", ("fp32", "fp16", "dynamic", "int8"),
+    Format("tflite", "TFLite", ".tflite", ("fp32", "fp16", "dynamic", "int8"),
            "TensorFlow Lite flatbuffer (LiteRT, TFLite Micro)",
            converter="edgeconv.export.convert:make_tflite",
-           layer_errors="edgeconv.quant.layers:tflite_layer_errors",
+           layer_errors="edgeconv.quant.tflite_debug:layer_errors",
            validator="edgeconv.bench.validate:check_tflite"),
-    Format("onnx", ".onnx", ("fp32", "int8"), "ONNX graph (int8 as QDQ), onnxruntime",
+    Format("onnx", "ONNX", ".onnx", ("fp32", "int8"), "ONNX graph (int8 as QDQ), onnxruntime",
            converter="edgeconv.export.convert:make_onnx",
-           layer_errors="edgeconv.quant.layers:onnx_layer_errors",
+           layer_errors="edgeconv.quant.onnx_debug:layer_errors",
            validator="edgeconv.bench.validate:check_onnx"),
 )}
 # What `edgeconv export --formats` makes, in order.
@@ -104,8 +109,9 @@ def parse_formats(text: str, *, exported_only: bool = True) -> tuple[str, ...]:
     unknown = [n for n in names if n not in allowed]
     if unknown or not names:
         bad = unknown[0] if unknown else ""
-        raise EdgeconvError(f"unknown format '{bad}'{did_you_mean(bad, allowed) if bad else ''};"
-                            f" --formats takes a comma-separated list of {', '.join(allowed)}")
+        hint = did_you_mean(bad, allowed).removeprefix("; ") if bad else ""
+        raise EdgeconvError(f"unknown format '{bad}'; --formats takes a comma-separated list of"
+                            f" {', '.join(allowed)}" + (f" ({hint})" if hint else ""))
     return names
 
 

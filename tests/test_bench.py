@@ -4,12 +4,19 @@ and the errors that must stay one line."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from edgeconv.bench import BenchConfig, run_bench
+from edgeconv.errors import EdgeconvError
+from edgeconv.records import load_results
+from edgeconv.runtimes import Runtime, RuntimeEntry, TensorInfo, register, unregister
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 EDGECONV = [sys.executable, "-m", "edgeconv"]
@@ -176,3 +183,52 @@ def test_no_path_benches_every_export_under_runs(export_dir, tmp_path):
     int8 = next(r for r in rows if r["artifact"] == "fcn/fcn-mnist_int8.tflite")
     assert int8["status"] == "ok" and int8["arena_bytes"] > 0 and int8["accuracy"] is not None
     assert {r["status"] for r in rows if r["format"] != "tflite"} == {"unsupported"}
+
+
+class ZerosRuntime(Runtime):
+    """A stand-in runtime: reads a .tflite file's bytes and answers zeros of the output's
+    shape. It exists only in this module, which the bench's children import by the entry's
+    `cls` (this folder is on their PYTHONPATH)."""
+
+    name = "zeros"
+
+    def __init__(self, path, *, threads: int | None = None) -> None:
+        super().__init__(path)
+        if self.path.read_bytes()[4:8] != b"TFL3":
+            raise EdgeconvError(f"cannot load {self.path} with zeros: not a TFLite file")
+        self.backend, self.version, self.threads = "numpy", np.__version__, threads
+        self._inputs = [TensorInfo("x", (1, 8), "float32")]
+        self._outputs = [TensorInfo("y", (1, 3), "float32")]
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        return np.zeros((len(x), 3), np.float32)
+
+
+@needs_models
+def test_a_registered_runtime_benches_on_a_target_that_lists_it(tmp_path, monkeypatch):
+    """One Runtime class and one RuntimeEntry, registered here, and a target file naming
+    them: no other module knows of it, and each row still runs in its own child."""
+    entry = RuntimeEntry("zeros", f"{ZerosRuntime.__module__}:ZerosRuntime", ("tflite",),
+                         "zeros of the output's shape", options=("threads",))
+    (tmp_path / "zerobox.toml").write_text(
+        'kind = "host"\nruntimes = ["zeros", "litert"]\nthreads = [1, 2]\n')
+    path = os.environ.get("PYTHONPATH")
+    here = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", f"{here}{os.pathsep}{path}" if path else here)
+    files = (MODELS / "tflite-micro" / "hello_world_int8.tflite", MODELS / "onnx" / "mnist.onnx")
+    register(entry)
+    try:
+        report = run_bench(BenchConfig(paths=files, target="zerobox",
+                                       targets_dir=str(tmp_path), warmup=1, runs=3,
+                                       min_time=0, out=tmp_path / "results.json"))
+    finally:
+        unregister("zeros")
+    tflite, tflite2, onnx = report.results
+    for row, threads in ((tflite, 1), (tflite2, 2)):  # the target's threads: zeros takes them
+        assert (row.runtime, row.threads, row.status) == ("zeros", threads, "ok"), row
+        assert row.latency_ms.min <= row.latency_ms.p50 and row.runs >= 3
+        assert row.peak_rss_bytes > 0 and row.timed_on == "target"
+    assert onnx.status == "unsupported" and onnx.runtime == "onnxruntime"
+    assert "do not run on zerobox (it runs zeros, litert)" in onnx.error
+    assert [r.to_dict() for r in load_results(tmp_path / "results.json").results] == [
+        r.to_dict() for r in report.results]

@@ -3,7 +3,11 @@
 import numpy as np
 import pytest
 
-from edgeconv.calibration_check import check_calibration, check_input_quantization
+from edgeconv.quant.calibration import (
+    check_calibration,
+    check_input_quantization,
+    draw_calibration,
+)
 from edgeconv.data import calibration_indices, load
 
 UNIT = {"scale": 1 / 255, "offset": 0.0}
@@ -52,3 +56,11 @@ def test_int8_input_quantisation_must_cover_the_preprocessed_range():
     bad = {"input": {"scale": 1 / 255 / 255, "zero_point": -128, "dtype": "int8"}}
     assert "does not match training" in check_input_quantization(bad, UNIT)[0]
     assert check_input_quantization({"input": None}, UNIT) == []
+
+
+def test_export_and_quant_report_draw_the_same_images(digits):
+    first, again = draw_calibration(digits, 50, seed=3), draw_calibration(digits, 50, seed=3)
+    assert np.array_equal(first.images, again.images)
+    assert np.array_equal(first.labels, digits.train.y[calibration_indices(digits, 50, seed=3)])
+    assert first.record("minmax") == {"samples": 50, "split": "train", "seed": 3,
+                                      "method": "minmax"}

@@ -130,3 +130,51 @@ def test_every_runtime_extra_is_declared_and_installs_its_library():
                                 if e not in seen]
                 named.add(base)
         assert named & wanted, f"{name}: extra '{entry.extra}' installs none of {wanted}"
+
+
+@pytest.fixture(scope="module")
+def conversion_session():
+    """A small seeded Keras CNN, calibration images, and the export's conversion session."""
+    from edgeconv._lazy import keras
+    from edgeconv.export.convert import ConversionSession
+    from edgeconv.quant.calibration import CalibrationSet
+    from edgeconv.quant.settings import Int8Settings
+
+    k = keras()
+    k.utils.set_random_seed(0)
+    inputs = k.Input((16, 16, 1))
+    x = k.layers.Conv2D(8, 3, activation="relu")(inputs)
+    x = k.layers.Conv2D(8, 3, activation="relu")(k.layers.MaxPooling2D()(x))
+    # functional, as the zoo builds them (tf2onnx fails on a Keras 3 Sequential model)
+    model = k.Model(inputs, k.layers.Dense(4)(k.layers.GlobalAveragePooling2D()(x)))
+    images = np.random.default_rng(0).random((64, 16, 16, 1), dtype=np.float32)
+    calibration = CalibrationSet(images, np.zeros(64, dtype=np.int64), seed=0)
+    return model, ConversionSession(model, calibration, Int8Settings())
+
+
+def _format_precisions():
+    for name in EXPORT_FORMATS:
+        for precision in FORMATS[name].precisions:
+            yield pytest.param(name, precision, id=f"{name}-{precision}")
+
+
+@pytest.mark.parametrize(("fmt", "precision"), list(_format_precisions()))
+def test_every_format_and_precision_converts_loads_and_agrees_with_keras(
+        conversion_session, fmt, precision, tmp_path):
+    model, session = conversion_session
+    made = session.make(fmt, precision)
+    resolve(FORMATS[fmt].validator)(made.content)  # a whole file of its format
+    path = tmp_path / f"model_{precision}{FORMATS[fmt].suffix}"
+    path.write_bytes(made.content)
+    x = np.random.default_rng(1).random((16, 16, 16, 1), dtype=np.float32)
+    reference = np.asarray(model.predict(x, verbose=0), dtype=np.float32)
+    with open_runtime(path) as runtime:  # the format's default runtime
+        outputs = runtime.run(x).reshape(reference.shape)
+    scale = float(np.abs(reference).max())
+    error = float(np.abs(outputs - reference).max()) / scale
+    cosine = float(np.sum(outputs * reference)
+                   / (np.linalg.norm(outputs) * np.linalg.norm(reference)))
+    # fp32 is the same arithmetic; fp16 weights round at 1e-3; int8 keeps the direction
+    bound = {"fp32": 1e-5, "fp16": 1e-2}.get(precision, 0.1)
+    assert error <= bound, f"{fmt} {precision}: max |diff| {error:.2g} of the output scale"
+    assert cosine >= 0.99, f"{fmt} {precision}: cosine similarity {cosine:.4f} with Keras"

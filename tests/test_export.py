@@ -284,12 +284,38 @@ def test_bad_requests_are_one_line_and_exit_2(args, message, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_the_plan_and_its_messages_come_from_the_format_table():
+    from edgeconv.export import ExportConfig
+    from edgeconv.export.plan import plan
+    from edgeconv.formats import EXPORT_FORMATS, FORMATS, PRECISIONS
+
+    every = frozenset(PRECISIONS)
+    made = plan(ExportConfig("fcn-mnist", precisions=every, formats=("onnx", "tflite")))
+    assert made == [(f, p) for f in EXPORT_FORMATS for p in FORMATS[f].precisions]
+    assert plan(ExportConfig("fcn-mnist")) == [(f, "fp32") for f in EXPORT_FORMATS]
+    # One TFLite-only flag still names both: the fix is the same.
+    with pytest.raises(EdgeconvError, match="^--fp16 and --dynamic are TFLite precisions;"
+                                            " add tflite to --formats$"):
+        plan(ExportConfig("fcn-mnist", precisions=frozenset({"dynamic"}), formats=("onnx",)))
+    with pytest.raises(EdgeconvError, match="unknown precision 'int4'"):
+        plan(ExportConfig("fcn-mnist", precisions=frozenset({"int4"})))
+
+
+def test_per_layer_errors_dispatch_through_the_format_table():
+    from edgeconv.quant.layers import layer_errors
+
+    # keras is a float source format: the table names no per-layer report for it.
+    with pytest.raises(EdgeconvError, match="no per-layer int8 report for keras files"):
+        layer_errors("keras", None, b"")
+
+
 def _finished_run(directory: Path, model_bytes: bytes) -> Path:
     directory.mkdir(parents=True)
     (directory / "model.keras").write_bytes(model_bytes)
     (directory / "train.json").write_text(json.dumps({
         "model": "fcn-mnist", "model_options": {"input_shape": [28, 28, 1], "classes": 10},
         "config": {"model": "fcn-mnist", "dataset": "digits", "seed": 0},
+        "epochs_run": 1, "best_epoch": 1,
         "preprocessing": {"input_shape": [28, 28, 1], "source_shape": [8, 8, 1],
                           "resize": "bilinear", "channels": "none", "scale": 1 / 255,
                           "offset": 0.0, "input_dtype": "float32"}}))

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from edgeconv.bench.harness import gpu_unavailable
+from edgeconv.bench.local import gpu_unavailable
 
 REASON = gpu_unavailable()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(REASON is not None, reason=str(REASON))]

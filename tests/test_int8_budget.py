@@ -1,6 +1,6 @@
 """The accuracy-budget search: how many of the ranked layers it keeps float, and when."""
 
-from edgeconv.int8_budget import keep_float_until_within
+from edgeconv.quant.budget import keep_float_until_within
 
 LAYERS = [f"layer{i}" for i in range(20)]
 
@@ -27,4 +27,4 @@ def test_without_a_solution_keeps_the_most_accurate_and_says_so():
     assert not result.met
     assert tried[-1] == len(LAYERS)  # every layer float was tried last
     assert result.best.kept_float == tuple(LAYERS[:6]) and result.best.accuracy == 0.91
-    assert len(result.content) == 106
+    assert len(result.made) == 106

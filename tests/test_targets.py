@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from edgeconv.errors import EdgeconvError
-from edgeconv.targets import get_target, load_targets
+from edgeconv.formats import resolve
+from edgeconv.records import TIMED_ON
+from edgeconv.runtimes import runtime_for
+from edgeconv.targets import KINDS, builtin_dir, get_target, load_targets
 
 EDGECONV = [sys.executable, "-m", "edgeconv"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_shipped_targets_have_their_budgets():
@@ -24,7 +29,7 @@ def test_shipped_targets_have_their_budgets():
     assert (targets["nrf52840"].sram_bytes, targets["nrf52840"].flash_bytes) == (
         256 * 1024, 1024 * 1024)
     for target in targets.values():
-        if target.kind == "mcu":
+        if target.kind_info.fit:
             assert target.flash_overhead_bytes and "estimate" in target.flash_overhead_source
 
 
@@ -55,3 +60,56 @@ def test_targets_command_json():
     assert listed["esp32s3"]["sram_bytes"] == 512 * 1024
     table = subprocess.run([*EDGECONV, "targets"], capture_output=True, text=True, check=True)
     assert "nrf52840" in table.stdout
+
+
+# --- contracts: the shipped targets, the kind table and the runtime registry agree ----------
+
+
+def test_every_shipped_target_names_known_runtimes():
+    from edgeconv.runtimes import get_runtime, runtime_names
+
+    for target in load_targets().values():
+        assert target.runtimes, target.name
+        assert set(target.runtimes) <= set(runtime_names()), (target.name, target.runtimes)
+        # every runtime it lists runs some file there: none is shadowed by an earlier one
+        for name in target.runtimes:
+            assert any(runtime_for(fmt, target.runtimes) == name
+                       for fmt in get_runtime(name).formats), (target.name, name)
+
+
+def test_kind_table_covers_every_kind():
+    targets = load_targets()
+    assert {t.kind for t in targets.values()} <= set(KINDS)
+    for name, kind in KINDS.items():
+        assert kind.name == name
+        assert kind.timed_on in TIMED_ON and kind.device in ("cpu", "gpu")
+        if kind.reachable:
+            assert callable(resolve(kind.reachable)), name
+    # every kind a user can write has a shipped example of it
+    assert set(KINDS) == {t.kind for t in targets.values()}
+
+
+def test_fit_check_targets_have_budgets():
+    for target in load_targets().values():
+        if target.kind_info.fit:
+            assert target.sram_bytes and target.flash_bytes, target.name
+            assert target.flash_overhead_bytes is not None, target.name
+
+
+def test_a_target_naming_an_unknown_runtime_is_one_line(tmp_path):
+    (tmp_path / "box.toml").write_text('kind = "host"\nruntimes = ["litert", "onnxrt"]\n')
+    with pytest.raises(EdgeconvError) as error:
+        load_targets(tmp_path)
+    message = str(error.value)
+    assert str(tmp_path / "box.toml") in message and "'onnxrt'" in message
+    assert "did you mean 'onnxruntime'" in message and "\n" not in message
+
+
+def test_shipped_folder_is_read_once_from_the_checkout(monkeypatch):
+    """In the project's checkout ./targets/ is the shipped folder itself: read once, and a
+    wheel carries the same files (edgeconv/_targets is a link to it)."""
+    shipped = builtin_dir()
+    assert sorted(p.name for p in shipped.glob("*.toml")) == sorted(
+        p.name for p in (ROOT / "targets").glob("*.toml"))
+    monkeypatch.chdir(ROOT)
+    assert load_targets()["cpu"].source.startswith(str(shipped))

@@ -1,8 +1,10 @@
 """The measuring side of the harness: one artifact in one runtime, in its own process.
 
-Run as `python -m edgeconv.bench` with a job (JSON) on stdin, it prints one JSON line
-with the measurement on stdout. The parent (`edgeconv.bench.harness`) turns a crash, a hang
-or garbage on stdout into a failed row, so nothing here has to guard against the runtime.
+Run as `python -m edgeconv.bench` with a job (JSON) on stdin, it prints one JSON line: the
+measured fields of the row (`ANSWER_FIELDS`, a subset of records.BenchRow, as BenchRow
+writes them). The parent (`edgeconv.bench.local`, through edgeconv._child.run_child) turns
+a crash, a hang or garbage on stdout into a failed row and checks the answer's types with
+`BenchRow.from_dict`, so nothing here has to guard against the runtime.
 """
 
 from __future__ import annotations
@@ -11,51 +13,51 @@ import json
 import resource
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgeconv.errors import EdgeconvError, one_line
+from edgeconv.formats import resolve
+from edgeconv.records import BenchRow
 from edgeconv.runtimes import Runtime, TensorInfo, open_runtime
+from edgeconv.runtimes.registry import RuntimeEntry, get_runtime, register
 
-_AGREEMENT_SAMPLES = 32  # random inputs for TFLM vs LiteRT when there is no labelled data
+_AGREEMENT_SAMPLES = 32  # random inputs for the fit check's agreement without labelled data
+
+# The fields of a row the child measures; the parent fills in the rest (what was measured,
+# where, the fit check, MACs from the reference row).
+ANSWER_FIELDS = ("status", "error", "init_ms", "first_ms", "latency_ms", "runs",
+                 "throughput_ips", "peak_rss_bytes", "accuracy", "agreement", "arena_bytes",
+                 "macs", "notes")
+assert set(ANSWER_FIELDS) <= {f.name for f in fields(BenchRow)}
 
 
 @dataclass
 class Job:
     path: str
-    runtime: str  # litert | onnxruntime | keras | tflite-micro
-    threads: int | None
+    format: str
+    # The runtime's registry entry (name, cls, formats, options): a runtime registered only
+    # in the parent (a plugin, a test's stand-in) is registered here from it.
+    entry: dict[str, Any]
+    options: dict[str, Any]  # constructor options of that runtime (threads, arena_size)
     warmup: int
     runs: int
     min_time: float  # seconds
     hwc: list[int] | None = None  # fills the free dimensions of the input (manifest)
     data: str | None = None  # .npz with the test split: x (float32), y (int64)
-    reference_out: str | None = None  # keras: write its top-1 on `data` (+ MACs) here (.npz)
+    reference_out: str | None = None  # the reference (keras): its top-1 on `data` (+ MACs)
     reference_in: str | None = None  # others: agreement against this top-1
     seed: int = 0
-    arena_size: int | None = None  # tflite-micro: the board's SRAM, what it can give TFLM
-    device: str = "cpu"  # gpu: Keras must see a GPU, onnxruntime runs `providers`
-    providers: list[str] | None = None
+    fit: bool = False  # the target's kind gets the fit check: arena, kernel agreement
+    device: str = "cpu"  # gpu: the runtime must run on the GPU, or the row is unsupported
 
-
-@dataclass
-class ChildResult:
-    status: str  # ok | unsupported | failed
-    error: str | None = None
-    init_ms: float | None = None
-    first_ms: float | None = None
-    latency_ms: dict[str, float] | None = None
-    runs: int | None = None
-    batch: int | None = None
-    peak_rss_bytes: int | None = None
-    accuracy: float | None = None
-    agreement: float | None = None
-    arena_bytes: int | None = None
-    macs: int | None = None
-    notes: list[str] = field(default_factory=list)
+    @staticmethod
+    def entry_of(entry: RuntimeEntry) -> dict[str, Any]:
+        return {"name": entry.name, "cls": entry.cls, "formats": list(entry.formats),
+                "options": list(entry.options)}
 
 
 def latency_stats(samples_ns: list[int]) -> dict[str, float]:
@@ -80,52 +82,62 @@ def timed_runs(invoke, warmup: int, runs: int, min_time: float) -> list[int]:
     return samples
 
 
-def measure(job: Job) -> ChildResult:
-    result = ChildResult(status="ok")
-    options: dict[str, Any] = {}
-    if job.runtime in ("litert", "onnxruntime"):
-        options["threads"] = job.threads
-    if job.providers:
-        options["providers"] = job.providers
-    if job.runtime == "tflite-micro" and job.arena_size:
-        options["arena_size"] = job.arena_size
-    if job.device == "gpu" and job.runtime == "keras" and not _keras_sees_gpu():
-        # Keras would quietly run on the CPU: that is not a GPU figure.
-        return ChildResult(status="unsupported", error="TensorFlow sees no GPU here (install"
-                           " tensorflow[and-cuda] in place of tensorflow-cpu)")
+def measure(job: Job) -> dict[str, Any]:
+    """The measured fields of the job's row (ANSWER_FIELDS)."""
+    entry = _entry(job)
+    options = dict(job.options)
+    if job.device == "gpu":
+        reason = _on_gpu(entry, options)
+        if reason:  # it would quietly run on the CPU: that is not a GPU figure
+            return {"status": "unsupported", "error": reason}
+    result: dict[str, Any] = {"status": "ok", "notes": []}
     start = time.perf_counter_ns()
     try:
-        runtime = open_runtime(job.path, job.runtime, **options)
+        runtime = open_runtime(job.path, entry.name, **options)
     except EdgeconvError as exc:  # the runtime refuses this file: not a harness failure
-        return ChildResult(status="unsupported", error=str(exc), peak_rss_bytes=_peak_rss())
-    result.init_ms = (time.perf_counter_ns() - start) / 1e6
+        return {"status": "unsupported", "error": str(exc), "peak_rss_bytes": _peak_rss()}
+    result["init_ms"] = (time.perf_counter_ns() - start) / 1e6
     with runtime:
         try:
             x = random_input(runtime.inputs()[0], job.hwc, job.seed)
             start = time.perf_counter_ns()
             runtime.run_raw(x)
-            result.first_ms = (time.perf_counter_ns() - start) / 1e6
+            result["first_ms"] = (time.perf_counter_ns() - start) / 1e6
             samples = timed_runs(runtime.prepared(x), job.warmup, job.runs, job.min_time)
-            result.latency_ms, result.runs, result.batch = latency_stats(samples), len(samples), \
-                x.shape[0]
-            if job.runtime == "tflite-micro":
-                result.arena_bytes = runtime.arena_used_bytes()
-                _micro_agreement(runtime, job, result)
+            latency = latency_stats(samples)
+            result.update(latency_ms=latency, runs=len(samples),
+                          throughput_ips=1000.0 * x.shape[0] / latency["mean"])
+            if job.fit:
+                result["arena_bytes"] = runtime.arena_used_bytes()
+                _kernel_agreement(runtime, entry, job, result)
             elif job.data:
                 _quality(runtime, job, result)
         except EdgeconvError as exc:
-            result.status, result.error = "failed", str(exc)
-    result.peak_rss_bytes = _peak_rss()
+            result["status"], result["error"] = "failed", str(exc)
+    result["peak_rss_bytes"] = _peak_rss()
     return result
 
 
-def _keras_sees_gpu() -> bool:
-    from edgeconv._lazy import keras
+def _entry(job: Job) -> RuntimeEntry:
+    """The job's runtime as this process's registry knows it, registered from the job when
+    the parent's was registered at run time (a plugin, a test) and is unknown here."""
+    given = job.entry
+    try:
+        entry = get_runtime(given["name"])
+    except EdgeconvError:
+        entry = None
+    if entry is None or entry.cls != given["cls"]:
+        entry = register(RuntimeEntry(given["name"], given["cls"], tuple(given["formats"]),
+                                      "registered by the bench's parent process",
+                                      options=tuple(given["options"])))
+    return entry
 
-    keras()
-    import tensorflow as tf
 
-    return bool(tf.config.list_physical_devices("GPU"))
+def _on_gpu(entry: RuntimeEntry, options: dict[str, Any]) -> str | None:
+    """Put the runtime on the GPU (its registry entry says how), or say why it cannot."""
+    if entry.on_gpu is None:
+        return f"the {entry.name} runtime has no GPU path"
+    return resolve(entry.on_gpu)(options)
 
 
 def random_input(info: TensorInfo, hwc: list[int] | None, seed: int) -> np.ndarray:
@@ -142,58 +154,60 @@ def random_input(info: TensorInfo, hwc: list[int] | None, seed: int) -> np.ndarr
     if dtype.kind in "iu":
         limits = np.iinfo(dtype)
         return rng.integers(limits.min, limits.max, size=shape, endpoint=True, dtype=dtype)
-    if dtype.kind == "b":
+    if dtype == np.bool_:
         return rng.integers(0, 2, size=shape).astype(dtype)
     return rng.random(shape, dtype=np.float32).astype(dtype)
 
 
-def _quality(runtime: Runtime, job: Job, result: ChildResult) -> None:
+def _quality(runtime: Runtime, job: Job, result: dict[str, Any]) -> None:
     """Accuracy on the test split; top-1 agreement with the Keras reference's."""
     with np.load(job.data) as data:
         x, y = data["x"], data["y"]
-    top1 = runtime.run(x).reshape(len(x), -1).argmax(axis=1)
-    result.accuracy = float((top1 == y).mean())
+    top1 = _top1(runtime.run(x))
+    result["accuracy"] = float((top1 == y).mean())
     if job.reference_out:
-        from edgeconv.analyze import analyze  # Keras is loaded in this process already
-        from edgeconv.runtimes.keras import load_model
+        from edgeconv.runtimes.keras import load_model  # Keras is loaded in this process
+        from edgeconv.zoo.analyze import analyze
 
-        result.macs = analyze(load_model(job.path)).macs or None
-        np.savez(job.reference_out, top1=top1, macs=np.int64(result.macs or 0))
+        result["macs"] = analyze(load_model(job.path)).macs or None
+        np.savez(job.reference_out, top1=top1, macs=np.int64(result["macs"] or 0))
     elif job.reference_in:
         with np.load(job.reference_in) as reference:
-            result.agreement = float((top1 == reference["top1"]).mean())
-        result.notes.append("agreement: top-1 vs the Keras float model on the test split")
+            result["agreement"] = float((top1 == reference["top1"]).mean())
+        result["notes"].append("agreement: top-1 vs the Keras float model on the test split")
 
 
-def _micro_agreement(micro: Runtime, job: Job, result: ChildResult) -> None:
-    """TFLM's outputs against LiteRT's reference kernels (what TFLM implements) on the same
+def _kernel_agreement(runtime: Runtime, entry: RuntimeEntry, job: Job,
+                      result: dict[str, Any]) -> None:
+    """The fit check's outputs against the kernels the runtime implements (its registry
+    entry's kernel_reference: LiteRT's reference kernels for TFLite Micro) on the same
     inputs: the test split when there is one, else seeded random inputs."""
-    from edgeconv.runtimes.litert import LiteRTRuntime
-
-    info = micro.inputs()[0]
+    info = runtime.inputs()[0]
     if job.data:
         with np.load(job.data) as data:
             x, y = data["x"], data["y"]
-        feed = micro.run
+        feed = runtime.run
     else:
         x = np.concatenate([random_input(info, None, job.seed + i)
                             for i in range(_AGREEMENT_SAMPLES)])
-        y, feed = None, micro.run_raw
-    try:
-        reference = LiteRTRuntime(job.path, reference=True)
-    except EdgeconvError as exc:
-        result.notes.append(f"no agreement figure: {exc}")
-        ours = feed(x)
-    else:
-        with reference:
-            ours = feed(x)
-            theirs = reference.run(x) if feed == micro.run else reference.run_raw(x)
-        result.agreement = float((_top1(ours) == _top1(theirs)).mean())
-        source = "test split" if y is not None else f"{len(x)} random inputs"
-        result.notes.append(f"agreement: top-1 of TFLite Micro vs LiteRT reference kernels"
-                            f" on the {source}")
+        y, feed = None, runtime.run_raw
+    ours = feed(x)
     if y is not None:
-        result.accuracy = float((_top1(ours) == y).mean())
+        result["accuracy"] = float((_top1(ours) == y).mean())
+    if entry.kernel_reference is None:
+        return
+    name, options = entry.kernel_reference
+    try:
+        reference = open_runtime(job.path, name, **options)
+    except EdgeconvError as exc:
+        result["notes"].append(f"no agreement figure: {exc}")
+        return
+    with reference:
+        theirs = reference.run(x) if feed == runtime.run else reference.run_raw(x)
+    result["agreement"] = float((_top1(ours) == _top1(theirs)).mean())
+    source = "test split" if y is not None else f"{len(x)} random inputs"
+    result["notes"].append(f"agreement: top-1 of {entry.name} vs {name} reference"
+                           f" kernels on the {source}")
 
 
 def _top1(outputs: np.ndarray) -> np.ndarray:
@@ -213,13 +227,12 @@ def _peak_rss() -> int:
 
 
 def main() -> None:
-    job = Job(**json.loads(sys.stdin.read()))
     try:
-        result = measure(job)
+        result = measure(Job(**json.loads(sys.stdin.read())))
     except Exception as exc:  # noqa: BLE001 - any failure of a runtime is this row's reason
-        result = ChildResult(status="failed", error=one_line(exc)[:500],
-                             peak_rss_bytes=_peak_rss())
-    print(json.dumps(asdict(result)), flush=True)
+        result = {"status": "failed", "error": one_line(exc)[:500],
+                  "peak_rss_bytes": _peak_rss()}
+    print(json.dumps({k: v for k, v in result.items() if k in ANSWER_FIELDS}), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,29 +1,55 @@
-"""What to measure: the artifacts behind the user's paths, and which runtimes may run them.
+"""What to measure: the artifacts behind the user's paths and the one plan of rows for a target.
 
-Everything here reads files and metadata only (manifest.json, package metadata): no runtime
-is imported, so planning never pays for TensorFlow and never touches an untrusted model.
+The plan is made once, here: the ordered (artifact, runtime, threads) rows, a Keras float
+reference before the files of its export, the `--runtime` filter applied, and an
+`unsupported` row for each file no runtime of the target reads. A file's runtime is the
+first of the target's runtimes that reads its format (`runtimes.runtime_for`); a runtime
+whose registry entry takes `threads` gets a row per thread count, any other one row. The two
+executors run the same plan: `local.bench_here` on this machine, `remote.bench_over_ssh` on a
+board. Everything here reads files and metadata only (manifest.json, the registry): no
+runtime is imported, so planning never pays for TensorFlow and never touches an untrusted
+model.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgeconv.bench.validate import check_model_file
 from edgeconv.errors import EdgeconvError
+from edgeconv.formats import FORMATS, format_of
 from edgeconv.manifest import MANIFEST, Manifest, load_manifest, sha256_of
+from edgeconv.records import BenchRow
+from edgeconv.runtimes.registry import default_runtime, get_runtime, runtime_for
+from edgeconv.targets import Target
 
-# artifact format -> the runtime that runs it on a host target
-HOST_RUNTIME = {"tflite": "litert", "onnx": "onnxruntime", "keras": "keras"}
-# runtime -> (modules, any of which provides it; the extra that installs it)
-_PROVIDERS = {
-    "litert": (("ai_edge_litert", "tflite_runtime", "tensorflow"), "litert"),
-    "onnxruntime": (("onnxruntime",), "onnx"),
-    "tflite-micro": (("tflite_micro",), "micro"),
-    "keras": (("tensorflow",), "train"),
-}
+
+@dataclass(frozen=True)
+class BenchConfig:
+    paths: tuple[Path, ...] = ()
+    target: str = "cpu"
+    runtime: str | None = None
+    threads: tuple[int, ...] | None = None  # None: the target's
+    warmup: int = 10
+    runs: int = 50
+    min_time: float = 1.0  # seconds of timed runs, at least
+    data: str | None = None
+    data_dir: str | None = None
+    timeout: float = 600.0  # per child process
+    targets_dir: str | None = None
+    host: str | None = None  # user@board[:port]: bench there over SSH (default: the target's)
+    local: bool = False  # bench here even if the target names a host (what runs on the board)
+    ssh_options: tuple[str, ...] = ()  # ssh_config options, Key=Value
+    remote_edgeconv: str | None = None  # the board's edgeconv command (default: the target's)
+    out: Path | None = None
+
+    def record(self) -> dict[str, Any]:
+        """What results.json's `config` keeps: how the rows were measured."""
+        return {"runtime": self.runtime, "threads": self.threads, "warmup": self.warmup,
+                "runs": self.runs, "min_time": self.min_time, "data": self.data,
+                "timeout": self.timeout}
 
 
 @dataclass(frozen=True)
@@ -31,7 +57,7 @@ class Artifact:
     """One model file to measure, with what its manifest (if any) says about it."""
 
     path: Path
-    format: str  # tflite | onnx | keras
+    format: str  # a key of edgeconv.formats.FORMATS
     precision: str | None  # None for a bare file: the file does not say
     sha256: str
     size_bytes: int
@@ -46,9 +72,12 @@ class Artifact:
     @property
     def hwc(self) -> list[int] | None:
         """The input size the model was exported for (fills free dimensions)."""
-        if self.manifest is None:
-            return None
-        return self.manifest.data.get("input", {}).get("preprocessing", {}).get("input_shape")
+        return None if self.manifest is None else self.manifest.input.hwc
+
+    @property
+    def is_reference(self) -> bool:
+        """The float model an export starts from (.keras), which its files are compared with."""
+        return not FORMATS[self.format].exported
 
 
 def collect(paths: list[Path], runs_dir: Path = Path("runs")) -> list[Artifact]:
@@ -67,37 +96,100 @@ def collect(paths: list[Path], runs_dir: Path = Path("runs")) -> list[Artifact]:
             manifest = load_manifest(path)
             for entry in manifest.artifacts:
                 file = manifest.verified_path(entry)
-                if entry.format != "keras":
-                    check_model_file(file)
+                check_model_file(file)
                 found.append(Artifact(file, entry.format, entry.precision, entry.sha256,
                                       entry.size_bytes, manifest))
         else:
             check_model_file(path)
-            found.append(Artifact(path, path.suffix.lower().lstrip("."), None, sha256_of(path),
+            found.append(Artifact(path, format_of(path).name, None, sha256_of(path),
                                   path.stat().st_size))
     return found
 
 
-def runtime_available(runtime: str) -> bool:
-    modules, _ = _PROVIDERS[runtime]
-    return any(importlib.util.find_spec(m) is not None for m in modules)
+@dataclass(frozen=True)
+class PlannedRow:
+    """One row of the plan: an artifact in a runtime at a thread count, or why it cannot run."""
+
+    artifact: Artifact
+    runtime: str
+    threads: int | None  # None: the runtime takes no thread count
+    unsupported: str | None = None  # set: no runtime of the target reads this file
+    # A Keras reference the user did not ask for: where its runtime is not installed, the
+    # executor leaves it out with a note instead of failing the bench.
+    optional: bool = False
+
+    @property
+    def measured(self) -> bool:
+        return self.unsupported is None
+
+    @property
+    def key(self) -> tuple[str, str, int | None]:
+        return self.artifact.label, self.runtime, self.threads
+
+    def describe(self) -> str:
+        return f"{self.artifact.label} {self.runtime}" + (f" x{self.threads}"
+                                                           if self.threads else "")
+
+    def row(self, target: Target) -> BenchRow:
+        """The row before measuring: final for an `unsupported` one."""
+        a = self.artifact
+        return BenchRow(artifact=a.label, sha256=a.sha256, format=a.format,
+                        precision=a.precision, runtime=self.runtime, target=target.name,
+                        threads=self.threads, status="unsupported" if self.unsupported
+                        else "failed", error=self.unsupported, size_bytes=a.size_bytes,
+                        timed_on=target.kind_info.timed_on)
 
 
-def require_runtime(runtime: str) -> None:
-    """One line naming the pip extra when the library behind `runtime` is not installed."""
-    if not runtime_available(runtime):
-        modules, extra = _PROVIDERS[runtime]
-        raise EdgeconvError(f"the {runtime} runtime needs the Python package '{modules[0]}';"
-                            f" install it with: pip install 'edgeconv[{extra}]'")
+@dataclass
+class Plan:
+    target: Target
+    rows: list[PlannedRow]
+    notes: list[str] = field(default_factory=list)
+
+    def measured(self) -> list[PlannedRow]:
+        return [r for r in self.rows if r.measured]
+
+    def artifacts_measured(self) -> list[Artifact]:
+        """The files some row runs, each once, in plan order: what an executor needs."""
+        seen: dict[tuple[Path, Path | None], Artifact] = {}
+        for planned in self.measured():
+            artifact = planned.artifact  # a file named bare and in its export: both
+            export = artifact.manifest.directory if artifact.manifest else None
+            seen.setdefault((artifact.path, export), artifact)
+        return list(seen.values())
+
+    def drop(self, planned: PlannedRow, note: str) -> None:
+        self.rows.remove(planned)
+        self.notes.append(note)
+
+
+def make_plan(artifacts: list[Artifact], target: Target, config: BenchConfig) -> Plan:
+    """The rows in measuring order: a Keras reference before the files of its export, so
+    that they can be compared with it; `--runtime` keeps only that runtime's rows."""
+    threads = config.threads or target.threads
+    rows: list[PlannedRow] = []
+    for artifact in sorted(artifacts, key=lambda a: not a.is_reference):
+        runtime = runtime_for(artifact.format, target.runtimes)
+        if runtime is None:  # the row names the runtime the file would open in elsewhere
+            shown = default_runtime(artifact.format) or artifact.format
+            if config.runtime in (None, shown):
+                rows.append(PlannedRow(
+                    artifact, shown, None, unsupported=f"{artifact.format} files do not run on"
+                    f" {target.name} (it runs {', '.join(target.runtimes)})"))
+            continue
+        if config.runtime not in (None, runtime):
+            continue
+        optional = artifact.is_reference and artifact.manifest is not None \
+            and config.runtime is None
+        counts = threads if get_runtime(runtime).threaded else (None,)
+        rows.extend(PlannedRow(artifact, runtime, count, optional=optional) for count in counts)
+    return Plan(target, rows)
 
 
 def dataset_spec(manifest: Manifest, data: str | None, data_dir: str | None) -> dict[str, Any]:
     """How to load the labelled test split for this export (its dataset unless --data)."""
-    dataset = manifest.data.get("dataset", {})
-    preprocessing = manifest.data.get("input", {}).get("preprocessing", {})
     # The images the export measured on (a subset for untrained weights or --eval-samples),
     # unless another dataset is asked for.
-    subset = dataset.get("test_subset") if data is None else None
-    return {"name": data or dataset.get("name"), "data_dir": data_dir,
-            "seed": dataset.get("seed", 0), "preprocessing": preprocessing,
-            "test_samples": subset.get("samples") if isinstance(subset, dict) else None}
+    return {"name": data or manifest.dataset.name, "data_dir": data_dir,
+            "seed": manifest.dataset.seed, "preprocessing": manifest.input.preprocessing,
+            "test_samples": manifest.dataset.test_samples if data is None else None}

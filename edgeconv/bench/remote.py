@@ -1,5 +1,6 @@
-"""Benchmarks on a board over SSH: copy the artifacts, run `edgeconv bench --local --json`
-there, bring its rows and its environment back.
+"""The plan run on a board over SSH: copy the files the plan measures, run `edgeconv bench
+--local --json` there, map the board's rows onto the plan's rows and bring its environment
+back.
 
 The system OpenSSH client (`ssh`, `scp`) does the talking, so the user's ~/.ssh/config,
 agent, known_hosts and ProxyJump apply and nothing new is installed (docs/bench.md). Every
@@ -17,16 +18,16 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgeconv._child import last_line
-from edgeconv.bench.harness import SCHEMA_VERSION, BenchConfig, Measurement
-from edgeconv.bench.plan import HOST_RUNTIME, Artifact
+from edgeconv.bench.plan import Artifact, BenchConfig, Plan
 from edgeconv.errors import EdgeconvError
 from edgeconv.manifest import MANIFEST
+from edgeconv.progress import Progress, Steps
+from edgeconv.records import BenchReport, BenchRow, results_from_dict
 from edgeconv.targets import Target
 
 CONNECT_TIMEOUT_S = 10
@@ -36,8 +37,6 @@ _ENFORCED = {"batchmode", "stricthostkeychecking"}
 _HOST_KEY_CHECKS = ("yes", "accept-new")  # accept-new still refuses a changed key
 _SAFE_REMOTE_DIR = re.compile(r"/[A-Za-z0-9._+/-]+")
 _MKTEMP = 'mktemp -d "${TMPDIR:-/tmp}/edgeconv-remote.XXXXXXXX"'
-
-Progress = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -115,41 +114,43 @@ def remote_command(words: list[str]) -> str:
     return " ".join(word(w) for w in words)
 
 
-def bench_over_ssh(host_text: str, artifacts: list[Artifact], target: Target,
-                   config: BenchConfig, progress: Progress | None = None
-                   ) -> tuple[dict[str, Any], list[Measurement], list[str]]:
-    """Bench `artifacts` on the board at `host_text`: (its environment, rows, notes)."""
+def bench_over_ssh(host_text: str, plan: Plan, config: BenchConfig,
+                   progress: Progress | None = None
+                   ) -> tuple[dict[str, Any], list[BenchRow], list[str]]:
+    """Run `plan` on the board at `host_text`: (its environment, the plan's rows, notes)."""
     if config.data_dir is not None:
         raise EdgeconvError("--data-dir names a folder on this machine; over SSH the board"
                             " loads the dataset itself (--data NAME, files in its own cache)")
+    target = plan.target
     host = parse_host(host_text, _ssh_options(target, config))
     program = _remote_edgeconv(target, config)
-    sent = [a for a in artifacts if _runs_on(a, target)]
+    sent = plan.artifacts_measured()
     if not sent:
         raise EdgeconvError(f"none of these files runs on {target.name}"
                             f" (it runs {', '.join(target.runtimes)})")
     notes: list[str] = []
+    steps = Steps(progress or Progress(), 3, f"connecting to {host.display}")
     with tempfile.TemporaryDirectory(prefix="edgeconv-ssh-") as scratch:
         staged, names = _stage(sent, target, Path(scratch))
-        _step(progress, 0, f"connecting to {host.display}")
+        steps.step(f"connecting to {host.display}")
         remote_dir = _make_remote_dir(host)
         job = f"{remote_dir}/{staged.name}"
         try:
-            _step(progress, 1, f"copying {len(sent)} file(s) to {host.display}")
+            steps.step(f"copying {len(sent)} file(s) to {host.display}")
             size = sum(a.size_bytes for a in sent)
             _run(host, host.scp(staged, remote_dir),
                  host.connect_timeout + _STEP_SLACK_S + size / 1e6, "copy to")  # >= 1 MB/s
-            _step(progress, 2, f"benching on {host.display}")
-            report = _remote_bench(host, program, job, names, target, config, len(sent))
+            steps.step(f"benching on {host.display}")
+            report = _remote_bench(host, program, job, names, target, config,
+                                   len(plan.measured()))
         finally:
             if not _remove_remote_dir(host, remote_dir):
                 notes.append(f"could not remove {remote_dir} on {host.display}")
-        _step(progress, 3, "done")
-    rows = _rows(artifacts, report, job, names, target, config)
-    environment = {**report.get("environment", {}), "target": target.to_dict(),
+        steps.progress.update(3, "done")
+    rows = _map_rows(plan, report, job, names, host)
+    environment = {**report.environment, "target": target.to_dict(),
                    "ssh": {"host": host.display, "from": platform.node()}}
-    return (environment, rows,
-            [_local_text(n, job, names) for n in report.get("notes", [])] + notes)
+    return environment, rows, [_local_text(n, job, names) for n in report.notes] + notes
 
 
 def _ssh_options(target: Target, config: BenchConfig) -> tuple[str, ...]:
@@ -171,10 +172,6 @@ def _remote_edgeconv(target: Target, config: BenchConfig) -> list[str]:
         raise EdgeconvError(f"remote_edgeconv must name the board's edgeconv command, e.g."
                             f" \"~/.venv/bin/edgeconv\"; got {value!r}")
     return words
-
-
-def _runs_on(artifact: Artifact, target: Target) -> bool:
-    return HOST_RUNTIME[artifact.format] in target.runtimes
 
 
 def _stage(sent: list[Artifact], target: Target, scratch: Path) -> tuple[Path, dict[str, str]]:
@@ -235,7 +232,7 @@ def _remove_remote_dir(host: SshHost, remote_dir: str) -> bool:
 
 
 def _remote_bench(host: SshHost, program: list[str], job: str, names: dict[str, str],
-                  target: Target, config: BenchConfig, files: int) -> dict[str, Any]:
+                  target: Target, config: BenchConfig, rows: int) -> BenchReport:
     words = [*program, "bench", *(f"{job}/{name}" for name in names), "--target", target.name,
              "--targets-dir", f"{job}/targets", "--local", "--json",
              "--warmup", str(config.warmup), "--runs", str(config.runs),
@@ -246,7 +243,6 @@ def _remote_bench(host: SshHost, program: list[str], job: str, names: dict[str, 
         words += ["--threads", ",".join(map(str, config.threads))]
     if config.data:
         words += ["--data", config.data]
-    rows = files * len(config.threads or target.threads)
     budget = host.connect_timeout + _BENCH_SLACK_S + rows * config.timeout
     done = _run(host, host.ssh(remote_command(words)), budget, "bench on",
                 hint=f" (is edgeconv installed there? pip install 'edgeconv[litert]'; name it"
@@ -257,11 +253,10 @@ def _remote_bench(host: SshHost, program: list[str], job: str, names: dict[str, 
     except json.JSONDecodeError:
         raise EdgeconvError(f"{host.display}: `{shlex.join(program)} bench` printed no JSON"
                             f" report: {last_line(done.stdout or done.stderr)[:300]}") from None
-    if not isinstance(report, dict) or report.get("schema_version") != SCHEMA_VERSION:
-        raise EdgeconvError(f"{host.display}: its edgeconv writes results schema"
-                            f" {report.get('schema_version') if isinstance(report, dict) else '?'},"
-                            f" this one reads {SCHEMA_VERSION}: install the same edgeconv there")
-    return report
+    try:
+        return results_from_dict(report, f"{host.display}'s answer")
+    except EdgeconvError as exc:
+        raise EdgeconvError(f"{exc} (install the same edgeconv there)") from None
 
 
 def _run(host: SshHost, argv: list[str], timeout: float, what: str,
@@ -286,40 +281,42 @@ def _run(host: SshHost, argv: list[str], timeout: float, what: str,
     return done
 
 
-def _rows(artifacts: list[Artifact], report: dict[str, Any], job: str, names: dict[str, str],
-          target: Target, config: BenchConfig) -> list[Measurement]:
-    """The board's rows under the user's names, and an `unsupported` row (as the local
-    harness writes it) for each file that was not sent, Keras references first."""
-    known = {f.name for f in fields(Measurement)}
-    remote: dict[str, list[Measurement]] = {}
-    for data in report.get("results", []):
-        row = Measurement(**{k: v for k, v in data.items() if k in known})
-        row.error = row.error and _local_text(row.error, job, names)
-        remote.setdefault(row.artifact, []).append(row)
+def _map_rows(plan: Plan, report: BenchReport, job: str, names: dict[str, str],
+              host: SshHost) -> list[BenchRow]:
+    """The plan's rows: each measured one as the board measured it (under the user's names,
+    its sha256 checked against this side's), each `unsupported` one as planned."""
     where = {local: name for name, local in names.items()}
-    rows: list[Measurement] = []
-    for artifact in sorted(artifacts, key=lambda a: a.format != "keras"):
-        runtime = HOST_RUNTIME[artifact.format]
-        if config.runtime not in (None, runtime):
+    measured = {(row.artifact, row.runtime, row.threads): row for row in report.results}
+    rows: list[BenchRow] = []
+    for planned in plan.rows:
+        artifact = planned.artifact
+        if not planned.measured:
+            rows.append(planned.row(plan.target))
             continue
-        if not _runs_on(artifact, target):
-            rows.append(Measurement(
-                artifact=artifact.label, sha256=artifact.sha256, format=artifact.format,
-                precision=artifact.precision, runtime=runtime, target=target.name,
-                threads=None, status="unsupported", size_bytes=artifact.size_bytes,
-                error=f"{artifact.format} files do not run on {target.name}"
-                      f" (it runs {', '.join(target.runtimes)})"))
-            continue
-        # The board labels a file as its harness does: export folder name / file, or the path.
-        board_label = (f"{job}/{where[str(artifact.path)]}" if artifact.manifest is None else
-                       f"{where[str(artifact.manifest.directory)]}/{artifact.path.name}")
-        for row in remote.pop(board_label, []):
-            if row.sha256 != artifact.sha256:
-                raise EdgeconvError(f"{artifact.label} arrived with sha256 {row.sha256[:12]}..."
-                                    f" instead of {artifact.sha256[:12]}...: copy again")
-            row.artifact = artifact.label
+        row = measured.get((_board_label(artifact, job, where), planned.runtime,
+                            planned.threads))
+        if row is None:
+            if planned.optional:  # a reference the board could not run: its notes say why
+                continue
+            row = planned.row(plan.target)
+            row.error = f"{host.display} measured no {planned.runtime} row for this file"
             rows.append(row)
+            continue
+        if row.sha256 != artifact.sha256:
+            raise EdgeconvError(f"{artifact.label} arrived with sha256 {row.sha256[:12]}..."
+                                f" instead of {artifact.sha256[:12]}...: copy again")
+        row.artifact = artifact.label
+        row.error = row.error and _local_text(row.error, job, names)
+        row.notes = [_local_text(n, job, names) for n in row.notes]
+        rows.append(row)
     return rows
+
+
+def _board_label(artifact: Artifact, job: str, where: dict[str, str]) -> str:
+    """How the board's harness labels a staged file: export folder name / file, or path."""
+    if artifact.manifest is None:
+        return f"{job}/{where[str(artifact.path)]}"
+    return f"{where[str(artifact.manifest.directory)]}/{artifact.path.name}"
 
 
 def _local_text(text: str, job: str, names: dict[str, str]) -> str:
@@ -327,8 +324,3 @@ def _local_text(text: str, job: str, names: dict[str, str]) -> str:
     for name in sorted(names, key=len, reverse=True):  # 10/ before 1/
         text = text.replace(f"{job}/{name}", names[name])
     return text
-
-
-def _step(progress: Progress | None, done: int, what: str) -> None:
-    if progress:
-        progress(done, 3, what)

@@ -3,7 +3,8 @@
 A truncated or foreign file is the user's error (one line, exit 2), not a runtime's failure
 (a row): runtimes read past the end of such files and may crash. The checks walk the file's
 own structure with the standard library only: the TFLite flatbuffer's tables and vectors, or
-the ONNX protobuf's top-level fields.
+the ONNX protobuf's top-level fields. Which check a file gets is its format's `validator`
+in edgeconv.formats (`check_tflite`, `check_onnx` here).
 """
 
 from __future__ import annotations
@@ -12,27 +13,26 @@ import struct
 from pathlib import Path
 
 from edgeconv.errors import EdgeconvError
+from edgeconv.formats import format_of, resolve
 
-MODEL_SUFFIXES = (".tflite", ".onnx", ".keras")
+# What each format's structural check walks, for the message when it fails.
+_STRUCTURE = {"tflite": "TFLite flatbuffer", "onnx": "ONNX protobuf"}
 
 
 def check_model_file(path: Path) -> None:
-    """Raise EdgeconvError unless `path` is a whole .tflite / .onnx file (.keras: exists)."""
+    """Raise EdgeconvError unless `path` is a whole model file of a format edgeconv reads
+    (formats without a validator, such as .keras: that it exists)."""
+    path = Path(path)
     if not path.is_file():
         raise EdgeconvError(f"{path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix not in MODEL_SUFFIXES:
-        raise EdgeconvError(f"{path} is not a model file (expected {', '.join(MODEL_SUFFIXES)}"
-                            " or a run directory with manifest.json)")
-    data = path.read_bytes()
+    fmt = format_of(path)
+    if fmt.validator is None:
+        return
     try:
-        if suffix == ".tflite":
-            _check_tflite(data)
-        elif suffix == ".onnx":
-            _check_onnx(data)
+        resolve(fmt.validator)(path.read_bytes())
     except (struct.error, IndexError, ValueError) as exc:
-        kind = "TFLite flatbuffer" if suffix == ".tflite" else "ONNX protobuf"
-        raise EdgeconvError(f"{path} is not a complete {kind} ({exc}): truncated or corrupt"
+        what = _STRUCTURE.get(fmt.name, f"{fmt.name} file")
+        raise EdgeconvError(f"{path} is not a complete {what} ({exc}): truncated or corrupt"
                             ) from None
 
 
@@ -73,7 +73,8 @@ class _Flatbuffer:
         return [self.table(self.ref(start + 4 * i)) for i in range(length)]
 
 
-def _check_tflite(data: bytes) -> None:
+def check_tflite(data: bytes) -> None:
+    """Raise ValueError (struct.error, IndexError) unless `data` is a whole TFLite flatbuffer."""
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ValueError("no TFL3 identifier")
     fb = _Flatbuffer(data)
@@ -105,7 +106,8 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
             raise ValueError("varint too long")
 
 
-def _check_onnx(data: bytes) -> None:
+def check_onnx(data: bytes) -> None:
+    """Raise ValueError (IndexError) unless `data` is a whole ONNX protobuf (ModelProto)."""
     pos, fields = 0, set()
     while pos < len(data):
         key, pos = _varint(data, pos)

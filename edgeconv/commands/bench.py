@@ -10,6 +10,7 @@ import typer
 from edgeconv import render
 from edgeconv.commands._options import JsonFlag
 from edgeconv.errors import EdgeconvError
+from edgeconv.runtimes.registry import runtime_names
 
 
 def bench(
@@ -19,7 +20,7 @@ def bench(
         show_default=False)] = None,
     target: Annotated[str, typer.Option(help="Target name (see `edgeconv targets`).")] = "cpu",
     runtime: Annotated[str | None, typer.Option(
-        help="Only this runtime: litert, onnxruntime, keras, tflite-micro.",
+        help=f"Only this runtime: {', '.join(runtime_names())}.",
         show_default=False)] = None,
     threads: Annotated[str | None, typer.Option(
         help="Thread counts, e.g. 1,2,4 (default: the target's).", show_default=False)] = None,
@@ -53,6 +54,8 @@ def bench(
 ) -> None:
     """Measure latency, memory, size and accuracy of exported models on a target."""
     from edgeconv.bench import BenchConfig, run_bench
+    from edgeconv.commands._progress import RichProgress
+    from edgeconv.targets import KINDS
 
     config = BenchConfig(
         paths=tuple(paths or ()), target=target, runtime=runtime, threads=_threads(threads),
@@ -60,8 +63,8 @@ def bench(
         data_dir=None if data_dir is None else str(data_dir), timeout=timeout,
         targets_dir=None if targets_dir is None else str(targets_dir), host=host, local=local,
         ssh_options=tuple(ssh_option or ()), remote_edgeconv=remote_edgeconv, out=out)
-    with _Progress() as progress:
-        report = run_bench(config, progress.update)
+    with RichProgress(render.stderr_console()) as progress:
+        report = run_bench(config, progress)
     if json:
         render.print_json(report.to_dict())
         return
@@ -79,7 +82,8 @@ def bench(
     columns = ["artifact", "runtime", "precision", "threads", "status", "p50 ms", "p90 ms",
                "p99 ms", "init ms", "first ms", "runs", "size", "peak RSS", "accuracy",
                "agrees", "arena", "flash", "fits"]
-    if env["target"]["kind"] != "mcu":
+    kind = KINDS.get(report.target_kind)
+    if kind is None or not kind.fit:  # arena, flash and fits come from the fit check
         columns, rows = columns[:15], [row[:15] for row in rows]
     render.stdout_console().print(render.table(title, columns, rows, right=set(columns[5:])))
     console = render.stderr_console()
@@ -87,8 +91,9 @@ def bench(
         if r.error:
             console.print(f"{r.artifact} [{r.runtime}]: {r.status}: {r.error}",
                           highlight=False, soft_wrap=True, markup=False)
-    for note in report.notes + (["latency is host time (TFLite Micro on this machine)"]
-                                if env["target"]["kind"] == "mcu" else []):
+    host_timed = sorted({r.runtime for r in report.results if r.ok and r.timed_on == "host"})
+    for note in report.notes + ([f"latency is host time ({', '.join(host_timed)} on this"
+                                 " machine)"] if host_timed else []):
         console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     if out is not None:
         console.print(f"results: {out}", highlight=False)
@@ -128,37 +133,12 @@ def _threads(text: str | None) -> tuple[int, ...] | None:
     return counts
 
 
-class _Progress:
-    """A bar over the measurements, on stderr."""
-
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                            MofNCompleteColumn(), console=render.stderr_console(),
-                            transient=True)
-        self.task = None
-
-    def __enter__(self):
-        return self
-
-    def update(self, done: int, total: int, what: str) -> None:
-        if self.task is None:
-            self.bar.start()
-            self.task = self.bar.add_task(what, total=total)
-        self.bar.update(self.task, completed=done, description=what)
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.task is not None:
-            self.bar.stop()
-
-
 def _status(row) -> str:
     return row.status if row.timed_on == "target" or row.status != "ok" else "ok (host time)"
 
 
-def _ms(stats: dict | None, key: str) -> str:
-    return "" if not stats else f"{stats[key]:.3f}"
+def _ms(stats, key: str) -> str:
+    return "" if not stats else f"{getattr(stats, key):.3f}"
 
 
 def _f(value: float | None) -> str:

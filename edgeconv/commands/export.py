@@ -9,42 +9,7 @@ import typer
 
 from edgeconv import render
 from edgeconv.commands._options import Alpha, Groups, InputShape, JsonFlag, Version, model_options
-
-
-class _RichProgress:
-    """One bar over the export's steps, on stderr."""
-
-    def __init__(self, console):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.console = console
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                            MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                            transient=True)
-        self.task = None
-        self.begun = 0
-
-    def start(self, total_steps: int) -> None:
-        self.bar.start()
-        self.task = self.bar.add_task("export", total=total_steps)
-
-    def step(self, description: str) -> None:
-        """A new step begins: the ones before it are done."""
-        self.bar.update(self.task, completed=self.begun, description=description)
-        self.begun += 1
-
-    def message(self, text: str) -> None:
-        self.console.print(text, soft_wrap=True, highlight=False)
-
-    def stop(self) -> None:
-        if self.bar.live.is_started:  # a bar that never started must not print a newline
-            self.bar.stop()
+from edgeconv.formats import EXPORT_FORMATS, parse_formats
 
 
 def export(
@@ -59,7 +24,8 @@ def export(
     dynamic: Annotated[bool, typer.Option(
         "--dynamic", help="TFLite dynamic-range (int8 weights, float activations).")] = False,
     formats: Annotated[str, typer.Option(
-        help="Comma-separated formats: tflite, onnx.")] = "tflite,onnx",
+        help=f"Comma-separated formats: {', '.join(EXPORT_FORMATS)}."
+    )] = ",".join(EXPORT_FORMATS),
     calibration_samples: Annotated[int, typer.Option(
         help="Train images used to calibrate int8.")] = 200,
     calibration_method: Annotated[str, typer.Option(
@@ -92,27 +58,25 @@ def export(
     json: JsonFlag = False,
 ) -> None:
     """Export TFLite / ONNX files, each measured in its own runtime, with manifest.json."""
-    from edgeconv.commands.train import _RichProgress as TrainProgress
+    from edgeconv.commands._progress import RichProgress
     from edgeconv.export import ExportConfig
     from edgeconv.export import export as run_export
 
     options = model_options(None, input_shape, alpha, version, groups)
+    # The flags are named after the precisions they add (fp32 is always made).
+    asked = {"int8": int8, "fp16": fp16, "dynamic": dynamic}
     config = ExportConfig(
         target=target, model_options={k: v for k, v in options.items() if v is not None},
-        int8=int8, fp16=fp16, dynamic=dynamic,
-        formats=tuple(f.strip().lower() for f in formats.split(",") if f.strip()),
+        precisions=frozenset(p for p, on in asked.items() if on),
+        formats=parse_formats(formats),
         calibration_samples=calibration_samples,
         calibration_method=calibration_method.lower(), per_tensor=per_tensor,
         float_io=float_io, max_drop=max_drop, out=out, dataset=data,
         data_dir=None if data_dir is None else str(data_dir), seed=seed, untrained=untrained,
         eval_samples=eval_samples)
-    console = render.stderr_console(own_fd=True)
-    progress, train_progress = _RichProgress(console), TrainProgress(console)
-    try:
-        result = run_export(config, progress, train_progress)
-    finally:
-        train_progress.stop()
-        progress.stop()
+    # One bar for the whole job: training first (when needed), then the export's steps.
+    with RichProgress(render.stderr_console(own_fd=True)) as progress:
+        result = run_export(config, progress)
     if json:
         render.print_json(result.to_dict())
     else:
@@ -158,7 +122,7 @@ def quant_report(
     json: JsonFlag = False,
 ) -> None:
     """Per-layer int8 error (RMSE, RMSE/scale, SQNR) against the float model, worst first."""
-    from edgeconv.quant_report import quant_report as run_report
+    from edgeconv.quant.report import quant_report as run_report
 
     with render.stderr_console(own_fd=True).status("running the float and int8 models"
                                                     " on the calibration images"):
@@ -170,15 +134,16 @@ def quant_report(
     for warning in report.warnings:
         stderr.print(f"calibration: {warning}", highlight=False, soft_wrap=True)
     for errors in report.artifacts:
-        onnx = errors.format == "onnx"
+        # ONNX's report also compares each layer with the float model's (all errors so far).
+        accumulated = any("accumulated_sqnr_db" in row for row in errors.layers)
         columns = ["layer output", "op", "SQNR dB", "RMSE", "RMSE/scale"]
-        columns += ["accumulated SQNR dB"] if onnx else []
+        columns += ["accumulated SQNR dB"] if accumulated else []
         rows = []
         for row in errors.layers[:top or None]:
             cells = [_short(row["name"]), row["op"], f"{row['sqnr_db']:.1f}",
                      f"{row['rmse']:.3g}",
                      "" if row["rmse_per_scale"] is None else f"{row['rmse_per_scale']:.2f}"]
-            if onnx:
+            if accumulated:
                 acc = row.get("accumulated_sqnr_db")
                 cells.append("" if acc is None else f"{acc:.1f}")
             rows.append(cells)

@@ -1,4 +1,5 @@
-"""Keras -> ONNX fp32 (tf2onnx), and ONNX fp32 -> int8 QDQ (onnxruntime.quantization).
+"""Keras -> ONNX fp32 (tf2onnx), and ONNX fp32 -> int8 QDQ (onnxruntime.quantization),
+with the graph readers export and the per-layer report (edgeconv.quant.onnx_debug) share.
 
 The ONNX graph keeps the Keras NHWC layout and a free batch dimension named "batch"; height
 and width are free ("height", "width") when the Keras model leaves them free.
@@ -9,13 +10,11 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from edgeconv._capture import captured_output
 from edgeconv._lazy import require
-from edgeconv.convert._metrics import flat, sqnr_db
 from edgeconv.errors import EdgeconvError, one_line
 
 # ONNX opset 17 (ai.onnx), supported by tf2onnx >= 1.14 and every onnxruntime since 1.13;
@@ -50,8 +49,8 @@ def quantize_onnx(fp32: bytes, calibration: np.ndarray, *, method: str = "minmax
 
     Pre-processing (shape inference, graph optimisation) first, as onnxruntime recommends;
     activations and weights int8, weights per channel unless `per_channel` is False.
-    `keep_float` names tensors (as `layer_errors` reports them) whose producing nodes are
-    left unquantised: selective quantisation, for an accuracy budget.
+    `keep_float` names tensors (as edgeconv.quant.layers reports them) whose producing
+    nodes are left unquantised: selective quantisation, for an accuracy budget.
     """
     if method not in CALIBRATION_METHODS:
         raise EdgeconvError(f"unknown calibration method '{method}'; use one of"
@@ -72,7 +71,7 @@ def quantize_onnx(fp32: bytes, calibration: np.ndarray, *, method: str = "minmax
         try:
             shape_inference.quant_pre_process(str(source), str(prepared))
             quant.quantize_static(
-                str(prepared), str(quantised), _reader(quant, calibration),
+                str(prepared), str(quantised), calibration_reader(quant, calibration),
                 quant_format=quant.QuantFormat.QDQ, per_channel=per_channel,
                 activation_type=quant.QuantType.QInt8, weight_type=quant.QuantType.QInt8,
                 calibrate_method=methods[method],
@@ -84,95 +83,16 @@ def quantize_onnx(fp32: bytes, calibration: np.ndarray, *, method: str = "minmax
     raise EdgeconvError(f"ONNX int8 quantisation failed: {reason}")
 
 
-def layer_errors(fp32: bytes, int8: bytes, calibration: np.ndarray) -> list[dict[str, Any]]:
-    """Per quantised activation of the QDQ model, over the calibration images.
-
-    rmse, rmse_per_scale and sqnr_db compare the activation before and after its own
-    QuantizeLinear/DequantizeLinear pair (that layer's rounding and clipping); the
-    accumulated_sqnr_db compares it with the float model's same tensor (every error up to
-    there). Uses onnxruntime.quantization.qdq_loss_debug.
-    """
-    debug = require("onnxruntime.quantization.qdq_loss_debug", extra="train")
-    quant = require("onnxruntime.quantization", extra="train")
-    shape_inference = require("onnxruntime.quantization.shape_inference", extra="train")
-    failure = None
-    with tempfile.TemporaryDirectory(prefix="edgeconv-onnx-") as tmp, \
-            captured_output() as output:
-        paths = {n: Path(tmp) / f"{n}.onnx" for n in ("fp32", "pre", "int8", "pre_aug",
-                                                       "int8_aug")}
-        paths["fp32"].write_bytes(fp32)
-        paths["int8"].write_bytes(int8)
-        try:
-            # The QDQ model was made from the pre-processed graph: compare with that one,
-            # whose tensor names it shares.
-            shape_inference.quant_pre_process(str(paths["fp32"]), str(paths["pre"]))
-            activations = {}
-            for name in ("pre", "int8"):
-                debug.modify_model_output_intermediate_tensors(str(paths[name]),
-                                                               str(paths[f"{name}_aug"]))
-                activations[name] = debug.collect_activations(
-                    str(paths[f"{name}_aug"]), _reader(quant, calibration),
-                    session_options=_unoptimised())
-            matched = debug.create_activation_matching(activations["int8"],
-                                                       activations["pre"])
-            graph = _load(int8).graph
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types
-            failure = exc
-    if failure is not None:
-        reason = output.reason() or one_line(failure)
-        raise EdgeconvError(f"ONNX quantisation debugging failed: {reason}")
-    producers = {out: node.op_type for node in graph.node for out in node.output}
-    scales = _activation_scales(graph)
-    rows = []
-    for name, tensors in matched.items():
-        if "pre_qdq" not in tensors or "post_qdq" not in tensors:
-            continue
-        before, after = flat(tensors["pre_qdq"]), flat(tensors["post_qdq"])
-        scale, zero_point = scales.get(name, (None, None))
-        if scale is not None:
-            # The quantiser drops a ReLU before a QuantizeLinear whose range starts at 0 (the
-            # clip does its work), so "before" can be pre-ReLU: clip it at the range's floor.
-            before = np.maximum(before, (-128 - zero_point) * scale)
-        rmse = float(np.sqrt(np.mean(np.square(before - after))))
-        rows.append({
-            "name": name, "op": producers.get(name, "input"), "rmse": rmse,
-            "rmse_per_scale": rmse / scale if scale else None,
-            "sqnr_db": sqnr_db(before, after), "scale": scale,
-            "accumulated_sqnr_db": sqnr_db(flat(tensors["float"]), after)
-            if "float" in tensors else None})
-    return rows
-
-
-def _unoptimised():
-    """Session options that run the graph as written: onnxruntime's optimiser would fold a
-    ReLU into the QuantizeLinear after it, and the "before" tensor would be pre-ReLU."""
-    ort = require("onnxruntime", extra="onnx")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return options
-
-
-def _load(model: bytes):
+def parse_model(model: bytes):
+    """The onnx ModelProto of serialised bytes."""
     return require("onnx", extra="train").load_from_string(model)
 
 
-def _constants(graph) -> dict[str, np.ndarray]:
+def constants(graph) -> dict[str, np.ndarray]:
+    """The graph's initializers (weights, scales, zero points) by name, as arrays."""
     from onnx import numpy_helper
 
     return {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-
-
-def _activation_scales(graph) -> dict[str, tuple[float, int]]:
-    """(scale, zero point) of each activation's int8 QuantizeLinear, where per tensor."""
-    constants = _constants(graph)
-    scales = {}
-    for node in graph.node:
-        if node.op_type == "QuantizeLinear" and len(node.input) == 3:
-            scale, zero = constants.get(node.input[1]), constants.get(node.input[2])
-            if scale is not None and zero is not None and scale.size == 1 \
-                    and zero.dtype == np.int8:
-                scales[node.input[0]] = (float(scale.reshape(())), int(zero.reshape(())))
-    return scales
 
 
 def _producers(model: bytes, tensors: Sequence[str]) -> list[str]:
@@ -180,17 +100,17 @@ def _producers(model: bytes, tensors: Sequence[str]) -> list[str]:
     if not tensors:
         return []
     wanted = set(tensors)
-    return [node.name for node in _load(model).graph.node if wanted & set(node.output)]
+    return [node.name for node in parse_model(model).graph.node if wanted & set(node.output)]
 
 
 def boundary_quantization(int8_model: bytes) -> dict[str, dict[str, float | int] | None]:
     """Scale and zero-point of the QuantizeLinear after the input and of the
     DequantizeLinear before the output, where the QDQ graph has them."""
-    graph = _load(int8_model).graph
-    constants = _constants(graph)
+    graph = parse_model(int8_model).graph
+    initializers = constants(graph)
 
     def params(node) -> dict[str, float | int] | None:
-        scale, zero = (constants.get(name) for name in node.input[1:3])
+        scale, zero = (initializers.get(name) for name in node.input[1:3])
         if scale is None or zero is None or scale.size != 1:
             return None
         return {"scale": float(scale.reshape(())), "zero_point": int(zero.reshape(())),
@@ -211,7 +131,7 @@ def boundary_quantization(int8_model: bytes) -> dict[str, dict[str, float | int]
     return found
 
 
-def _reader(quant, images: np.ndarray):
+def calibration_reader(quant, images: np.ndarray):
     """onnxruntime's CalibrationDataReader over an array of images, one per batch."""
 
     class ImageReader(quant.CalibrationDataReader):

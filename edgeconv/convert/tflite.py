@@ -8,19 +8,16 @@ leaves them free (gap-mnist), so the file accepts `resize_tensor_input`.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import numpy as np
 
 from edgeconv._capture import captured_output
 from edgeconv._lazy import keras, require
-from edgeconv.convert._metrics import flat, sqnr_db
 from edgeconv.errors import EdgeconvError, one_line
+from edgeconv.formats import FORMATS
 
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
+PRECISIONS = FORMATS["tflite"].precisions
 
 
 def to_tflite(model, precision: str = "fp32", calibration: np.ndarray | None = None, *,
@@ -32,12 +29,12 @@ def to_tflite(model, precision: str = "fp32", calibration: np.ndarray | None = N
     fallback, so an op the converter cannot quantise fails the conversion instead of
     silently staying float. Its input and output are int8 unless `float_io`.
 
-    `keep_float` (int8 only) names tensors (as `layer_errors` reports them) whose ops stay
-    float: selective quantisation, for an accuracy budget. Float kernels are then allowed,
-    and TensorFlow's debugger that does it gives the file float input and output.
+    `keep_float` (int8 only) names tensors (as edgeconv.quant.layers reports them) whose
+    ops stay float: selective quantisation, for an accuracy budget. Float kernels are then
+    allowed, and TensorFlow's debugger that does it gives the file float input and output.
     """
-    converter = _converter(model, precision, calibration, float_io=float_io,
-                           per_channel=per_channel)
+    converter = tflite_converter(model, precision, calibration, float_io=float_io,
+                                 per_channel=per_channel)
     failure = None
     with captured_output() as output:
         try:
@@ -45,9 +42,9 @@ def to_tflite(model, precision: str = "fp32", calibration: np.ndarray | None = N
                 tf = require("tensorflow", extra="train")
                 converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                                        tf.lite.OpsSet.TFLITE_BUILTINS]
-                return _debugger(converter, calibration, tf.lite.experimental
-                                 .QuantizationDebugOptions(denylisted_nodes=list(keep_float))
-                                 ).get_nondebug_quantized_model()
+                return quantization_debugger(
+                    converter, calibration, tf.lite.experimental.QuantizationDebugOptions(
+                        denylisted_nodes=list(keep_float))).get_nondebug_quantized_model()
             return converter.convert()
         except Exception as exc:  # noqa: BLE001 - the converter raises many types
             failure = exc
@@ -57,47 +54,10 @@ def to_tflite(model, precision: str = "fp32", calibration: np.ndarray | None = N
     raise EdgeconvError(f"TFLite {precision} conversion of {model.name} failed: {reason}")
 
 
-def layer_errors(model, calibration: np.ndarray, *, float_io: bool = False,
-                 per_channel: bool = True) -> list[dict[str, Any]]:
-    """Per quantised op of the int8 conversion: its output against the float op's output on
-    the same input, over the calibration images (TensorFlow's QuantizationDebugger).
-
-    Each row: name (the op's output tensor), op, rmse, rmse_per_scale (in int8 steps: 0.29
-    is pure rounding), sqnr_db, scale.
-    """
-    tf = require("tensorflow", extra="train")
-    converter = _converter(model, "int8", calibration, float_io=float_io,
-                           per_channel=per_channel)
-    options = tf.lite.experimental.QuantizationDebugOptions(
-        layer_direct_compare_metrics={"sqnr_db": _sqnr_db})
-    failure = None
-    with captured_output() as output:
-        try:
-            debugger = _debugger(converter, calibration, options)
-            # TF 2.21's debugger, built from a converter, drops the preserve-all-tensors flag
-            # its direct-compare metrics need: the float side then reads reused buffers
-            # (garbage such as 8e37). Rebuild its interpreter with the flag.
-            debugger._quant_interpreter = tf.lite.Interpreter(
-                model_content=debugger.quant_model, experimental_preserve_all_tensors=True)
-            debugger.run()
-            table = io.StringIO()
-            debugger.layer_statistics_dump(table)
-        except Exception as exc:  # noqa: BLE001 - the converter raises many types
-            failure = exc
-    if failure is not None:
-        reason = output.reason() or one_line(failure)
-        raise EdgeconvError(f"TFLite quantisation debugging of {model.name} failed: {reason}")
-    rows = []
-    for row in csv.DictReader(io.StringIO(table.getvalue())):
-        rmse, scale = float(row["mean_squared_error"]) ** 0.5, float(row["scale"])
-        rows.append({"name": row["tensor_name"], "op": row["op_name"], "rmse": rmse,
-                     "rmse_per_scale": rmse / scale if scale else None,
-                     "sqnr_db": float(row["sqnr_db"]), "scale": scale})
-    return rows
-
-
-def _converter(model, precision: str, calibration: np.ndarray | None, *, float_io: bool,
-               per_channel: bool):
+def tflite_converter(model, precision: str, calibration: np.ndarray | None, *, float_io: bool,
+                     per_channel: bool):
+    """A TFLiteConverter set up for `precision` (what to_tflite and the debugger both start
+    from)."""
     if precision not in PRECISIONS:
         raise EdgeconvError(f"unknown TFLite precision '{precision}'; use one of"
                             f" {', '.join(PRECISIONS)}")
@@ -112,7 +72,7 @@ def _converter(model, precision: str, calibration: np.ndarray | None, *, float_i
         if calibration is None or len(calibration) == 0:
             raise EdgeconvError("int8 quantisation needs calibration images; none were given")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: _one_at_a_time(calibration)
+        converter.representative_dataset = lambda: one_at_a_time(calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if not float_io:
             converter.inference_input_type = tf.int8
@@ -123,16 +83,13 @@ def _converter(model, precision: str, calibration: np.ndarray | None, *, float_i
     return converter
 
 
-def _debugger(converter, calibration: np.ndarray, options):
+def quantization_debugger(converter, calibration: np.ndarray, options):
+    """TensorFlow's QuantizationDebugger over `converter`, fed the calibration images: it
+    makes selectively quantised files here, and per-layer reports in edgeconv.quant."""
     tf = require("tensorflow", extra="train")
     return tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=lambda: _one_at_a_time(calibration),
+        converter=converter, debug_dataset=lambda: one_at_a_time(calibration),
         debug_options=options)
-
-
-def _sqnr_db(floats, quants, scale, zero_point) -> float:
-    """The debugger's direct-compare metric: an op's int8 output against its float output."""
-    return sqnr_db(flat(floats), (flat(quants) - zero_point) * scale)
 
 
 def _batch_one(model):
@@ -142,6 +99,7 @@ def _batch_one(model):
     return k.Model(inputs, model(inputs, training=False), name=model.name)
 
 
-def _one_at_a_time(images: np.ndarray) -> Iterator[list[np.ndarray]]:
+def one_at_a_time(images: np.ndarray) -> Iterator[list[np.ndarray]]:
+    """A representative dataset as TensorFlow takes it: one batch-1 float32 image per step."""
     for image in images:
         yield [image[np.newaxis].astype(np.float32)]

@@ -88,6 +88,11 @@ class Runtime(ABC):
     def _invoke(self, x: np.ndarray) -> np.ndarray:
         """Run one batch of a shape the model takes (resizing first if it is new)."""
 
+    def arena_used_bytes(self) -> int | None:
+        """The working memory the engine planned for the model, where it reports one
+        (TFLite Micro's tensor arena); None elsewhere."""
+        return None
+
     def close(self) -> None:
         """Release the engine's memory; the runtime is unusable afterwards."""
 

@@ -48,3 +48,14 @@ def load_model(path: str | Path):
 def _tensor_info(tensor) -> TensorInfo:
     return TensorInfo(name=tensor.name, shape=tuple(tensor.shape),
                       dtype=np.dtype(tensor.dtype).name)
+
+
+def use_gpu(options: dict) -> str | None:
+    """Keras places work on TensorFlow's GPU by itself when TensorFlow sees one; without
+    one it would quietly run on the CPU, which is not a GPU figure."""
+    keras()
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return None
+    return "TensorFlow sees no GPU here (install tensorflow[and-cuda] in place of tensorflow-cpu)"

@@ -96,3 +96,19 @@ def _tensor_info(arg) -> TensorInfo:
         shape=tuple(d if isinstance(d, int) else None for d in arg.shape),
         dtype=_DTYPES.get(element, element),
     )
+
+
+def use_gpu(options: dict) -> str | None:
+    """Run on the GPU: TensorRT first when it is installed (onnxruntime falls back to CUDA
+    per node), else CUDA. onnxruntime-gpu lists TensorRT as available even without
+    TensorRT's libraries, and a provider that then fails to start fails the row, so look for
+    them. (The gpu target's reachability check has already found a CUDA provider.)"""
+    import ctypes.util
+    import importlib.util
+
+    ort = require("onnxruntime", extra="gpu")
+    tensorrt = ("TensorrtExecutionProvider" in ort.get_available_providers()
+                and (importlib.util.find_spec("tensorrt") is not None
+                     or ctypes.util.find_library("nvinfer") is not None))
+    options["providers"] = ["tensorrt", "cuda"] if tensorrt else ["cuda"]
+    return None

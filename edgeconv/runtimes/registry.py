@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from dataclasses import dataclass, field
+from typing import Any
 from importlib.metadata import PackageNotFoundError, version
 
 from edgeconv.errors import EdgeconvError, did_you_mean
@@ -32,6 +33,13 @@ class RuntimeEntry:
     modules: tuple[str, ...] = ()  # import names, any of which provides it (in order)
     # label -> pip distributions (alternatives), whose installed version results record
     libraries: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # "module:function" that puts it on an NVIDIA GPU: takes its constructor options, adds
+    # what the GPU needs (onnxruntime's providers), and returns None, or why it cannot run
+    # there. None: it has no GPU path, so a gpu target marks its rows unsupported.
+    on_gpu: str | None = None
+    # The runtime and options whose kernels this one implements, to check its outputs
+    # against on the same inputs (TFLite Micro implements TFLite's reference kernels).
+    kernel_reference: tuple[str, dict[str, Any]] | None = None
 
     @property
     def threaded(self) -> bool:
@@ -81,17 +89,20 @@ for _entry in (
         "onnxruntime", "edgeconv.runtimes.onnxrt:OnnxRuntime", ("onnx",),
         "onnxruntime (CPU; CUDA / TensorRT providers with onnxruntime-gpu)",
         options=("threads", "providers"), extra="onnx", modules=("onnxruntime",),
-        libraries={"onnxruntime": ("onnxruntime", "onnxruntime-gpu")}),
+        libraries={"onnxruntime": ("onnxruntime", "onnxruntime-gpu")},
+        on_gpu="edgeconv.runtimes.onnxrt:use_gpu"),
     RuntimeEntry(
         "keras", "edgeconv.runtimes.keras:KerasRuntime", ("keras",),
         "Keras 3 on TensorFlow: the float reference", extra="train",
         modules=("tensorflow",),
-        libraries={"tensorflow": ("tensorflow", "tensorflow-cpu"), "keras": ("keras",)}),
+        libraries={"tensorflow": ("tensorflow", "tensorflow-cpu"), "keras": ("keras",)},
+        on_gpu="edgeconv.runtimes.keras:use_gpu"),
     RuntimeEntry(
         "tflite-micro", "edgeconv.runtimes.micro:MicroRuntime", ("tflite",),
         "TFLite Micro's Python interpreter (reference kernels) on this machine",
         options=("arena_size",), extra="micro", modules=("tflite_micro",),
-        libraries={"tflite-micro": ("tflite-micro",)}),
+        libraries={"tflite-micro": ("tflite-micro",)},
+        kernel_reference=("litert", {"reference": True})),
 ):
     register(_entry)
 del _entry

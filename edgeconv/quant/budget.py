@@ -12,8 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 MAX_STEPS = 8  # conversions before "every layer float" is the last try
+
+Made = TypeVar("Made")  # what a conversion returns: the file's bytes, or bytes with metadata
 
 
 @dataclass(frozen=True)
@@ -24,33 +27,35 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class BudgetSearch:
+class BudgetSearch(Generic[Made]):
     met: bool
     best: Candidate  # the one meeting the budget with the fewest float layers, else the
-    content: bytes  # most accurate found; and its file content
+    made: Made  # most accurate found; and what `convert` returned for it
     tried: list[Candidate] = field(default_factory=list)
 
 
 def keep_float_until_within(
     ranked: Sequence[str], *, float_accuracy: float, max_drop_points: float,
-    convert: Callable[[tuple[str, ...]], bytes], accuracy_of: Callable[[bytes], float],
+    convert: Callable[[tuple[str, ...]], Made], accuracy_of: Callable[[Made], float],
+    size_of: Callable[[Made], int] = len,
     on_try: Callable[[int, int], None] = lambda k, n: None,
-) -> BudgetSearch:
+) -> BudgetSearch[Made]:
     """Search k = step, 2*step, ... up to every ranked layer; `convert(kept)` makes a file,
-    `accuracy_of(content)` measures it. Accuracies are fractions; the budget is in points."""
+    `accuracy_of(made)` measures it, `size_of(made)` is its size in bytes. Accuracies are
+    fractions; the budget is in points."""
     step = max(1, math.ceil(len(ranked) / MAX_STEPS))
     tried: list[Candidate] = []
-    best: tuple[Candidate, bytes] | None = None
+    best: tuple[Candidate, Made] | None = None
     for k in [*range(step, len(ranked), step), len(ranked)]:
         on_try(k, len(ranked))
         kept = tuple(ranked[:k])
-        content = convert(kept)
-        candidate = Candidate(kept, accuracy_of(content), len(content))
+        made = convert(kept)
+        candidate = Candidate(kept, accuracy_of(made), size_of(made))
         tried.append(candidate)
         if best is None or candidate.accuracy > best[0].accuracy:
-            best = (candidate, content)
+            best = (candidate, made)
         if (float_accuracy - candidate.accuracy) * 100 <= max_drop_points:
-            return BudgetSearch(met=True, best=candidate, content=content, tried=tried)
+            return BudgetSearch(met=True, best=candidate, made=made, tried=tried)
     if best is None:  # nothing to keep in float
         raise ValueError("no quantised layers to keep in float")
-    return BudgetSearch(met=False, best=best[0], content=best[1], tried=tried)
+    return BudgetSearch(met=False, best=best[0], made=best[1], tried=tried)

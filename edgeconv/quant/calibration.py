@@ -1,9 +1,13 @@
-"""Does the int8 calibration match training? The checks behind users' silent int8 collapses.
+"""The int8 calibration images, and whether they match training: the checks behind users'
+silent int8 collapses.
 
 A quantised model is only as good as its calibration images: normalised twice (values in
 [0, 1/255]) or not at all (values in [0, 255]), the activation ranges are wrong by a factor
 of 255 and accuracy collapses while every file converts without complaint. These checks are
 cheap statistics over arrays the exporter already holds; each returns plain sentences.
+
+Export and `edgeconv quant-report` draw the images with `draw_calibration`, so the report
+re-draws exactly the images the export calibrated on (same split, seed and count).
 """
 
 from __future__ import annotations
@@ -13,8 +17,32 @@ from typing import Any
 
 import numpy as np
 
+CALIBRATION_SPLIT = "train"  # calibration images come from it, never from the test split
 MIN_SAMPLES = 100  # below this, TFLite's guide and onnxruntime's examples warn of noisy ranges
 DOMINANCE = 2.0  # a class holding more than twice its fair share of the calibration set
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """The images int8 is calibrated on (preprocessed as in training), and how they were drawn."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    seed: int
+    split: str = CALIBRATION_SPLIT
+
+    def record(self, method: str) -> dict[str, Any]:
+        """What a manifest artifact's options.calibration says about them."""
+        return {"samples": len(self.images), "split": self.split, "seed": self.seed,
+                "method": method}
+
+
+def draw_calibration(data, samples: int, seed: int) -> CalibrationSet:
+    """`samples` training images, stratified by class and seeded (edgeconv.data)."""
+    from edgeconv.data import calibration_indices
+
+    picked = calibration_indices(data, samples, seed=seed)
+    return CalibrationSet(data.train.x[picked], data.train.y[picked], seed)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,198 @@
+"""The plan run on this machine: each measured row in its own child process
+(`python -m edgeconv.bench`, through edgeconv._child.run_child), its answer merged into the
+planned row, then what the parent adds (the fit check, MACs from the reference row).
+
+Also the checks that this machine can bench a target here at all (the `reachable` of the
+target's kind in edgeconv.targets.KINDS).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import platform
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from edgeconv._child import run_child
+from edgeconv.bench.child import ANSWER_FIELDS, Job
+from edgeconv.bench.plan import BenchConfig, Plan, PlannedRow, dataset_spec
+from edgeconv.errors import EdgeconvError
+from edgeconv.progress import Progress
+from edgeconv.records import BenchRow
+from edgeconv.runtimes.registry import get_runtime
+from edgeconv.targets import Target
+
+_ARCH_NAMES = {"arm64": "aarch64", "amd64": "x86_64"}  # what macOS / Windows call them
+
+
+def bench_here(plan: Plan, config: BenchConfig, progress: Progress) -> tuple[list[BenchRow],
+                                                                              list[str]]:
+    """Run `plan` on this machine: its rows (in plan order) and notes."""
+    _require_runtimes(plan)
+    rows: list[BenchRow] = []
+    with tempfile.TemporaryDirectory(prefix="edgeconv-bench-") as scratch:
+        data_files = _prepare_data(plan, config, Path(scratch))
+        progress.start(len(plan.rows), "benching")
+        for done, planned in enumerate(plan.rows):
+            progress.update(done, planned.describe())
+            rows.append(_measure(planned, plan.target, config, data_files, Path(scratch)))
+        progress.update(len(plan.rows), "done")
+    _add_macs(rows, plan)
+    return rows, plan.notes
+
+
+def _require_runtimes(plan: Plan) -> None:
+    """One line naming the pip extra for a runtime that is not installed here; a reference
+    nobody asked for is left out with a note instead."""
+    for planned in plan.measured():
+        entry = get_runtime(planned.runtime)
+        if planned.optional and not entry.available():
+            plan.drop(planned, f"{planned.artifact.label}: {entry.name} is not installed, so no"
+                               f" float reference (pip install 'edgeconv[{entry.extra}]')")
+        else:
+            entry.require()
+
+
+def _prepare_data(plan: Plan, config: BenchConfig, scratch: Path) -> dict[Path, Path]:
+    """Test split per export, saved for the children; a dataset that is not here is a note."""
+    import numpy as np
+
+    files: dict[Path, Path] = {}
+    manifests = {a.manifest.directory: a.manifest for a in plan.artifacts_measured()
+                 if a.manifest}
+    for manifest in manifests.values():
+        spec = dataset_spec(manifest, config.data, config.data_dir)
+        try:
+            prepared = _load_split(spec)
+        except EdgeconvError as exc:
+            plan.notes.append(f"{manifest.directory}: no accuracy figures ({exc})")
+            continue
+        file = scratch / f"data-{len(files)}.npz"
+        np.savez(file, x=prepared.test.x, y=prepared.test.y)
+        files[manifest.directory] = file
+    return files
+
+
+def _load_split(spec: dict[str, Any]):
+    from edgeconv.data import evaluation_subset, load_recorded
+
+    if not spec["name"] or not spec["preprocessing"]:
+        raise EdgeconvError("the manifest names no dataset")
+    data = load_recorded(spec["name"], spec["preprocessing"], data_dir=spec["data_dir"],
+                         seed=spec["seed"], made="the export was made")
+    samples = spec.get("test_samples")
+    return evaluation_subset(data, samples, seed=spec["seed"]) if samples else data
+
+
+def _measure(planned: PlannedRow, target: Target, config: BenchConfig,
+             data_files: dict[Path, Path], scratch: Path) -> BenchRow:
+    row = planned.row(target)
+    if not planned.measured:
+        return row
+    kind, entry, artifact = target.kind_info, get_runtime(planned.runtime), planned.artifact
+    directory = artifact.manifest.directory if artifact.manifest else None
+    data = data_files.get(directory) if directory else None
+    reference = scratch / f"reference-{abs(hash(str(directory)))}.npz"
+    options: dict[str, Any] = {}
+    if entry.threaded:
+        options["threads"] = planned.threads
+    if kind.fit and "arena_size" in entry.options:
+        options["arena_size"] = target.sram_bytes  # all the board can give its arena
+    job = Job(path=str(artifact.path), format=artifact.format, entry=Job.entry_of(entry),
+              options=options, warmup=config.warmup, runs=config.runs,
+              min_time=config.min_time, hwc=artifact.hwc, data=str(data) if data else None,
+              reference_out=str(reference) if artifact.is_reference and data else None,
+              reference_in=str(reference) if not artifact.is_reference and reference.exists()
+              else None, fit=kind.fit, device=kind.device)
+    outcome = run_child("edgeconv.bench", what=entry.name, timeout=config.timeout,
+                        stdin=json.dumps(asdict(job)))
+    row = _answered(row, outcome.payload if outcome.ok
+                    else {"status": "failed", "error": outcome.error})
+    if kind.fit:
+        _fit(row, target)
+    if kind.timed_on == "host":
+        row.notes.append(f"latency is host time of {row.runtime} on this machine, not"
+                         " board time")
+    if data is None and row.ok and row.accuracy is None and row.agreement is None:
+        row.notes.append("no labelled data: accuracy not measured")
+    return row
+
+
+def _answered(row: BenchRow, answer: dict[str, Any]) -> BenchRow:
+    """The planned row with the child's measured fields, their types checked."""
+    measured = {k: v for k, v in answer.items() if k in ANSWER_FIELDS}
+    try:
+        return BenchRow.from_dict({**row.to_dict(), **measured})
+    except (TypeError, ValueError, KeyError) as exc:
+        row.error = f"{row.runtime} child answered a malformed row ({exc})"
+        return row
+
+
+def _fit(row: BenchRow, target: Target) -> None:
+    """Flash = model + the runtime's code (an estimate, see the target file); RAM = arena."""
+    overhead = target.flash_overhead_bytes or 0
+    row.flash_bytes = (row.size_bytes or 0) + overhead
+    row.notes.append(f"flash = model + {overhead} B runtime ({target.flash_overhead_source})")
+    if row.arena_bytes is not None:
+        row.fits = row.arena_bytes <= target.sram_bytes and row.flash_bytes <= target.flash_bytes
+    elif row.error and "Failed to resize buffer" in row.error:
+        # TFLM was given the board's whole SRAM as its arena and could not plan in it.
+        row.fits = False
+        row.notes.append(f"the tensor arena does not fit in {target.sram_bytes} B of SRAM")
+
+
+def _add_macs(rows: list[BenchRow], plan: Plan) -> None:
+    """MACs come from the Keras model (only its child imports Keras): they hold for every
+    file of the same export, whose ops are the same layers."""
+    by_export = {}
+    for row, planned in zip(rows, plan.rows):
+        if row.macs and planned.artifact.manifest is not None:
+            by_export[planned.artifact.manifest.directory] = row.macs
+    for row, planned in zip(rows, plan.rows):
+        manifest = planned.artifact.manifest
+        macs = by_export.get(manifest.directory) if manifest else None
+        if macs and row.latency_ms:
+            row.macs = macs
+            row.gmac_per_s = macs / (row.latency_ms.p50 / 1000.0) / 1e9
+
+
+# --- can this machine bench the target here? (KINDS[kind].reachable) ---------------------
+
+
+def check_gpu(target: Target, config: BenchConfig) -> None:
+    reason = gpu_unavailable()
+    if reason:
+        raise EdgeconvError(f"no GPU here for target '{target.name}': {reason}; bench on"
+                            " --target cpu, or run this on a machine with an NVIDIA GPU")
+
+
+def check_arch(target: Target, config: BenchConfig) -> None:
+    machine = _ARCH_NAMES.get(platform.machine().lower(), platform.machine().lower())
+    arch = target.arch and _ARCH_NAMES.get(target.arch.lower(), target.arch.lower())
+    if not arch or machine == arch:
+        return
+    if config.local:  # on the board's side of an SSH bench, or told to stay here
+        raise EdgeconvError(f"this machine is {machine}, not an {target.arch} board like"
+                            f" {target.name}: nothing measured here would be its numbers")
+    raise EdgeconvError(
+        f"not on an {target.arch} board and no --host given (this machine is {machine}):"
+        f" run `edgeconv bench --target {config.target}` on the board (pip install"
+        f" 'edgeconv[litert]'), or pass --host user@board to bench it over SSH")
+
+
+def gpu_unavailable() -> str | None:
+    """Why onnxruntime cannot run on an NVIDIA GPU here, or None when it can."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return "onnxruntime is not installed (pip install 'edgeconv[gpu]')"
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        return ("this onnxruntime has no CUDA provider (pip install 'edgeconv[gpu]':"
+                " onnxruntime-gpu)")
+    if not Path("/dev/nvidiactl").exists() and shutil.which("nvidia-smi") is None:
+        return "no NVIDIA driver found (no /dev/nvidiactl, no nvidia-smi)"
+    return None

@@ -1,0 +1,58 @@
+"""What `edgeconv export` is asked to do, and what it did."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeconv.formats import EXPORT_FORMATS
+from edgeconv.manifest import Artifact
+from edgeconv.quant.settings import Int8Settings
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    target: str  # a model name, or a run directory holding a finished training run
+    model_options: dict[str, Any] = field(default_factory=dict)  # given by the user
+    # Precisions to make besides fp32, which is always made (edgeconv.formats.PRECISIONS);
+    # each chosen format makes those of them it carries.
+    precisions: frozenset[str] = frozenset()
+    formats: tuple[str, ...] = EXPORT_FORMATS
+    calibration_samples: int = 200
+    calibration_method: str = "minmax"  # ONNX only: TFLite calibrates on min/max
+    per_tensor: bool = False
+    float_io: bool = False
+    out: Path | None = None
+    dataset: str = "digits"  # used when export trains, or exports untrained weights
+    data_dir: str | None = None
+    seed: int = 0
+    untrained: bool = False  # freshly initialised weights: for size and speed only
+    max_drop: float | None = None  # int8 accuracy budget, points below float (test split)
+    # Test images each file is measured on (stratified, seeded); None: the whole split, or
+    # UNTRAINED_EVAL_SAMPLES for untrained weights, whose accuracy means nothing.
+    eval_samples: int | None = None
+
+    @property
+    def int8_settings(self) -> Int8Settings:
+        return Int8Settings(per_channel=not self.per_tensor, float_io=self.float_io,
+                            method=self.calibration_method)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    run_dir: Path
+    manifest: Path
+    model: str
+    trained: bool  # False: untrained weights (accuracy figures are meaningless)
+    trained_now: bool  # True: export trained the run first
+    float_accuracy: float
+    artifacts: list[Artifact]
+    notes: list[str]
+    seconds: float
+    budget_met: bool | None = None  # --max-drop: did every int8 file meet it (None: not set)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["run_dir"], data["manifest"] = str(self.run_dir), str(self.manifest)
+        return data

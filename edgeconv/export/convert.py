@@ -1,0 +1,100 @@
+"""Conversion: the session every conversion of one export reads, and each format's converter.
+
+`ConversionSession.make(fmt, precision)` calls the converter the format table names
+(edgeconv.formats: `Format.converter`); each returns the file's bytes with what the manifest
+records about how it was made. The session holds the Keras model, the calibration images
+and the int8 settings, and keeps what later conversions build on (the fp32 ONNX the int8
+one is quantised from). It is also the float side of the per-layer int8 report
+(edgeconv.quant.layers.FloatSource) that the `--max-drop` search ranks layers with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgeconv.errors import EdgeconvError
+from edgeconv.formats import CALIBRATED, FLOAT, get_format, resolve
+from edgeconv.quant.calibration import CalibrationSet
+from edgeconv.quant.settings import Int8Settings
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A made file: its bytes and what the manifest records about how it was made."""
+
+    content: bytes
+    options: dict[str, Any]  # opset, per_channel, float_io, calibration
+    # int8: scale and zero-point at the input and output, where only the graph says them
+    # (ONNX QDQ keeps float io); None: the runtime's io tensors say them.
+    quantization: dict[str, Any] | None = None
+
+
+class ConversionSession:
+    def __init__(self, model, calibration: CalibrationSet | None, settings: Int8Settings):
+        self.model, self.calibration_set, self.settings = model, calibration, settings
+        self.origin = model.name
+        self._kept: dict[str, Any] = {}
+
+    @property
+    def calibration(self) -> np.ndarray | None:
+        return None if self.calibration_set is None else self.calibration_set.images
+
+    def make(self, fmt: str, precision: str, keep_float: Sequence[str] = ()) -> Converted:
+        """The file of `fmt` at `precision`; `keep_float` (int8) names layers left float."""
+        found = get_format(fmt)
+        if found.converter is None:
+            raise EdgeconvError(f"edgeconv does not make {fmt} files; it starts from them")
+        found.check_precision(precision)
+        return resolve(found.converter)(self, precision, tuple(keep_float))
+
+    def kept(self, key: str, make: Callable[[], Any]) -> Any:
+        """`make()`, once per session: for results later conversions start from."""
+        if key not in self._kept:
+            self._kept[key] = make()
+        return self._kept[key]
+
+    def int8_options(self, method: str) -> dict[str, Any]:
+        """The options every calibrated file records: weight scales and calibration."""
+        return {"per_channel": self.settings.per_channel,
+                "calibration": self.calibration_set.record(method)}
+
+    # FloatSource (edgeconv.quant.layers): what the per-layer report compares with.
+    def keras_model(self):
+        return self.model
+
+    def float_file(self, fmt: str) -> bytes:
+        return self.make(fmt, FLOAT).content
+
+
+def make_tflite(session: ConversionSession, precision: str,
+                keep_float: tuple[str, ...] = ()) -> Converted:
+    """Keras -> TFLite (edgeconv.convert.tflite); int8 calibrates on min/max."""
+    from edgeconv.convert.tflite import to_tflite
+
+    settings = session.settings
+    content = to_tflite(session.model, precision, session.calibration,
+                        float_io=settings.float_io, per_channel=settings.per_channel,
+                        keep_float=keep_float)
+    options = {}
+    if precision in CALIBRATED:
+        options = {**session.int8_options("minmax"), "float_io": settings.float_io}
+    return Converted(content, options)
+
+
+def make_onnx(session: ConversionSession, precision: str,
+              keep_float: tuple[str, ...] = ()) -> Converted:
+    """Keras -> ONNX once (kept), and int8 QDQ quantised from that fp32 graph."""
+    from edgeconv.convert.onnx import OPSET, boundary_quantization, quantize_onnx, to_onnx
+
+    fp32 = session.kept("onnx fp32", lambda: to_onnx(session.model))
+    if precision == FLOAT:
+        return Converted(fp32, {"opset": OPSET})
+    settings = session.settings
+    content = quantize_onnx(fp32, session.calibration, method=settings.method,
+                            per_channel=settings.per_channel, keep_float=keep_float)
+    return Converted(content, {"opset": OPSET, **session.int8_options(settings.method)},
+                     quantization=boundary_quantization(content))

@@ -1,0 +1,75 @@
+"""Which files an export makes, in order, read off the format table; and the checks on the
+request that fail before anything is touched."""
+
+from __future__ import annotations
+
+from edgeconv.errors import EdgeconvError
+from edgeconv.export.config import ExportConfig
+from edgeconv.formats import (
+    CALIBRATED,
+    EXPORT_FORMATS,
+    FLOAT,
+    FORMATS,
+    PRECISIONS,
+    parse_formats,
+    precisions_of,
+)
+
+# How messages name a format (the table has no display name yet).
+
+
+def plan(config: ExportConfig) -> list[tuple[str, str]]:
+    """(format, precision) pairs in the order they are made; checks the combination.
+
+    For each chosen format in EXPORT_FORMATS order, its precisions in PRECISIONS order that
+    are fp32 (always made) or asked for.
+    """
+    formats = parse_formats(",".join(config.formats))  # the --formats check and message
+    if not config.calibration_samples > 0:
+        raise EdgeconvError(f"--calibration-samples must be > 0; got"
+                            f" {config.calibration_samples}")
+    if config.eval_samples is not None and not config.eval_samples > 0:
+        raise EdgeconvError(f"--eval-samples must be > 0; got {config.eval_samples}")
+    from edgeconv.convert.onnx import CALIBRATION_METHODS
+
+    if config.calibration_method not in CALIBRATION_METHODS:
+        raise EdgeconvError(f"unknown calibration method '{config.calibration_method}'; use"
+                            f" one of {', '.join(CALIBRATION_METHODS)}")
+    _check_precisions(config.precisions, formats)
+    if (config.float_io or config.per_tensor or config.max_drop is not None) \
+            and not config.precisions & CALIBRATED:
+        raise EdgeconvError("--float-io, --per-tensor and --max-drop apply to int8; add --int8")
+    if config.max_drop is not None and not config.max_drop >= 0:
+        raise EdgeconvError(f"--max-drop is in accuracy points and must be >= 0; got"
+                            f" {config.max_drop}")
+    return [(fmt, precision) for fmt in EXPORT_FORMATS if fmt in formats
+            for precision in PRECISIONS if precision in FORMATS[fmt].precisions
+            and (precision == FLOAT or precision in config.precisions)]
+
+
+def _check_precisions(asked: frozenset[str], formats: tuple[str, ...]) -> None:
+    """Every precision asked for is one of PRECISIONS that a chosen format carries."""
+    unknown = sorted(asked - set(PRECISIONS))
+    if unknown:
+        raise EdgeconvError(f"unknown precision '{unknown[0]}'; choose from"
+                            f" {', '.join(PRECISIONS)}")
+    made = precisions_of(formats)
+    homeless = [p for p in PRECISIONS if p in asked and p not in made]
+    if not homeless:
+        return
+    # Name every precision only those formats carry, so the fix (add them) is plain:
+    # "--fp16 and --dynamic are TFLite precisions; add tflite to --formats".
+    carriers = [f for f in EXPORT_FORMATS if homeless[0] in FORMATS[f].precisions]
+    theirs = [p for p in precisions_of(carriers) if p not in made]
+    flags = _and([f"--{p}" for p in theirs])
+    kind = _or([FORMATS[f].title for f in carriers])
+    what = f"are {kind} precisions" if len(theirs) > 1 else f"is a {kind} precision"
+    raise EdgeconvError(f"{flags} {what}; add {_or(carriers)} to --formats")
+
+
+def _and(words: list[str]) -> str:
+    return " and ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def _or(words: list[str]) -> str:
+    return " or ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} or {words[-1]}"
