@@ -218,6 +218,8 @@ def read_json(path: Path) -> Any:
 
 @dataclass(frozen=True)
 class EpochRecord:
+    """One epoch of a training run: train.py logs it, train.json keeps it."""
+
     epoch: int
     loss: float
     accuracy: float

@@ -19,7 +19,7 @@ from edgeconv import __version__, _atomic
 from edgeconv._lazy import keras
 from edgeconv.errors import EdgeconvError
 from edgeconv.progress import Progress
-from edgeconv.records import TRAIN, TRAIN_SCHEMA
+from edgeconv.records import TRAIN, TRAIN_SCHEMA, EpochRecord
 from edgeconv.runtimes.keras import load_model as _load_keras  # safe mode: runs no code
 from edgeconv.zoo import ModelSpec, Recipe, build, get_spec, resolve_options
 
@@ -42,16 +42,6 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class EpochLog:
-    epoch: int
-    loss: float
-    accuracy: float
-    val_loss: float
-    val_accuracy: float
-    seconds: float
-
-
-@dataclass(frozen=True)
 class TrainResult:
     run_dir: Path
     model: str
@@ -63,7 +53,7 @@ class TrainResult:
     best_val_accuracy: float
     test_accuracy: float
     stopped_early: bool
-    history: list[EpochLog] = field(default_factory=list)
+    history: list[EpochRecord] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,7 +62,7 @@ class TrainResult:
         return data
 
 
-def epoch_line(log: EpochLog, improved: bool) -> str:
+def epoch_line(log: EpochRecord, improved: bool) -> str:
     """What the user keeps of an epoch: one line of its figures."""
     return (f"epoch {log.epoch:3d}  loss {log.loss:.4f}  acc {log.accuracy:.4f}  "
             f"val_loss {log.val_loss:.4f}  val_acc {log.val_accuracy:.4f}  "
@@ -140,7 +130,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         dataset=data.summary(), epochs_run=state["epoch"], best_epoch=state["best_epoch"],
         best_val_accuracy=state["best_val_accuracy"], test_accuracy=float(test_accuracy),
         stopped_early=state["epoch"] < recipe.epochs,
-        history=[EpochLog(**h) for h in state["history"]],
+        history=[EpochRecord(**h) for h in state["history"]],
         seconds=time.perf_counter() - started,
     )
     _atomic.write_json(run_dir / RESULT,
@@ -299,7 +289,7 @@ def _run_callback(run_dir: Path, recipe: Recipe, state: dict, progress: Progress
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
-            log = EpochLog(epoch + 1, float(logs["loss"]), float(logs["accuracy"]),
+            log = EpochRecord(epoch + 1, float(logs["loss"]), float(logs["accuracy"]),
                            float(logs["val_loss"]), float(logs["val_accuracy"]),
                            time.perf_counter() - self._epoch_started)
             # 180 validation images tie often on accuracy: the lower loss breaks the tie.
