@@ -209,7 +209,10 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise EdgeconvError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise EdgeconvError(f"{path}: not valid JSON (nested too deeply)") from None
+    # ValueError: JSONDecodeError, and integers beyond Python's 4300-digit limit
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise EdgeconvError(f"{path}: not valid JSON ({exc})") from None
 
 
