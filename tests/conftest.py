@@ -22,3 +22,31 @@ def benched_fcn(tmp_path_factory) -> Path:
                     "--runs", "5", "--warmup", "1", "--min-time", "0", "--json", "--out",
                     str(out / "results.json")], capture_output=True, check=True, timeout=300)
     return out
+
+
+class SentinelTree:
+    """Files outside a run that a hostile input tries to reach: `unchanged()` is true while
+    every one of them is as it was (content and presence), and nothing was added beside."""
+
+    def __init__(self, root: Path) -> None:
+        import hashlib
+
+        self.root = root
+        (root / "sub").mkdir(parents=True)
+        for name in ("victim.txt", "victim.tflite", "sub/victim.onnx", "sub/model.keras"):
+            (root / name).write_bytes(f"sentinel {name}\n".encode())
+        self._hash = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()
+        self.before = self.snapshot()
+
+    def snapshot(self) -> dict[str, str]:
+        return {str(p.relative_to(self.root)): self._hash(p)
+                for p in sorted(self.root.rglob("*")) if p.is_file()}
+
+    def unchanged(self) -> bool:
+        return self.snapshot() == self.before
+
+
+@pytest.fixture
+def sentinel(tmp_path) -> SentinelTree:
+    """A tree of files outside any run directory, to prove that none is touched."""
+    return SentinelTree(tmp_path / "outside")
