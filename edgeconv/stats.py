@@ -52,7 +52,10 @@ def wilson(successes: int, n: int, confidence: float = CONFIDENCE) -> Interval:
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return Interval(max(0.0, centre - half), min(1.0, centre + half), confidence, "Wilson score")
+    # exact ends where the count is: rounding must not move them off 0 and 1
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return Interval(low, high, confidence, "Wilson score")
 
 
 @dataclass(frozen=True)
