@@ -228,6 +228,28 @@ def test_fashion_mnist_from_keras_cache_and_alias(
     assert raw.name == "fashion_mnist" and len(raw.y_train) == 30
 
 
+def test_fashion_mnist_search_path_ends_in_the_system_dataset_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --data-dir, then the Keras cache, then the system folders (Debian's dataset package)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    system = tmp_path / "usr-share-datasets"
+    monkeypatch.setenv("EDGECONV_SYSTEM_DATASETS", f"{tmp_path / 'empty'}{os.pathsep}{system}")
+    with pytest.raises(EdgeconvError, match="apt-get install dataset-fashion-mnist") as err:
+        load_dataset("fashion_mnist")
+    assert str(system / "fashion-mnist") in str(err.value) and "\n" not in str(err.value)
+    write_fashion(system / "fashion-mnist", n_train=20)
+    assert load_dataset("fashion_mnist").source == str(system / "fashion-mnist")
+    write_fashion(tmp_path / "keras" / "datasets" / "fashion-mnist", n_train=30)
+    assert len(load_dataset("fashion_mnist").y_train) == 30  # the Keras cache comes first
+    given = tmp_path / "given"
+    write_fashion(given, n_train=40)
+    assert len(load_dataset("fashion_mnist", data_dir=given).y_train) == 40
+    (tmp_path / "empty-given").mkdir()
+    with pytest.raises(EdgeconvError, match="not found"):  # --data-dir alone when given
+        load_dataset("fashion_mnist", data_dir=tmp_path / "empty-given")
+
+
 def test_cifar10_chw_to_hwc(tmp_path: Path) -> None:
     batches = write_cifar(tmp_path / "cifar-10-batches-py")
     d, labels = batches["data_batch_2"]
@@ -298,6 +320,7 @@ def test_missing_file_names_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         load_dataset("mnist", data_dir=tmp_path)
     assert str(tmp_path / "mnist.npz") in str(err.value) and "--data-dir" in str(err.value)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
+    monkeypatch.setenv("EDGECONV_SYSTEM_DATASETS", str(tmp_path / "no-system-datasets"))
     (tmp_path / "kh").mkdir()
     for name in ("mnist", "fashion_mnist", "cifar10"):
         with pytest.raises(EdgeconvError, match="not found") as err:

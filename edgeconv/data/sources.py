@@ -1,6 +1,7 @@
 """Datasets as stored: names, where their files are, the format readers, `load_dataset`.
 
-Files are found in a `--data-dir` or the Keras cache; each format (Keras mnist.npz, fashion-mnist
+Files are found in a `--data-dir`, else the Keras cache (and, for Fashion-MNIST, the system's
+dataset folders: `system_dataset_dirs()`); each format (Keras mnist.npz, fashion-mnist
 IDX files, CIFAR-10 pickles, scikit-learn's bundled digits, a folder of images per class) is
 read into a `RawDataset` of uint8 NHWC images and int64 labels. Everything a user can get wrong
 (a name, a path, a corrupt file) raises `EdgeconvError` with a one-line message.
@@ -184,10 +185,27 @@ def _find_mnist(data_dir: Path | None) -> Path:
     return _find_files("mnist", folders, (MNIST_FILE,), how) / MNIST_FILE
 
 
+def system_dataset_dirs() -> list[Path]:
+    """Folders where the system's package manager puts datasets (Debian's dataset-* packages
+    install under /usr/share/datasets/); EDGECONV_SYSTEM_DATASETS (os.pathsep-separated)
+    replaces the list."""
+    given = os.environ.get("EDGECONV_SYSTEM_DATASETS")
+    if given is not None:
+        return [Path(p).expanduser() for p in given.split(os.pathsep) if p]
+    return [Path("/usr/local/share/datasets"), Path("/usr/share/datasets")]
+
+
 def _find_fashion(data_dir: Path | None) -> Path:
+    # --data-dir alone when given; else the Keras cache, then the system's dataset folders
+    # (apt-get install dataset-fashion-mnist puts the same IDX files in
+    # /usr/share/datasets/fashion-mnist/).
     folders = _cache_or(data_dir, lambda d: [d / FASHION_DIR, d], lambda c: [c / FASHION_DIR])
-    how = (f"pass --data-dir DIR with DIR (or DIR/{FASHION_DIR}) holding the Keras files "
-           f"{', '.join(FASHION_FILES)}, or --download to fetch them into the Keras cache")
+    if data_dir is None:
+        folders += [base / FASHION_DIR for base in system_dataset_dirs()]
+    how = (f"pass --data-dir DIR with DIR (or DIR/{FASHION_DIR}) holding the files "
+           f"{', '.join(FASHION_FILES)}; on Debian or Ubuntu `apt-get install"
+           f" dataset-fashion-mnist` installs them where edgeconv looks; or --download to fetch"
+           " them into the Keras cache")
     return _find_files("fashion_mnist", folders, FASHION_FILES, how)
 
 
