@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeconv.errors import EdgeconvError
+from edgeconv.schema import in_pseudo_fs
 
 
 @contextlib.contextmanager
@@ -27,6 +28,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         raise EdgeconvError(f"{target} is a directory; give a file path to write")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
+    tmp.unlink(missing_ok=True)  # a stale one, or a symlink planted to redirect the write
     try:
         yield tmp
         os.replace(tmp, target)
@@ -37,7 +39,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 def write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
     with atomic_path(target) as tmp:
-        with open(tmp, "wb") as fh:
+        with open(tmp, "xb") as fh:  # exclusive: never through a symlink put there since
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -49,7 +51,8 @@ def write_json(target: str | os.PathLike[str], data: Any) -> None:
 
 def check_output_file(target: str | os.PathLike[str], option: str) -> Path:
     """Refuse, before any work starts, a file path that cannot be written: a directory, a
-    path under a regular file, or a folder that cannot be created or written (/proc)."""
+    device or FIFO (an atomic write would replace it with a file: /dev/null), a path under a
+    regular file, or a folder that cannot be created or written (/proc)."""
     return _check_output(Path(target), option, is_dir=False)
 
 
@@ -59,24 +62,29 @@ def check_output_dir(target: str | os.PathLike[str], option: str) -> Path:
 
 
 def _check_output(target: Path, option: str, *, is_dir: bool) -> Path:
-    if "\n" in str(target) or "\r" in str(target):
-        raise EdgeconvError(f"{option} {str(target)!r}: a path with a line break")
+    if "\n" in str(target) or "\r" in str(target) or "\0" in str(target):
+        raise EdgeconvError(f"{option} {str(target)!r}: a path with a line break or NUL")
+    try:
+        return _check_output_path(target, option, is_dir=is_dir)
+    except OSError as exc:  # a name too long, a symlink loop, a folder we may not search
+        raise EdgeconvError(f"{option} {target}: {exc.strerror or exc}") from None
+
+
+def _check_output_path(target: Path, option: str, *, is_dir: bool) -> Path:
     if is_dir and target.exists() and not target.is_dir():
         raise EdgeconvError(f"{option} {target} is a file, not a folder")
     if not is_dir and target.is_dir():
         raise EdgeconvError(f"{option} {target} is a directory; give a file path to write")
+    if not is_dir and target.exists() and not target.is_file():
+        raise EdgeconvError(f"{option} {target} is not a regular file (a device, FIFO or"
+                            " socket); give a file path to write")
     # The nearest folder that exists must be a writable folder, and nothing on the way a file.
     existing = target if is_dir and target.exists() else target.parent
     while not existing.exists():
         existing = existing.parent
     if not existing.is_dir():
         raise EdgeconvError(f"{option} {target}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK) or _is_pseudo_fs(existing):
+    # /proc and /sys accept some writes (root passes os.access) but hold no files of ours.
+    if not os.access(existing, os.W_OK | os.X_OK) or in_pseudo_fs(existing):
         raise EdgeconvError(f"{option} {target}: cannot write in {existing}")
     return target
-
-
-def _is_pseudo_fs(folder: Path) -> bool:
-    """/proc and /sys accept some writes (root passes os.access) but hold no files of ours."""
-    resolved = folder.resolve()
-    return any(resolved == Path(p) or Path(p) in resolved.parents for p in ("/proc", "/sys"))

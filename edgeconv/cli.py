@@ -6,25 +6,74 @@ install (no TensorFlow) must still run the commands it has the runtimes for.
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
 from edgeconv import __version__
-from edgeconv.commands import bench, data, export, gate, report, train, zoo
+from edgeconv.commands import bench, board, data, export, gate, report, train, zoo
 from edgeconv.errors import EdgeconvError
+
+try:  # recent Typer carries its own copy of Click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - older Typer depends on Click itself
+    from click.exceptions import UsageError
+
+
+def one_line(message: str) -> str:
+    """`message` with every line break or control character written as an escape (`\\n`):
+    a name the user typed may hold one, and an error is one line whatever it quotes."""
+    return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in message)
+
+
+def fail(message: str) -> NoReturn:
+    """The one place errors are printed: `error: ...` as one line on stderr, exit 2."""
+    typer.echo(f"error: {one_line(message)}", err=True)
+    raise typer.Exit(2)
+
+
+def _usage(exc: UsageError) -> str:
+    """Click's usage error (bad value, missing argument, unknown command or option) as the
+    text of one `error:` line, with its suggestion and where to find help, instead of the
+    usage box."""
+    message = exc.format_message()
+    possible = getattr(exc, "possibilities", None)  # NoSuchOption: close option names
+    if possible:
+        message = f"{exc.message}; did you mean {' or '.join(sorted(possible))}?"
+    message = re.sub(r"\.\s+Did you mean", "; did you mean", message.strip()).rstrip(".")
+    if message[:1].isupper() and message[1:2].islower():  # "Invalid value": as ours read
+        message = message[0].lower() + message[1:]
+    if exc.ctx is not None:
+        message += f" (see '{exc.ctx.command_path} --help')"
+    return message
+
+
+def _usage_error(exc: UsageError) -> NoReturn:
+    if type(exc).__name__ == "NoArgsIsHelpError":  # bare `edgeconv` or `edgeconv board`:
+        raise exc  # the help, as Click shows it
+    fail(_usage(exc))
 
 
 class _Group(TyperGroup):
-    """Turns the errors a user can cause into one line on stderr and exit code 2."""
+    """Turns the errors a user can cause into one line on stderr and exit code 2: ours
+    (EdgeconvError) and Click's usage errors, from parsing the group's own options
+    (`make_context`) or the command and its parameters (inside `invoke`)."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except UsageError as exc:
+            _usage_error(exc)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except EdgeconvError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+            fail(str(exc))
+        except UsageError as exc:  # the command's name, options and arguments
+            _usage_error(exc)
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
@@ -66,6 +115,7 @@ app.command()(bench.bench)
 app.command()(bench.targets)
 app.command()(gate.gate)
 app.command()(report.report)
+app.add_typer(board.app, name="board")
 
 
 def main() -> None:

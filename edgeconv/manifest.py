@@ -3,22 +3,34 @@
 The manifest is the only thing a bench on a device reads besides the model files, so this
 module needs nothing but the standard library (no TensorFlow on a Raspberry Pi). It is
 written last and atomically by the exporter: a file it lists was complete and verified when
-it was written, and `verified_path` checks the size and sha256 before anything loads it.
+it was written, and `verified_path` checks it is still that file before anything loads it.
+
+A manifest is read back as untrusted input: `load_manifest` validates the whole document
+(MANIFEST_DOC) and refuses an artifact path that is not a plain relative name inside the
+manifest's folder once symbolic links are followed, and duplicate entries.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from edgeconv import _atomic
 from edgeconv.errors import EdgeconvError
-from edgeconv.formats import FORMATS
+from edgeconv.formats import FORMATS, PRECISIONS
+from edgeconv.records import (
+    COUNT, FRACTION, MAX_MODEL_BYTES, MODEL_OPTIONS, NAME, PREPROCESSING, SEED, SHA256, TEXT,
+    check_version, read_json,
+)
 from edgeconv.records import MANIFEST_SCHEMA as SCHEMA_VERSION
+from edgeconv.schema import (
+    Bool, DictOf, Each, Int, ListOf, Num, Obj, Opt, RelPath, SchemaError, Spec, Str, contained,
+    open_regular, validate,
+)
+from edgeconv.zoo._registry import MAX_SIDE
 
 MANIFEST = "manifest.json"
 
@@ -32,7 +44,7 @@ class Artifact:
     precision: str  # fp32 | fp16 | dynamic | int8
     size_bytes: int
     sha256: str
-    accuracy: float | None  # top-1 on the test split, run in `runtime`
+    accuracy: float | None = None  # top-1 on the test split, run in `runtime`
     agreement: float | None = None  # share of test images whose top-1 matches Keras fp32
     max_abs_diff: float | None = None  # largest |output - Keras fp32 output| on the test split
     runtime: str | None = None  # what measured `accuracy`, with its version
@@ -46,12 +58,11 @@ class Artifact:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Artifact:
+        """An entry as manifest.json holds it: validated against ARTIFACT (SchemaError, a
+        ValueError, names the field), unknown keys ignored."""
+        ARTIFACT.check(data, "")
         known = {f.name for f in fields(cls)}
-        artifact = cls(**{k: v for k, v in data.items() if k in known})
-        if artifact.format not in FORMATS \
-                or artifact.precision not in FORMATS[artifact.format].precisions:
-            raise ValueError(f"unknown format/precision {artifact.format}/{artifact.precision}")
-        return artifact
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass(frozen=True)
@@ -113,12 +124,24 @@ class Manifest:
                      if a.format == fmt and a.precision == precision), None)
 
     def verified_path(self, artifact: Artifact) -> Path:
-        """The artifact's file, after checking it is the file the manifest describes."""
+        """The artifact's file, after checking it is the file the manifest describes: inside
+        the manifest's folder once symbolic links are followed, a regular file (not a FIFO,
+        a device or /proc), of `size_bytes` (checked before hashing: a 40 GB file listed as
+        200 KB is refused unread), with the listed sha256."""
         path = self.directory / artifact.path
-        if not path.is_file():
-            raise EdgeconvError(f"{path} is listed in {self.directory / MANIFEST} but missing;"
+        manifest = self.directory / MANIFEST
+        if not contained(self.directory, artifact.path):
+            raise EdgeconvError(f"{manifest} lists {artifact.path}, which leads outside"
+                                f" {self.directory} (a symbolic link?); re-run `edgeconv export`")
+        if not os.path.exists(path):  # never raises (a name too long is missing too)
+            raise EdgeconvError(f"{path} is listed in {manifest} but missing;"
                                 " re-run `edgeconv export`")
-        digest = sha256_of(path)
+        with open_regular(path) as (fh, info):
+            if info.st_size != artifact.size_bytes:
+                raise EdgeconvError(
+                    f"{path} is {info.st_size:,} bytes, not the {artifact.size_bytes:,} the"
+                    " manifest lists: the file changed after export; re-run `edgeconv export`")
+            digest = _sha256_of_file(fh)
         if digest != artifact.sha256:
             raise EdgeconvError(
                 f"{path}: sha256 {digest[:12]}... does not match the manifest's"
@@ -128,10 +151,14 @@ class Manifest:
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+        return _sha256_of_file(fh)
+
+
+def _sha256_of_file(fh) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 
@@ -152,53 +179,123 @@ def write_manifest(directory: Path, data: dict[str, Any], artifacts: list[Artifa
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     """Read a manifest.json, or the one in a directory; a bad one is one clear error."""
     path = Path(path)
-    file = path / MANIFEST if path.is_dir() else path
-    if not file.is_file():
+    file = path / MANIFEST if os.path.isdir(path) else path
+    if not os.path.exists(file):
         where = f"{path} has no {MANIFEST}" if path.is_dir() else f"{path} does not exist"
         raise EdgeconvError(f"{where}; run `edgeconv export` first")
-    try:
-        data = json.loads(file.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EdgeconvError(f"{file}: not valid JSON ({exc})") from None
+    data = read_json(file)  # a regular file of bounded size, or one line
     if not isinstance(data, dict) or "schema_version" not in data:
         raise EdgeconvError(f"{file}: not an edgeconv manifest (no schema_version)")
-    if data["schema_version"] != SCHEMA_VERSION:
-        raise EdgeconvError(f"{file}: schema_version {data['schema_version']!r} is not the"
-                            f" {SCHEMA_VERSION} this edgeconv reads; re-export with it")
-    try:
-        artifacts = [Artifact.from_dict(a) for a in data["artifacts"]]
-        header = _header(data)
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise EdgeconvError(f"{file}: malformed manifest ({type(exc).__name__}: {exc})"
-                            ) from None
-    return Manifest(directory=file.parent, data=data, artifacts=artifacts, **header)
+    check_version(data, SCHEMA_VERSION, str(file), "", "re-export with it")
+    validate(data, MANIFEST_DOC, str(file))
+    for i, entry in enumerate(data["artifacts"]):
+        if not contained(file.parent, entry["path"]):
+            raise EdgeconvError(f"{file}: artifacts[{i}].path must stay inside {file.parent}"
+                                f" once symbolic links are followed; got {entry['path']!r}")
+    artifacts = [Artifact.from_dict(a) for a in data["artifacts"]]
+    return Manifest(directory=file.parent, data=data, artifacts=artifacts, **_header(data))
 
 
 def _header(data: dict[str, Any]) -> dict[str, Any]:
-    """The typed top level: model, input, dataset, float accuracy (checked, not trusted)."""
-    model = data["model"]
-    if not isinstance(model["name"], str) or not isinstance(model.get("options", {}), dict):
-        raise TypeError("model.name must be a string and model.options an object")
-    given = data.get("input") or {}
-    preprocessing = given.get("preprocessing") or {}
-    shape = given.get("shape") or []
-    if not isinstance(preprocessing, dict) or not isinstance(shape, list):
-        raise TypeError("input.preprocessing must be an object and input.shape a list")
+    """The typed top level: model, input, dataset, float accuracy (MANIFEST_DOC-checked)."""
+    model, given = data["model"], data.get("input") or {}
     dataset = data.get("dataset") or {}
-    subset = dataset.get("test_subset")
-    if subset is not None and not (isinstance(subset, dict)
-                                   and isinstance(subset.get("samples"), int)):
-        raise TypeError("dataset.test_subset must be an object with an integer samples")
     float_accuracy = data.get("float_accuracy")
-    if float_accuracy is not None and not isinstance(float_accuracy, (int, float)):
-        raise TypeError("float_accuracy must be a number")
     return {
         "model_info": ModelInfo(name=model["name"], options=dict(model.get("options") or {}),
                                 trained=bool(model.get("trained", True))),
-        "input": InputInfo(shape=shape, layout=str(given.get("layout", "NHWC")),
-                           dtype=str(given.get("dtype", "float32")),
-                           preprocessing=preprocessing),
-        "dataset": DatasetInfo(name=dataset.get("name"), seed=int(dataset.get("seed", 0)),
-                               test_subset=subset),
+        "input": InputInfo(shape=list(given.get("shape") or []),
+                           layout=given.get("layout") or "NHWC",
+                           dtype=given.get("dtype") or "float32",
+                           preprocessing=dict(given.get("preprocessing") or {})),
+        "dataset": DatasetInfo(name=dataset.get("name"), seed=dataset.get("seed") or 0,
+                               test_subset=dataset.get("test_subset")),
         "float_accuracy": None if float_accuracy is None else float(float_accuracy),
     }
+
+
+# --- the schema ---------------------------------------------------------------------------
+
+
+class _ArtifactRules(Spec):
+    """What one entry's fields must agree on: a precision its format carries, and a path
+    ending in the format's suffix (the runtime is chosen by format, the file named by it)."""
+
+    def check(self, value: Any, where: str) -> Any:
+        fmt = FORMATS[value["format"]]
+        if value["precision"] not in fmt.precisions:
+            raise SchemaError(f"{where}.precision".lstrip("."),
+                              f"one of {', '.join(fmt.precisions)} for {fmt.title}",
+                              value["precision"])
+        if PurePosixPath(value["path"]).suffix.lower() != fmt.suffix:
+            raise SchemaError(f"{where}.path".lstrip("."),
+                              f"a name ending in {fmt.suffix} for {fmt.title}",
+                              value["path"])
+        return value
+
+
+class _NoDuplicates(Spec):
+    """One entry per file and one per format and precision (a bench or a report would
+    otherwise measure or show one of them under the other's figures)."""
+
+    def check(self, value: Any, where: str) -> Any:
+        paths: dict[str, int] = {}
+        kinds: dict[tuple[str, str], int] = {}
+        for i, entry in enumerate(value):
+            path = PurePosixPath(entry["path"]).as_posix()
+            kind = (entry["format"], entry["precision"])
+            if path in paths:
+                raise SchemaError(f"{where}[{i}]", "", message=f"repeats the path {path!r} of"
+                                  f" {where}[{paths[path]}]")
+            if kind in kinds:
+                raise SchemaError(f"{where}[{i}]", "", message=f"repeats {kind[0]} {kind[1]}"
+                                  f" of {where}[{kinds[kind]}]")
+            paths[path], kinds[kind] = i, i
+        return value
+
+
+TENSOR = Obj({"name": Opt(Str()),
+              "shape": Opt(ListOf(Opt(Int(0, 1 << 31)), max_len=16)),
+              "dtype": Opt(Str(max_len=100)), "scale": Opt(Num(min=0)),
+              "zero_point": Opt(Int(-(1 << 31), 1 << 31))})
+QUANTIZATION = Obj({"scale": Num(min=0), "zero_point": Int(-(1 << 31), 1 << 31),
+                    "dtype": Opt(Str(max_len=100))}, required=("scale", "zero_point"))
+# How a file was made (export/convert.py); Int8Settings.from_options reads it back.
+MADE_WITH = Obj({
+    "per_channel": Opt(Bool()), "float_io": Opt(Bool()), "opset": Opt(Int(1, 1000)),
+    "calibration": Opt(Obj({"samples": Opt(COUNT), "split": Opt(Str(max_len=100)),
+                            "seed": Opt(SEED), "method": Opt(Str(max_len=100))})),
+    "accuracy_budget": Opt(Obj()),
+})
+ARTIFACT = Obj({
+    "path": RelPath(), "format": Str(choices=tuple(FORMATS)),
+    "precision": Str(choices=tuple(PRECISIONS)), "size_bytes": Int(0, MAX_MODEL_BYTES),
+    "sha256": SHA256, "accuracy": Opt(FRACTION), "agreement": Opt(FRACTION),
+    # a file whose outputs went NaN is measured as such, and its manifest still loads
+    "max_abs_diff": Opt(Num(min=0, finite=False, nan=True)), "runtime": Opt(Str(max_len=1000)),
+    "inputs": ListOf(TENSOR, max_len=64), "outputs": ListOf(TENSOR, max_len=64),
+    "options": MADE_WITH,
+    "quantization": Opt(Obj({"input": Opt(QUANTIZATION), "output": Opt(QUANTIZATION)})),
+    "micro": Opt(Obj({"ok": Bool(), "arena_bytes": Opt(COUNT), "error": Opt(TEXT)},
+                     required=("ok",))),
+}, required=("path", "format", "precision", "size_bytes", "sha256"))
+MANIFEST_DOC = Obj({
+    "schema_version": Int(), "created": Opt(Str(max_len=100)),
+    "model": Obj({"name": NAME, "options": Opt(MODEL_OPTIONS), "trained": Opt(Bool())},
+                 required=("name",)),
+    "input": Opt(Obj({
+        # with the batch dimension first: [null, 28, 28, 1]
+        "shape": Opt(ListOf(Opt(Int(1, MAX_SIDE, expected="a dimension")), max_len=8)),
+        "layout": Opt(Str(max_len=100)), "dtype": Opt(Str(max_len=100)),
+        "preprocessing": Opt(PREPROCESSING)})),
+    "labels": Opt(ListOf(Str(max_len=1000))),
+    "dataset": Opt(Obj({
+        "name": Opt(Str(max_len=4096)), "seed": Opt(SEED),
+        "test_subset": Opt(Obj({"samples": Int(1, COUNT.max), "of": Opt(COUNT),
+                                "seed": Opt(SEED)},
+                               required=("samples",)))})),
+    "float_accuracy": Opt(FRACTION), "versions": Opt(DictOf(Opt(Str(max_len=1000)))),
+    "calibration": Opt(Obj()),
+    "artifacts": Each((ListOf(Each((ARTIFACT, _ArtifactRules())), max_len=1000),
+                       _NoDuplicates())),
+}, required=("schema_version", "model", "artifacts"))

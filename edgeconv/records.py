@@ -6,9 +6,12 @@ and write results through this module, and none of them may need a runtime to do
 manifest.json has its own module (edgeconv.manifest) for the same reasons; its schema
 version lives here with the others.
 
-A reader turns anything that is not the document it expects into one EdgeconvError line
-naming the file. Files of the current schema written by older edgeconv versions load: new
-fields have defaults, unknown fields are ignored.
+A reader validates the whole document against its schema (edgeconv.schema) before using any
+of it, and turns anything else into one EdgeconvError line naming the file, the field and
+what was expected. Files of the current schema written by older edgeconv versions load: new
+fields have defaults; unknown keys (a newer edgeconv of the same schema) are kept, untyped
+and unread. The specs every record shares (sha256, sizes, model options, preprocessing, an
+epoch) live here; manifest.json's own in edgeconv.manifest.
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ from typing import Any
 
 from edgeconv import _atomic
 from edgeconv.errors import EdgeconvError
+from edgeconv.formats import FORMATS, PRECISIONS
+from edgeconv.schema import (
+    Bool, DictOf, Int, ListOf, Num, Obj, Opt, Spec, Str, read_regular, validate,
+)
+from edgeconv.zoo._registry import MAX_CHANNELS, MAX_CLASSES, MAX_SIDE
+from edgeconv.zoo.options import MAX_ALPHA
 
 MANIFEST_SCHEMA = 1
 RESULTS_SCHEMA = 1
@@ -32,6 +41,72 @@ STATUSES = ("ok", "unsupported", "failed")
 # Where a row's latency was measured: on the target itself, or on this host for a target
 # it stands in for (TFLite Micro's interpreter on x86 for a microcontroller).
 TIMED_ON = ("target", "host")
+
+MAX_RECORD_BYTES = 64 << 20  # a JSON record (manifest, results, train): read whole
+MAX_MODEL_BYTES = 4 << 30  # a model file: TFLite and ONNX files stop at 2 GiB (flatbuffer,
+#                            protobuf); VGG16's .keras is 0.5 GiB
+MAX_COUNT = 1 << 53  # any count or byte figure in a record (exact as a JSON double)
+
+
+# --- the specs records share ---------------------------------------------------------------
+
+SHA256 = Str(pattern="[0-9a-f]{64}", expected="a sha256 (64 lowercase hex digits)")
+FRACTION = Num(0, 1)  # accuracy, agreement: a share of the test images
+COUNT = Int(0, MAX_COUNT)
+SEED = Int(0, 2**63 - 1)
+NAME = Str(max_len=1000, allow_empty=False)
+TEXT = Str(one_line=False)  # free text a program wrote (an error, a note): folded on reading
+
+
+@dataclass
+class ImageShape(Spec):
+    """[H, W, C] with H, W up to MAX_SIDE and 1..MAX_CHANNELS channels; `free`: H and W may
+    be null (a model that takes any size)."""
+
+    free: bool = True
+
+    def check(self, value: Any, where: str) -> Any:
+        side = Int(1, MAX_SIDE, expected="an image side")
+        ListOf(Opt(side) if self.free else side, 3, 3).check(value, where)
+        Int(1, MAX_CHANNELS, expected="a channel count").check(value[2], f"{where}[2]")
+        return value
+
+
+# The model options a run or an export recorded (ModelOptions.to_dict()); resolve_options
+# checks them against the model when they are used.
+MODEL_OPTIONS = Obj({
+    "input_shape": Opt(ImageShape()), "classes": Opt(Int(1, MAX_CLASSES)),
+    "alpha": Opt(Num(0, MAX_ALPHA)), "version": Opt(Str(max_len=100)),
+    "groups": Opt(Int(1, 1024)),
+})
+# How images were prepared (edgeconv.data.Preprocessing.to_dict()): what bench and export
+# repeat. The source may be larger than a model input (a folder of photos).
+PREPROCESSING = Obj({
+    "input_shape": ImageShape(free=False), "source_shape": Opt(ListOf(Int(1, 1 << 20), 3, 3)),
+    "resize": Opt(Str(max_len=100)), "channels": Opt(Str(max_len=100)), "scale": Num(),
+    "offset": Num(), "input_dtype": Opt(Str(max_len=100)),
+}, required=("input_shape", "scale", "offset"))
+LOSS = Num(finite=False, nan=True)  # a diverged run logs inf or NaN, and its record stays
+EPOCH = Obj({"epoch": COUNT, "loss": LOSS, "accuracy": FRACTION, "val_loss": LOSS,
+             "val_accuracy": FRACTION, "seconds": Num(min=0)},
+            required=("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"))
+
+
+def one_line(text: str) -> str:
+    """Free text read back from a record, on one line (tables, one-line messages)."""
+    return " ".join(text.split())
+
+
+def check_version(data: dict[str, Any], expected: int, source: str, what: str,
+                  fix: str) -> None:
+    """`schema_version` is the integer `expected` (true is not 1); else one line."""
+    version = data.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise EdgeconvError(f"{source}: schema_version must be the integer {expected};"
+                            f" got {version!r}"[:300])
+    if version != expected:
+        raise EdgeconvError(f"{source}: {what}schema_version {version!r} is not the"
+                            f" {expected} this edgeconv reads; {fix}"[:300])
 
 
 @dataclass(frozen=True)
@@ -47,10 +122,9 @@ class Latency:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Latency:
-        names = [f.name for f in fields(cls)]
-        if not isinstance(data, dict) or not set(names) <= data.keys():
-            raise ValueError(f"latency_ms needs {', '.join(names)}; got {data!r}")
-        return cls(**{name: float(data[name]) for name in names})
+        """Raises SchemaError (a ValueError) naming the field when `data` is not one."""
+        LATENCY.check(data, "latency_ms")
+        return cls(**{f.name: float(data[f.name]) for f in fields(cls)})
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -98,44 +172,50 @@ class BenchRow:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchRow:
-        """A row as results.json holds it; unknown keys ignored, types checked."""
-        missing = [k for k in _ROW_REQUIRED if k not in data]
-        if missing:
-            raise ValueError(f"a row lacks {', '.join(missing)}")
+        """A row as results.json holds it: validated against ROW (SchemaError, a ValueError,
+        names the field), unknown keys ignored, free text on one line."""
+        ROW.check(data, "")
+        return cls.from_checked(data)
+
+    @classmethod
+    def from_checked(cls, data: dict[str, Any]) -> BenchRow:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         latency = values.get("latency_ms")
-        values["latency_ms"] = Latency.from_dict(latency) if latency else None
-        row = cls(**values)
-        _check_row(row)
-        return row
+        values["latency_ms"] = Latency.from_dict(latency) if latency is not None else None
+        if values.get("error") is not None:
+            values["error"] = one_line(values["error"])
+        values["notes"] = [one_line(n) for n in values.get("notes", [])]
+        return cls(**values)
 
 
 _ROW_REQUIRED = ("artifact", "sha256", "format", "runtime", "target", "status")
-_ROW_TYPES: dict[str, tuple[type, ...]] = {
-    "artifact": (str,), "sha256": (str,), "format": (str,), "runtime": (str,),
-    "target": (str,), "status": (str,), "precision": (str, type(None)),
-    "threads": (int, type(None)), "error": (str, type(None)), "timed_on": (str,),
-    "init_ms": (int, float, type(None)), "first_ms": (int, float, type(None)),
-    "runs": (int, type(None)), "throughput_ips": (int, float, type(None)),
-    "macs": (int, type(None)), "gmac_per_s": (int, float, type(None)),
-    "peak_rss_bytes": (int, type(None)), "size_bytes": (int, type(None)),
-    "accuracy": (int, float, type(None)), "agreement": (int, float, type(None)),
-    "arena_bytes": (int, type(None)), "flash_bytes": (int, type(None)),
-    "fits": (bool, type(None)), "notes": (list,),
-}
-
-
-def _check_row(row: BenchRow) -> None:
-    for name, types in _ROW_TYPES.items():
-        value = getattr(row, name)
-        # bool is an int in Python: a count or a size must not be True
-        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-            raise ValueError(f"{name} is {value!r}")
-    if row.status not in STATUSES:
-        raise ValueError(f"status {row.status!r} is not one of {', '.join(STATUSES)}")
-    if row.timed_on not in TIMED_ON:
-        raise ValueError(f"timed_on {row.timed_on!r} is not one of {', '.join(TIMED_ON)}")
+LATENCY = Obj({name: Num(min=0) for name in ("p50", "p90", "p99", "mean", "std", "min")},
+              required=("p50", "p90", "p99", "mean", "std", "min"))
+ROW = Obj({
+    "artifact": Str(max_len=4096, allow_empty=False), "sha256": SHA256,
+    "format": Str(choices=tuple(FORMATS)), "precision": Opt(Str(choices=tuple(PRECISIONS))),
+    "runtime": NAME, "target": NAME, "threads": Opt(Int(1, 65_536)),
+    "status": Str(choices=STATUSES), "error": Opt(TEXT), "latency_ms": Opt(LATENCY),
+    "timed_on": Str(choices=TIMED_ON), "init_ms": Opt(Num(min=0)),
+    "first_ms": Opt(Num(min=0)), "runs": Opt(COUNT), "throughput_ips": Opt(Num(min=0)),
+    "macs": Opt(COUNT), "gmac_per_s": Opt(Num(min=0)), "peak_rss_bytes": Opt(COUNT),
+    "size_bytes": Opt(Int(0, MAX_MODEL_BYTES)), "accuracy": Opt(FRACTION),
+    "agreement": Opt(FRACTION), "arena_bytes": Opt(COUNT), "flash_bytes": Opt(COUNT),
+    "fits": Opt(Bool()), "notes": ListOf(TEXT, max_len=1000),
+}, required=_ROW_REQUIRED)
+# What report and gate read of where a bench ran; the rest (the whole target, versions) is
+# kept as written. `config` (how the bench was run) is a record for people: an object.
+ENVIRONMENT = Obj({
+    **{key: Opt(Str(max_len=1000)) for key in ("host", "cpu", "machine", "os", "python",
+                                                 "edgeconv", "created")},
+    "cores": Opt(Int(0, 1 << 20)), "runtimes": Opt(DictOf(Opt(Str(max_len=1000)))),
+    "target": Opt(Obj({"name": Opt(NAME), "kind": Opt(NAME), "description": Opt(TEXT),
+                       "sram_bytes": Opt(COUNT), "flash_bytes": Opt(COUNT)})),
+})
+RESULTS_DOC = Obj({"schema_version": Int(), "environment": Opt(ENVIRONMENT),
+                   "config": Opt(Obj()), "results": ListOf(ROW), "notes": Opt(ListOf(TEXT))},
+                  required=("schema_version", "results"))
 
 
 @dataclass
@@ -172,27 +252,12 @@ def results_from_dict(data: Any, source: str) -> BenchReport:
     """A parsed results.json -> BenchReport; anything else is one line naming `source`."""
     if not isinstance(data, dict) or "results" not in data:
         raise EdgeconvError(f"{source}: not an edgeconv results.json (no results)")
-    if data.get("schema_version") != RESULTS_SCHEMA:
-        raise EdgeconvError(f"{source}: results schema_version {data.get('schema_version')!r}"
-                            f" is not the {RESULTS_SCHEMA} this edgeconv reads; re-run bench")
-    rows, environment = data["results"], data.get("environment") or {}
-    if not isinstance(rows, list) or not isinstance(environment, dict):
-        raise EdgeconvError(f"{source}: malformed results.json (results must be a list,"
-                            " environment an object)")
-    try:
-        results = [BenchRow.from_dict(r) if isinstance(r, dict) else _not_a_row(r)
-                   for r in rows]
-    except (TypeError, ValueError, KeyError) as exc:
-        raise EdgeconvError(f"{source}: malformed results.json ({exc}; each row needs"
-                            f" {', '.join(_ROW_REQUIRED)})") from None
-    notes = data.get("notes") or []
-    return BenchReport(environment=environment, config=dict(data.get("config") or {}),
-                       results=results, notes=[str(n) for n in notes]
-                       if isinstance(notes, list) else [], out=None)
-
-
-def _not_a_row(value: Any) -> BenchRow:
-    raise ValueError(f"a row is {type(value).__name__}, not an object")
+    check_version(data, RESULTS_SCHEMA, source, "results ", "re-run bench")
+    validate(data, RESULTS_DOC, source)
+    return BenchReport(environment=dict(data.get("environment") or {}),
+                       config=dict(data.get("config") or {}),
+                       results=[BenchRow.from_checked(r) for r in data["results"]],
+                       notes=[one_line(n) for n in data.get("notes") or []], out=None)
 
 
 def load_results(path: str | os.PathLike[str]) -> BenchReport:
@@ -204,16 +269,16 @@ def load_results(path: str | os.PathLike[str]) -> BenchReport:
 
 
 def read_json(path: Path) -> Any:
-    """Parsed JSON, or one line saying why the file cannot be read."""
+    """Parsed JSON, or one line saying why the file cannot be read: missing, not a regular
+    file (a FIFO, a device, /proc), over MAX_RECORD_BYTES, or not JSON."""
+    text = read_regular(path, MAX_RECORD_BYTES)
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise EdgeconvError(f"{path} does not exist") from None
+        return json.loads(text)
     except RecursionError:
         raise EdgeconvError(f"{path}: not valid JSON (nested too deeply)") from None
     # ValueError: JSONDecodeError, and integers beyond Python's 4300-digit limit
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise EdgeconvError(f"{path}: not valid JSON ({exc})") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise EdgeconvError(f"{path}: not valid JSON ({str(exc)[:200]})") from None
 
 
 # --- train.json --------------------------------------------------------------------------
@@ -251,30 +316,34 @@ class TrainRecord:
         return [h.seconds for h in self.history]
 
 
+# What export and report read of a train.json (the rest: recipe, dataset summary, labels,
+# versions, kept as written).
+TRAIN_DOC = Obj({
+    "schema_version": Int(), "model": NAME, "model_options": MODEL_OPTIONS,
+    "config": Obj({"model": Opt(NAME), "dataset": Str(max_len=4096, allow_empty=False),
+                   "seed": SEED}, required=("dataset", "seed")),
+    "preprocessing": PREPROCESSING, "epochs_run": COUNT, "best_epoch": COUNT,
+    "test_accuracy": Opt(FRACTION), "history": ListOf(EPOCH),
+}, required=("model", "model_options", "config", "preprocessing", "epochs_run", "best_epoch"))
+
+
+def epoch_record(data: dict[str, Any]) -> EpochRecord:
+    """An EPOCH-checked entry (unknown keys, from a newer edgeconv, left out)."""
+    return EpochRecord(**{f.name: data[f.name] for f in fields(EpochRecord)})
+
+
 def load_train(path: str | os.PathLike[str]) -> TrainRecord:
     """Read a train.json (files written before it had a schema_version load too)."""
     path = Path(path)
     data = read_json(path)
-    try:
-        version = data.get("schema_version", TRAIN_SCHEMA)
-        if version != TRAIN_SCHEMA:
-            raise EdgeconvError(f"{path}: train schema_version {version!r} is not the"
-                                f" {TRAIN_SCHEMA} this edgeconv reads; re-run `edgeconv train`")
-        history = [EpochRecord(**{f.name: h[f.name] for f in fields(EpochRecord)})
-                   for h in data.get("history", [])]
-        options = data["model_options"]
-        preprocessing = data["preprocessing"]
-        if not isinstance(options, dict) or not isinstance(preprocessing, dict):
-            raise TypeError("model_options and preprocessing must be objects")
-        test = data.get("test_accuracy")
-        return TrainRecord(model=str(data["model"]), model_options=options,
-                           dataset=str(data["config"]["dataset"]),
-                           seed=int(data["config"]["seed"]), preprocessing=preprocessing,
-                           epochs_run=int(data["epochs_run"]), best_epoch=int(data["best_epoch"]),
-                           test_accuracy=None if test is None else float(test),
-                           history=history, directory=path.parent)
-    except EdgeconvError:
-        raise
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise EdgeconvError(f"{path}: not a readable training result ({type(exc).__name__}:"
-                            f" {exc}); re-run `edgeconv train`") from None
+    if isinstance(data, dict) and "schema_version" in data:
+        check_version(data, TRAIN_SCHEMA, str(path), "train ", "re-run `edgeconv train`")
+    validate(data, TRAIN_DOC, str(path))
+    test = data.get("test_accuracy")
+    return TrainRecord(model=data["model"], model_options=data["model_options"],
+                       dataset=data["config"]["dataset"], seed=data["config"]["seed"],
+                       preprocessing=data["preprocessing"], epochs_run=data["epochs_run"],
+                       best_epoch=data["best_epoch"],
+                       test_accuracy=None if test is None else float(test),
+                       history=[epoch_record(h) for h in data.get("history", [])],
+                       directory=path.parent)

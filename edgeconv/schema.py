@@ -9,18 +9,25 @@ and raises one EdgeconvError line naming the file, the field and what was expect
 
 Standard library only (a device install reads manifests too). Numbers are finite unless a
 spec says otherwise, bool is never accepted as a number, strings never hold a line break
-(they end up in one-line messages and tables), and containers have size limits, so a crafted
-document cannot make a reader loop or allocate without bound.
+(they end up in one-line messages and tables; free text a program wrote, like a runtime's
+error, may, and its reader folds it onto one line), and containers have size limits, so a
+crafted document cannot make a reader loop or allocate without bound.
+
+Files are read through `read_regular` / `open_regular`: a regular file of bounded size, never
+a FIFO (which would block), a device or a /proc file (which can be endless or unreadable).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
-from collections.abc import Callable, Iterable
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
 
 from edgeconv.errors import EdgeconvError, did_you_mean
 
@@ -60,6 +67,8 @@ class Str(Spec):
     max_len: int = MAX_STR
     allow_empty: bool = True
     expected: str = "a string"
+    # False: free text a program wrote (an error, a note) may span lines; its reader folds it
+    one_line: bool = True
 
     def check(self, value: Any, where: str) -> Any:
         if not isinstance(value, str):
@@ -67,7 +76,7 @@ class Str(Spec):
         if self.choices is not None and value not in self.choices:
             hint = did_you_mean(value, self.choices)
             raise SchemaError(where, f"one of {', '.join(self.choices)}{hint}", value)
-        if len(value) > self.max_len or "\n" in value or "\r" in value \
+        if len(value) > self.max_len or (self.one_line and ("\n" in value or "\r" in value)) \
                 or (not value and not self.allow_empty) \
                 or (self.pattern is not None and not re.fullmatch(self.pattern, value)):
             raise SchemaError(where, self._what(), value)
@@ -76,7 +85,7 @@ class Str(Spec):
     def _what(self) -> str:
         if self.choices is not None:
             return f"one of {', '.join(self.choices)}"
-        extra = " (one line)" if self.expected == "a string" else ""
+        extra = " (one line)" if self.expected == "a string" and self.one_line else ""
         return self.expected + extra
 
 
@@ -104,6 +113,7 @@ class Num(Spec):
     max: float | None = None
     finite: bool = True
     expected: str = "a number"
+    nan: bool = False  # True: NaN too (a loss a diverged training run logged)
 
     def check(self, value: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -112,6 +122,8 @@ class Num(Spec):
             as_float = float(value)
         except OverflowError:  # a 400-digit integer
             raise SchemaError(where, self._what(), value) from None
+        if self.nan and math.isnan(as_float):
+            return value
         if (self.finite and not math.isfinite(as_float)) or math.isnan(as_float) \
                 or (self.min is not None and as_float < self.min) \
                 or (self.max is not None and as_float > self.max):
@@ -269,13 +281,66 @@ def validate(document: Any, spec: Spec, source: str) -> Any:
         raise EdgeconvError(f"{source}: {exc}") from None
 
 
-def contained(folder: str, relative: str) -> bool:
-    """Is `relative` (already a RelPath) inside `folder` once symbolic links are followed?"""
-    from pathlib import Path
-
-    base = Path(folder).resolve()
-    target = (base / PurePosixPath(relative)).resolve()
+def contained(folder: str | os.PathLike[str], relative: str) -> bool:
+    """Is `relative` (already a RelPath) inside `folder` once symbolic links are followed?
+    A symlink loop or an unreadable folder on the way proves nothing: False."""
+    try:
+        base = Path(folder).resolve()
+        target = (base / PurePosixPath(relative)).resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
+        return False
     return target == base or base in target.parents
+
+
+def in_pseudo_fs(path: str | os.PathLike[str]) -> bool:
+    """Under /proc or /sys once symlinks are followed: files there look regular (size 0)
+    but are endless, change under the reader or fail to read (/proc/self/mem)."""
+    try:
+        resolved = Path(path).resolve()
+    except (OSError, RuntimeError):
+        return False
+    return any(resolved == Path(p) or Path(p) in resolved.parents for p in ("/proc", "/sys"))
+
+
+@contextlib.contextmanager
+def open_regular(path: str | os.PathLike[str], max_bytes: int | None = None
+                 ) -> Iterator[tuple[IO[bytes], os.stat_result]]:
+    """The open file and its stat, when `path` is a regular file of at most `max_bytes`;
+    else one EdgeconvError line. Opened without blocking and checked on the open file
+    (fstat), so a FIFO never hangs the reader and a swap after the check changes nothing."""
+    path = Path(path)
+    if in_pseudo_fs(path):
+        raise EdgeconvError(f"{path} is not a regular file (it is in /proc or /sys)")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise EdgeconvError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise EdgeconvError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO, device or socket"
+            raise EdgeconvError(f"{path} is not a regular file ({kind})")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise EdgeconvError(f"{path} is {info.st_size:,} bytes, over the {max_bytes:,}"
+                                " bytes edgeconv reads from such a file")
+        with os.fdopen(fd, "rb") as fh:
+            fd = -1  # the file object closes it now
+            yield fh, info
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def read_regular(path: str | os.PathLike[str], max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most `max_bytes` (see `open_regular`)."""
+    with open_regular(path, max_bytes) as (fh, _):
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:  # it grew after the check
+        raise EdgeconvError(f"{path} is over the {max_bytes:,} bytes edgeconv reads from"
+                            " such a file")
+    return data
 
 
 def unique_by(items: Iterable[Any], key: Callable[[Any], Any]) -> bool:

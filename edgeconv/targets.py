@@ -6,17 +6,30 @@ A target says what runs there (runtimes, in order of preference: a file runs in 
 that reads its format), threads, what it is (`kind`) and, for a microcontroller, the SRAM /
 flash budgets and the runtime's flash overhead. What differs between kinds of target is the
 `KINDS` table below, read by the bench and the CLI; nothing else branches on a kind's name.
+
+Every file is checked on load against `target_spec()` (edgeconv.schema: types, ranges, known
+keys with a did-you-mean, one-line strings), one line naming the file and the field. Where a
+file comes from decides what it may say about SSH (edgeconv.bench.ssh_rules): a file picked
+up from ./targets/ of the working directory, which a cloned repository may hold, may not set
+`host` or `remote_edgeconv` and only a few harmless `ssh_options`; a shipped file or one in
+the folder the user names with --targets-dir may set `host`, but no option that runs a
+command on this machine.
 """
 
 from __future__ import annotations
 
+import re
+import shlex
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeconv.bench.ssh_rules import NAMED_FILE, WORKING_DIR, check_host, check_options
+from edgeconv.bench.validate import read_regular, show_path
 from edgeconv.errors import EdgeconvError, did_you_mean
 from edgeconv.runtimes.registry import runtime_names
+from edgeconv.schema import Each, Int, ListOf, Num, Obj, Rule, SchemaError, Spec, Str, validate
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -71,6 +84,13 @@ def builtin_dir() -> Path:
     return _PACKAGE.parent / "targets"
 
 
+MAX_THREADS = 256  # per thread count, in a target file and in --threads
+MAX_TARGET_BYTES = 1 << 20  # a target file is a few hundred bytes; refuse anything huge
+MAX_BYTES = 1 << 40  # 1 TiB: sram_bytes, flash_bytes, flash_overhead_bytes
+TARGET_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+_LINE = r"[^\x00-\x1f\x7f]*"  # one line, no control characters
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -89,33 +109,89 @@ class Target:
     host: str | None = None  # user@board for a board reached over SSH
     aliases: tuple[str, ...] = ()
     source: str = ""  # the file it was read from
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # ssh_options, remote_edgeconv
+    # The file's text as checked, what the SSH path sends to the board (not re-read).
+    toml_text: str = field(default="", repr=False, compare=False)
 
     @property
     def kind_info(self) -> Kind:
         return KINDS[self.kind]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("toml_text")
+        return data
+
+
+@dataclass
+class _Command(Spec):
+    """remote_edgeconv: a command line ("python3 -m edgeconv") or the list of its words."""
+
+    expected: str = "a command line or a list of its words"
+
+    def check(self, value: Any, where: str) -> Any:
+        word = Str(max_len=1000, allow_empty=False, pattern=_LINE,
+                   expected="a non-empty string (one line)")
+        if isinstance(value, list):
+            return ListOf(word, min_len=1, max_len=64).check(value, where)
+        if not isinstance(value, str):
+            raise SchemaError(where, self.expected, value)
+        word.check(value, where)
+        try:
+            if shlex.split(value):
+                return value
+        except ValueError:
+            pass
+        raise SchemaError(where, "a command line shlex can split into words", value)
+
+
+def target_spec(runtimes: tuple[str, ...] | list[str]) -> Obj:
+    """The schema of a target file, with the runtimes registered now."""
+    text = Str(max_len=1000, pattern=_LINE)
+
+    def size(low: int) -> Spec:  # bytes, shown as such (not 1.09951e+12)
+        return Each((Int(low), Rule(lambda v: v <= MAX_BYTES, "a number of bytes up to 1 TiB")))
+    return Obj({
+        "description": text,
+        "kind": Str(choices=tuple(KINDS)),
+        "runtimes": ListOf(Str(choices=tuple(runtimes)), min_len=1, max_len=64, unique=True),
+        "threads": ListOf(Int(1, MAX_THREADS), min_len=1, max_len=64, unique=True),
+        "arch": Str(pattern=r"[A-Za-z0-9_.+-]{1,64}", expected="an architecture name like"
+                    " aarch64"),
+        "cpu": text,
+        "cores": Int(1, 65536),
+        "clock_mhz": Each((Num(0, 100_000), Rule(lambda v: v > 0, "a number of MHz > 0"))),
+        "aliases": ListOf(Str(pattern=TARGET_NAME, expected="a target name (letters, digits,"
+                              " . _ -)"), max_len=32, unique=True),
+        "host": Str(max_len=300, expected="[user@]host[:port]"),
+        "ssh_options": ListOf(Str(max_len=1000), max_len=64),
+        "remote_edgeconv": _Command(),
+        "budgets": Obj({"sram_bytes": size(1), "flash_bytes": size(1)}, closed=True),
+        "runtime": Obj({"flash_overhead_bytes": size(0),
+                        "flash_overhead_source": text}, closed=True),
+    }, required=("kind", "runtimes"), closed=True)
 
 
 def load_targets(targets_dir: str | Path | None = None) -> dict[str, Target]:
     """Every target by name (aliases included), shipped ones first, then ./targets/ and
     `targets_dir`, later files overriding earlier ones of the same name. A folder is read
-    once, however it is reached (in the project's checkout ./targets/ is the shipped one)."""
-    folders = [builtin_dir(), Path("targets")]
+    once, however it is reached (in the project's checkout ./targets/ is the shipped one;
+    `--targets-dir targets` makes ./targets/ a folder the user named)."""
+    folders = [(builtin_dir(), NAMED_FILE), (Path("targets"), WORKING_DIR)]
     if targets_dir is not None:
         if not Path(targets_dir).is_dir():
-            raise EdgeconvError(f"--targets-dir {targets_dir} is not a directory")
-        folders.append(Path(targets_dir))
+            raise EdgeconvError(f"--targets-dir {show_path(targets_dir)} is not a directory")
+        named = Path(targets_dir).resolve()
+        folders = [(f, o) for f, o in folders if f.resolve() != named]
+        folders.append((Path(targets_dir), NAMED_FILE))
     found: dict[str, Target] = {}
     seen: set[Path] = set()
-    for folder in folders:
+    for folder, origin in folders:
         if not folder.is_dir() or folder.resolve() in seen:
             continue
         seen.add(folder.resolve())
         for file in sorted(folder.glob("*.toml")):
-            target = _read(file)
+            target = _read(file, origin)
             found[target.name] = target
     for target in list(found.values()):
         for alias in target.aliases:
@@ -126,41 +202,57 @@ def load_targets(targets_dir: str | Path | None = None) -> dict[str, Target]:
 def get_target(name: str, targets_dir: str | Path | None = None) -> Target:
     targets = load_targets(targets_dir)
     if name not in targets:
-        raise EdgeconvError(f"unknown target '{name}'{did_you_mean(name, targets)}; "
+        shown = name if isinstance(name, str) and name.isprintable() else repr(name)
+        raise EdgeconvError(f"unknown target '{shown}'{did_you_mean(str(name), targets)}; "
                             f"choose from {', '.join(sorted(targets))}")
     return targets[name]
 
 
-def _read(file: Path) -> Target:
+def _read(file: Path, origin: str) -> Target:
+    shown = show_path(file)
+    raw = read_regular(file, MAX_TARGET_BYTES, "target file")
     try:
-        data = tomllib.loads(file.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise EdgeconvError(f"{file}: not a readable TOML target ({exc})") from None
-    budgets, runtime = data.pop("budgets", {}), data.pop("runtime", {})
-    try:
-        kind = data.pop("kind")
-        runtimes = tuple(data.pop("runtimes"))
-        threads = tuple(int(t) for t in data.pop("threads", [1]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise EdgeconvError(f"{file}: a target needs kind, runtimes and a list of integer "
-                            f"threads ({type(exc).__name__}: {exc})") from None
-    if kind not in KINDS:
-        raise EdgeconvError(f"{file}: kind '{kind}' is not one of {', '.join(KINDS)}")
-    known_runtimes = runtime_names()
-    for name in runtimes:
-        if name not in known_runtimes:
-            raise EdgeconvError(f"{file}: unknown runtime {name!r}"
-                                f"{did_you_mean(str(name), known_runtimes)}; choose from"
-                                f" {', '.join(known_runtimes)}")
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise EdgeconvError(f"{shown}: not a readable TOML target (not UTF-8 text)") from None
+    except RecursionError:
+        raise EdgeconvError(f"{shown}: not a readable TOML target (nested too deeply)"
+                            ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise EdgeconvError(f"{shown}: not a readable TOML target ({exc})") from None
+    if not re.fullmatch(TARGET_NAME, file.stem):
+        raise EdgeconvError(f"{shown}: a target file's name is the target's name: letters,"
+                            " digits, . _ - (at most 64), starting with a letter or digit")
+    validate(data, target_spec(runtime_names()), shown)
+    budgets, runtime = data.get("budgets", {}), data.get("runtime", {})
+    kind = data["kind"]
     if KINDS[kind].fit and not set(FIT_BUDGETS) <= budgets.keys():
-        raise EdgeconvError(f"{file}: an {kind} target needs [budgets] "
+        raise EdgeconvError(f"{shown}: an {kind} target needs [budgets] "
                             f"{' and '.join(FIT_BUDGETS)}")
-    known = {"description", "arch", "cpu", "cores", "clock_mhz", "host"}
+    extra: dict[str, Any] = {}
+    if origin == WORKING_DIR:
+        for key in ("host", "remote_edgeconv"):
+            if key in data:
+                raise EdgeconvError(
+                    f"{shown}: {key} is not allowed in a target file picked up from ./targets/"
+                    " (a repository's file must not send a bench over SSH or choose what runs"
+                    " there); name the folder with --targets-dir to trust it, or pass --host /"
+                    " --remote-edgeconv")
+    elif "host" in data:
+        check_host(data["host"], f"{shown}: host")
+    if "ssh_options" in data:
+        extra["ssh_options"] = check_options(data["ssh_options"], origin,
+                                             f"{shown}: ssh_options")
+    if "remote_edgeconv" in data:
+        extra["remote_edgeconv"] = data["remote_edgeconv"]
     return Target(
-        name=file.stem, kind=kind, runtimes=runtimes, threads=threads,
-        aliases=tuple(data.pop("aliases", ())),
-        **{k: data.pop(k) for k in known & data.keys()},
+        name=file.stem, kind=kind, runtimes=tuple(data["runtimes"]),
+        threads=tuple(data.get("threads", [1])), description=data.get("description", ""),
+        arch=data.get("arch"), cpu=data.get("cpu"), cores=data.get("cores"),
+        clock_mhz=data.get("clock_mhz"), host=data.get("host"),
+        aliases=tuple(data.get("aliases", ())),
         sram_bytes=budgets.get("sram_bytes"), flash_bytes=budgets.get("flash_bytes"),
         flash_overhead_bytes=runtime.get("flash_overhead_bytes"),
         flash_overhead_source=runtime.get("flash_overhead_source"),
-        source=str(file), extra=data)
+        source=str(file), extra=extra, toml_text=text)

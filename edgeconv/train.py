@@ -19,8 +19,11 @@ from edgeconv import __version__, _atomic
 from edgeconv._lazy import keras
 from edgeconv.errors import EdgeconvError
 from edgeconv.progress import Progress
-from edgeconv.records import TRAIN, TRAIN_SCHEMA, EpochRecord
+from edgeconv.records import (
+    COUNT, EPOCH, LOSS, TRAIN, TRAIN_SCHEMA, EpochRecord, epoch_record, read_json,
+)
 from edgeconv.runtimes.keras import load_model as _load_keras  # safe mode: runs no code
+from edgeconv.schema import Int, ListOf, Num, Obj, Opt, Str, validate
 from edgeconv.zoo import ModelSpec, Recipe, build, get_spec, resolve_options
 
 DEFAULT_RUNS_DIR = Path("runs")
@@ -81,6 +84,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
                             " there is nothing to train (use `edgeconv inspect`)")
     recipe = _recipe(spec, config)
     run_dir = run_dir_for(spec.name, config.out)
+    _atomic.check_output_dir(run_dir, "--out")  # before any work: not a file, not /proc
     state = _load_state(run_dir, config, progress)
 
     from edgeconv.data import load
@@ -130,7 +134,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         dataset=data.summary(), epochs_run=state["epoch"], best_epoch=state["best_epoch"],
         best_val_accuracy=state["best_val_accuracy"], test_accuracy=float(test_accuracy),
         stopped_early=state["epoch"] < recipe.epochs,
-        history=[EpochRecord(**h) for h in state["history"]],
+        history=[epoch_record(h) for h in state["history"]],
         seconds=time.perf_counter() - started,
     )
     _atomic.write_json(run_dir / RESULT,
@@ -227,10 +231,17 @@ def _strategy():
     return tf.distribute.get_strategy()
 
 
+# The resume state (state.json) as _run_callback writes it, with the run's info beside.
+STATE_DOC = Obj({
+    "epoch": COUNT, "planned_epochs": Int(1, COUNT.max), "best_val_accuracy": Num(-1, 1),
+    "best_val_loss": Opt(LOSS), "best_epoch": COUNT, "wait": COUNT,
+    "history": ListOf(EPOCH),
+    "config": Opt(Obj({"model": Opt(Str()), "dataset": Opt(Str()), "seed": Opt(Int())})),
+}, required=("epoch", "best_val_accuracy", "best_epoch", "wait", "history"))
+
+
 def _load_state(run_dir: Path, config: TrainConfig, progress: Progress) -> dict | None:
     """The saved progress to resume from, or None to start fresh."""
-    import json
-
     state_file = run_dir / STATE
     if not config.resume:
         if state_file.exists():
@@ -240,14 +251,13 @@ def _load_state(run_dir: Path, config: TrainConfig, progress: Progress) -> dict 
         raise EdgeconvError(f"nothing to resume in {run_dir}: no {STATE} and {LAST} there;"
                             " run without --resume to start")
     try:
-        state = json.loads(state_file.read_text())
-        int(state["epoch"]), float(state["best_val_accuracy"]), list(state["history"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise EdgeconvError(f"{state_file}: corrupt run state ({exc}); run without --resume"
-                            " to start afresh") from None
-    saved = state.get("config", {})
+        state = validate(read_json(state_file), STATE_DOC, str(state_file))
+    except EdgeconvError as exc:
+        raise EdgeconvError(f"{exc}; run without --resume to start afresh") from None
+    state["history"] = [asdict(epoch_record(h)) for h in state["history"]]
+    saved = state.get("config") or {}
     for key in ("model", "dataset", "seed"):
-        if key in saved and saved[key] != getattr(config, key):
+        if saved.get(key) is not None and saved[key] != getattr(config, key):
             raise EdgeconvError(f"cannot resume {run_dir}: it was trained with {key}="
                                 f"{saved[key]!r}, not {getattr(config, key)!r}")
     return state

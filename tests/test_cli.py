@@ -149,9 +149,89 @@ def test_user_error_from_the_real_entry_point_has_no_traceback():
     assert proc.stdout == ""
 
 
-def test_usage_errors_exit_2():
-    assert run("inspect").exit_code == 2  # missing NAME: click's usage error
-    assert run("no-such-command").exit_code == 2
+@pytest.mark.parametrize("args, message", [
+    (["inspect"], "error: missing argument 'name' (see '"),
+    (["no-such-command"], "error: no such command 'no-such-command' (see '"),
+    (["inspec", "fcn-mnist"], "error: no such command 'inspec'; did you mean 'inspect'?"),
+    (["--bogus"], "error: no such option: --bogus"),
+    (["bench", "--runz", "3"], "error: no such option: --runz; did you mean --runs"),
+    (["bench", "--runs", "x"], "error: invalid value for '--runs': "),
+    (["bench", "--runs", "0"], "error: --runs must be an integer from 1 to 100000; got 0"),
+    (["bench", "--warmup", "-1"], "error: --warmup must be an integer from 0 to 100000"),
+    (["bench", "--timeout", "x"], "error: invalid value for '--timeout': "),
+    (["bench", "--threads"], "error: option '--threads' requires an argument"),
+    (["inspect", "fcn-mnist", "--classes", "x"], "error: invalid value for '--classes': "),
+    (["inspect", "fcn-mnist", "--classes", "1\n2"], "error: invalid value for '--classes'"),
+    (["inspect", "fcn-mnist", "--cla\nsses", "2"],
+     "error: no such option: --cla\\x0asses; did you"),
+    (["data", "digits", "--seed", "1.5"], "error: invalid value for '--seed': "),
+])
+def test_usage_errors_are_one_line_and_exit_2(args, message):
+    result = run(*args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ") and message in line, line
+    assert "Usage:" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args, shown", [
+    (["inspect", "fcn\nmnist"], "error: unknown model 'fcn\\nmnist'"),
+    (["train", "x\ny"], "'x\\ny'"),
+    (["inspect", "fcn\r\x1b[31m\u2028mnist"], "'fcn\\r\\x1b[31m\\u2028mnist'"),
+    (["data", "a\x0bb"], "a\\x0bb"),
+])
+def test_a_line_break_in_a_name_stays_one_line(args, shown):
+    result = run(*args)
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()
+    assert shown in line, line
+    assert "\x1b" not in line  # control characters are shown escaped, never sent
+
+
+def test_a_range_error_of_click_is_one_line():
+    """Typer's own range checks (`min=`) raise during parsing, inside the group's invoke."""
+    import typer
+
+    from edgeconv.cli import _Group
+
+    tiny = typer.Typer(cls=_Group)
+
+    @tiny.command()
+    def count(runs: int = typer.Option(1, min=1)) -> None:
+        typer.echo(runs)
+
+    @tiny.command()
+    def other() -> None:  # two commands: `count` is a subcommand, parsed in invoke
+        pass
+
+    nested = typer.Typer(no_args_is_help=True)
+    nested.command("count")(count)
+    nested.command("other")(other)
+    tiny.add_typer(nested, name="nested")
+
+    for args in (["count", "--runs", "0"], ["nested", "count", "--runs", "0"]):
+        result = runner.invoke(tiny, args)
+        assert result.exit_code == 2 and result.stdout == ""
+        assert result.stderr.startswith("error: invalid value for '--runs': ")
+        assert len(result.stderr.splitlines()) == 1
+    bare = runner.invoke(tiny, ["nested"])  # a group with no command: its help, not an error
+    assert "count" in bare.output and "error:" not in bare.output
+
+
+def test_a_usage_error_from_the_real_entry_point_is_one_line():
+    proc = edgeconv("bench", "--runs", "x")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == ("error: invalid value for '--runs': Input should be a valid integer,"
+                           " unable to parse string as an integer (see 'python -m edgeconv"
+                           " bench --help')\n")
+
+
+def test_help_still_works():
+    assert "Usage:" in run("--help").stdout and run("--help").exit_code == 0
+    assert "--runs" in run("bench", "-h").stdout and run("bench", "-h").exit_code == 0
+    bare = run()  # no command: the help, as before
+    assert "Commands" in bare.output and bare.exit_code == 2
 
 
 def test_data_digits_json_summarises_the_split():

@@ -4,6 +4,7 @@ for what this machine cannot produce quickly (an MCU row that does not fit, miss
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -118,6 +119,85 @@ def test_a_malformed_policy_exits_2_with_one_line(tmp_path, text, message):
     assert done.exit_code == 2
     assert done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1 and message in done.stderr, done.stderr
+
+
+BIG = "9" * 400
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[[rule]]\nname = 'x'\nmin_accuracy = nan", "min_accuracy takes a number >= 0"),
+    ("[[rule]]\nname = 'x'\nmax_accuracy_drop = -inf", "max_accuracy_drop takes a number"),
+    ("[[rule]]\nname = 'x'\nmin_agreement = 'nan%'", "min_agreement takes a number"),
+    ("[[rule]]\nname = 'x'\nmax_p50_ms = inf", "max_p50_ms takes a number >= 0 and <="),
+    ("[[rule]]\nname = 'x'\nmax_p99_ms = 1e400", "max_p99_ms takes a number"),
+    (f"[[rule]]\nname = 'x'\nmax_size_bytes = {BIG}", "from 0 to 1 TiB; got 99999"),
+    (f"[[rule]]\nname = 'x'\nmax_arena_bytes = '{BIG[:90]} GiB'", "from 0 to 1 TiB"),
+    (f"[[rule]]\nname = 'x'\nmax_flash_bytes = '{BIG} KiB'", "max_flash_bytes takes bytes"),
+    ("[[rule]]\nname = 'x'\nmax_accuracy_drop = 101", "<= 100 (points)"),
+    ("[[rule]]\nname = 'x'\nthreads = [-1]\nmax_p50_ms = 1", "threads takes a glob pattern"),
+    ("[[rule]]\nname = 'x'\nthreads = 1.5\nmax_p50_ms = 1", "threads takes a glob pattern"),
+    ("[[rule]]\nname = 'x'\nmodel = []\nmin_accuracy = 0.9", "model takes a glob pattern"),
+    ("[[rule]]\nname = 'x'\nmodel = ''\nmin_accuracy = 0.9", "model takes a glob pattern"),
+    ("[[rule]]\nname = 'x'\nmodel = \"a\\nb\"\nmin_accuracy = 0.9", "model takes a glob"),
+    ("[[rule]]\nname = 'x'\nmodel = [{a = 1}]\nmin_accuracy = 0.9", "model takes a glob"),
+    ("[[rule]]\nname = 'x'\nmust_run_on = [1]", "must_run_on takes a glob pattern"),
+    ("[[rule]]\nname = 'x'\nmust_fit = 'yes'", "must_fit takes true"),
+    ("[[rule]]\nname = \"a\\nb\"\nmin_accuracy = 0.9", "rule 1: name must be one line"),
+    (f"[[rule]]\nname = '{'n' * 300}'\nmin_accuracy = 0.9", "rule 1: name must be one line"),
+    ("[[rule]]\nname = 'x'\n\"min\\naccuracy\" = 0.9", "'min\\naccuracy' is not a known key"),
+    ("[[rule]]\nname = 'x'\nmin_acuracy = 0.9", "rule 'x': min_acuracy is not a known key"
+                                                   " (did you mean 'min_accuracy'?"),
+    ("rule = 'x'", "no rules"),
+    ("rule = [1, 2]", "no rules"),
+    ("x = " + "[" * 5000 + "]" * 5000, "nested too deeply"),
+    ("[[rule]]\nname = 'x'\nmin_accuracy = " + "9" * 5000, "not valid TOML"),
+    ("\n".join(f"[[rule]]\nname = 'r{i}'\nmin_accuracy = 0.1" for i in range(1001)),
+     "1001 rules; a policy has at most 1000"),
+])
+def test_policy_values_are_finite_bounded_and_typed(tmp_path, text, message):
+    done = gate(tmp_path, "--policy", policy(tmp_path, text))
+    assert done.exit_code == 2, done.output
+    assert done.stdout == ""
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {tmp_path / 'gate.toml'}: ") and message in line, line
+    assert "Traceback" not in done.output
+
+
+def test_a_huge_or_unreadable_policy_is_one_line(tmp_path):
+    big = tmp_path / "gate.toml"
+    big.write_text("# padding\n" * 200_000)
+    done = gate(tmp_path, "--policy", big)
+    assert done.exit_code == 2 and "over the 1,048,576 bytes" in done.stderr
+    os.mkfifo(tmp_path / "fifo.toml")  # reading it would block: refused unread
+    done = gate(tmp_path, "--policy", tmp_path / "fifo.toml")
+    assert done.exit_code == 2 and "not a regular file" in done.stderr
+    for special in ("/proc/self/environ", tmp_path):
+        done = gate(tmp_path, "--policy", special)
+        assert done.exit_code == 2 and "not a regular file" in done.stderr, done.stderr
+    big.write_bytes(b"[[rule]]\nname = '\xff'\n")
+    done = gate(tmp_path, "--policy", big)
+    assert done.exit_code == 2 and "not valid TOML" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_policy_values_parse_as_before():
+    rules = {r.name: r for r in load_policy_text(
+        "[[rule]]\nname = 'a'\nmin_agreement = '97.5%'\nmax_size_bytes = '1 KiB'\n"
+        "[[rule]]\nname = 'b'\nthreads = [1, '4']\nmax_p50_ms = 2\nmax_flash_bytes = 0\n"
+        "[[rule]]\nname = 'c'\nmust_run_on = 'cpu'\nmin_accuracy = 0\n").rules}
+    assert rules["a"].budgets == {"min_agreement": 0.975, "max_size_bytes": 1024}
+    assert rules["b"].selectors == {"threads": ("1", "4")}
+    assert rules["b"].budgets == {"max_p50_ms": 2.0, "max_flash_bytes": 0}
+    assert rules["c"].budgets == {"must_run_on": ("cpu",), "min_accuracy": 0.0}
+
+
+def load_policy_text(text: str):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "gate.toml"
+        path.write_text(text)
+        return load_policy(path)
 
 
 @pytest.mark.parametrize("rule, message", [
@@ -248,16 +328,22 @@ def test_bad_inputs_exit_2(tmp_path):
     (tmp_path / "x.json").write_text('{"schema_version": 1, "results": [{"artifact": "a"}]}')
     done = gate(tmp_path / "x.json", "--policy", path)
     assert done.exit_code == 2 and len(done.stderr.strip().splitlines()) == 1
-    assert f"{tmp_path / 'x.json'}: malformed results.json" in done.stderr
+    assert f"{tmp_path / 'x.json'}: results[0].sha256 is missing" in done.stderr
     (tmp_path / "x.json").write_text("{")
     assert "not valid JSON" in gate(tmp_path / "x.json", "--policy", path).stderr
+    os.mkfifo(tmp_path / "fifo.json")  # reading it would block: refused unread
+    for special in (tmp_path / "fifo.json", "/proc/self/mem", "/dev/null"):
+        done = gate(special, "--policy", path)
+        assert done.exit_code == 2 and "not a regular file" in done.stderr, done.stderr
 
 
 def test_sizes():
     assert parse_size(1000) == 1000
     assert parse_size("80 KiB") == 81920 and parse_size("1.5MiB") == 1572864
     assert parse_size("64 kB") == 64000 and parse_size("2 MB") == 2_000_000
-    for bad in ("80 K", "-1", "lots", 1.5):
+    assert parse_size("1 KiB") == 1024 and parse_size("0") == 0
+    for bad in ("80 K", "-1", "lots", 1.5, True, None, float("nan"), 10**400, "9" * 400 + " B",
+                "2 TiB"):
         with pytest.raises(EdgeconvError):
             parse_size(bad)
 

@@ -49,7 +49,8 @@ def test_targets_dir_adds_and_overrides(tmp_path):
 
 def test_bad_target_file_is_one_line(tmp_path):
     (tmp_path / "bad.toml").write_text('kind = "toaster"\nruntimes = []\n')
-    with pytest.raises(EdgeconvError, match="kind 'toaster'"):
+    with pytest.raises(EdgeconvError, match="bad.toml: kind must be one of host, gpu, board,"
+                                            " mcu; got 'toaster'"):
         load_targets(tmp_path)
 
 

@@ -4,13 +4,27 @@
 `BenchRow`s, written as results.json with `out`. The modules: `plan` (what to measure, made
 once), `local` (run the plan here, one child per row), `child` (`python -m edgeconv.bench`:
 one measurement), `remote` (run the plan on a board over SSH), `harness` (which of the two,
-and results.json), `validate` (structural checks of model files). See docs/bench.md.
+and results.json), `validate` (regular-file, size and structural checks of model files, the
+private copy a bench measures), `ssh_rules` (what may reach ssh, from where). See
+docs/bench.md.
+
+The names below are imported on first use, so that `edgeconv.targets` can use
+`validate` and `ssh_rules` (standard library only) without importing the harness, and the
+child process (`python -m edgeconv.bench`) starts without it.
 """
 
 from __future__ import annotations
 
-from edgeconv.bench.harness import run_bench
-from edgeconv.bench.plan import BenchConfig
-from edgeconv.records import BenchReport, BenchRow
+from typing import Any
 
 __all__ = ["BenchConfig", "BenchReport", "BenchRow", "run_bench"]
+_WHERE = {"BenchConfig": "edgeconv.bench.plan", "run_bench": "edgeconv.bench.harness",
+          "BenchReport": "edgeconv.records", "BenchRow": "edgeconv.records"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'edgeconv.bench' has no attribute '{name}'")
+    import importlib
+
+    return getattr(importlib.import_module(_WHERE[name]), name)

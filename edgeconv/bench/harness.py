@@ -1,15 +1,22 @@
 """The harness: check the target can be benched from here, make the one plan, run it here
-(`local.bench_here`) or on a board over SSH (`remote.bench_over_ssh`), write results.json."""
+(`local.bench_here`) or on a board over SSH (`remote.bench_over_ssh`), write results.json.
+
+Everything a user gives is checked before any work: the numbers (BenchConfig), the output
+path, the target file, the SSH options; then each model is copied into a private scratch
+folder (removed at the end) as the bytes that were hashed and checked, and only those
+copies are run or sent.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from edgeconv import __version__
+from edgeconv import __version__, _atomic
 from edgeconv.bench.local import bench_here
 from edgeconv.bench.plan import BenchConfig, collect, make_plan
 from edgeconv.errors import EdgeconvError, did_you_mean
@@ -24,6 +31,8 @@ from edgeconv.targets import Target, get_target
 def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchReport:
     """Bench `config.paths` on `config.target`; written to `config.out` when it is set."""
     progress = progress or Progress()
+    if config.out is not None:
+        _atomic.check_output_file(config.out, "--out")
     target = get_target(config.target, config.targets_dir)
     kind = target.kind_info
     if config.local and config.host:
@@ -40,14 +49,18 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRep
                                 f"{did_you_mean(config.runtime, target.runtimes)}")
     if host is None and kind.reachable:
         resolve(kind.reachable)(target, config)
-    plan = make_plan(collect(list(config.paths)), target, config)
+    ssh = None
     if host is not None:
-        from edgeconv.bench.remote import bench_over_ssh  # only the SSH path needs it
+        from edgeconv.bench import remote  # only the SSH path needs it
 
-        env, results, notes = bench_over_ssh(host, plan, config, progress)
-    else:
-        results, notes = bench_here(plan, config, progress)
-        env = environment(target)
+        ssh = remote.check_ssh(host, target, config)  # before copying anything
+    with tempfile.TemporaryDirectory(prefix="edgeconv-bench-") as scratch:
+        plan = make_plan(collect(list(config.paths), Path(scratch) / "files"), target, config)
+        if ssh is not None:
+            env, results, notes = remote.bench_over_ssh(ssh, plan, config, progress)
+        else:
+            results, notes = bench_here(plan, config, progress)
+            env = environment(target)
     report = BenchReport(environment=env, config=config.record(), results=results,
                          notes=notes, out=config.out)
     if config.out is not None:

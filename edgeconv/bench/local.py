@@ -2,6 +2,9 @@
 (`python -m edgeconv.bench`, through edgeconv._child.run_child), its answer merged into the
 planned row, then what the parent adds (the fit check, MACs from the reference row).
 
+A child opens the artifact's private copy (plan.Artifact.copy: the bytes that were hashed
+and checked), never the user's path; its reasons and notes name the user's path again.
+
 Also the checks that this machine can bench a target here at all (the `reachable` of the
 target's kind in edgeconv.targets.KINDS).
 """
@@ -20,6 +23,7 @@ from typing import Any
 from edgeconv._child import run_child
 from edgeconv.bench.child import ANSWER_FIELDS, Job
 from edgeconv.bench.plan import BenchConfig, Plan, PlannedRow, dataset_spec
+from edgeconv.bench.validate import show_path
 from edgeconv.errors import EdgeconvError
 from edgeconv.progress import Progress
 from edgeconv.records import BenchRow
@@ -102,7 +106,7 @@ def _measure(planned: PlannedRow, target: Target, config: BenchConfig,
         options["threads"] = planned.threads
     if kind.fit and "arena_size" in entry.options:
         options["arena_size"] = target.sram_bytes  # all the board can give its arena
-    job = Job(path=str(artifact.path), format=artifact.format, entry=Job.entry_of(entry),
+    job = Job(path=str(artifact.loaded), format=artifact.format, entry=Job.entry_of(entry),
               options=options, warmup=config.warmup, runs=config.runs,
               min_time=config.min_time, hwc=artifact.hwc, data=str(data) if data else None,
               reference_out=str(reference) if artifact.is_reference and data else None,
@@ -112,6 +116,7 @@ def _measure(planned: PlannedRow, target: Target, config: BenchConfig,
                         stdin=json.dumps(asdict(job)))
     row = _answered(row, outcome.payload if outcome.ok
                     else {"status": "failed", "error": outcome.error})
+    _name_the_users_file(row, artifact)
     if kind.fit:
         _fit(row, target)
     if kind.timed_on == "host":
@@ -130,6 +135,14 @@ def _answered(row: BenchRow, answer: dict[str, Any]) -> BenchRow:
     except (TypeError, ValueError, KeyError) as exc:
         row.error = f"{row.runtime} child answered a malformed row ({exc})"
         return row
+
+
+def _name_the_users_file(row: BenchRow, artifact) -> None:
+    """The child saw the private copy: its reason and notes name the user's file."""
+    copy, shown = str(artifact.loaded), show_path(artifact.path)
+    if row.error:
+        row.error = row.error.replace(copy, shown)
+    row.notes = [note.replace(copy, shown) for note in row.notes]
 
 
 def _fit(row: BenchRow, target: Target) -> None:

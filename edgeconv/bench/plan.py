@@ -9,21 +9,38 @@ executors run the same plan: `local.bench_here` on this machine, `remote.bench_o
 board. Everything here reads files and metadata only (manifest.json, the registry): no
 runtime is imported, so planning never pays for TensorFlow and never touches an untrusted
 model.
+
+`collect` copies each file it finds into the bench's private scratch folder, hashing the
+bytes it copies (edgeconv.bench.validate.copy_verified), and checks that copy's structure;
+the executors run and send only the copies. The rows keep the user's names.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeconv.bench.validate import check_model_file
+from edgeconv.bench.validate import check_model_file, copy_verified, show_path
 from edgeconv.errors import EdgeconvError
 from edgeconv.formats import FORMATS, format_of
-from edgeconv.manifest import MANIFEST, Manifest, load_manifest, sha256_of
+from edgeconv.manifest import MANIFEST, Manifest, load_manifest
 from edgeconv.records import BenchRow
 from edgeconv.runtimes.registry import default_runtime, get_runtime, runtime_for
-from edgeconv.targets import Target
+from edgeconv.schema import Int, ListOf, Num, SchemaError, Spec, Str
+from edgeconv.targets import MAX_THREADS, Target
+
+# What a bench accepts (docs/bench.md); every caller of the library gets the same one line.
+LIMITS: dict[str, Spec] = {
+    "warmup": Int(0, 100_000),
+    "runs": Int(1, 100_000),
+    "min_time": Num(0, 3600),  # seconds
+    "timeout": Num(1, 86_400),  # seconds per child process
+    "threads": ListOf(Int(1, MAX_THREADS), min_len=1, max_len=64, unique=True),
+}
+_NAME = Str(max_len=1000, allow_empty=False, pattern=r"[^\x00-\x1f\x7f]+",
+            expected="a non-empty name on one line")
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,26 @@ class BenchConfig:
     remote_edgeconv: str | None = None  # the board's edgeconv command (default: the target's)
     out: Path | None = None
 
+    def __post_init__(self) -> None:
+        """Numbers finite and within LIMITS, names on one line: one EdgeconvError line."""
+        try:
+            for name, spec in LIMITS.items():
+                value = getattr(self, name)
+                if value is not None:
+                    spec.check(list(value) if name == "threads" else value, f"--{_dash(name)}")
+            for name in ("target", "runtime", "data", "host", "remote_edgeconv"):
+                value = getattr(self, name)
+                if value is not None:
+                    _NAME.check(value, f"--{_dash(name)}")
+            for option in self.ssh_options:
+                _NAME.check(option, "--ssh-option")
+        except SchemaError as exc:
+            raise EdgeconvError(str(exc)) from None
+        for path in (*self.paths, *(p for p in (self.out, self.data_dir, self.targets_dir)
+                                    if p is not None)):
+            if "\0" in os.fspath(path):
+                raise EdgeconvError(f"{show_path(path)}: a path with a NUL character")
+
     def record(self) -> dict[str, Any]:
         """What results.json's `config` keeps: how the rows were measured."""
         return {"runtime": self.runtime, "threads": self.threads, "warmup": self.warmup,
@@ -52,9 +89,17 @@ class BenchConfig:
                 "timeout": self.timeout}
 
 
+def _dash(name: str) -> str:
+    return name.replace("_", "-")
+
+
 @dataclass(frozen=True)
 class Artifact:
-    """One model file to measure, with what its manifest (if any) says about it."""
+    """One model file to measure, with what its manifest (if any) says about it.
+
+    `path` is the user's file, which names the row; `copy` the private copy of the bytes
+    that were hashed and checked, which is what a runtime reads (None: nothing copied, a
+    row that is only planned)."""
 
     path: Path
     format: str  # a key of edgeconv.formats.FORMATS
@@ -62,12 +107,21 @@ class Artifact:
     sha256: str
     size_bytes: int
     manifest: Manifest | None = None
+    copy: Path | None = None
+    entry_path: str | None = None  # the manifest's `path` of this file
 
     @property
     def label(self) -> str:
         if self.manifest is None:
-            return str(self.path)
-        return f"{self.manifest.directory.name}/{self.path.name}"
+            return show_path(self.path)
+        return show_path(f"{self.manifest.directory.name}/{self.path.name}")
+
+    @property
+    def loaded(self) -> Path:
+        """What a runtime opens: the private copy."""
+        if self.copy is None:
+            raise EdgeconvError(f"{self.label} was not copied for measuring")
+        return self.copy
 
     @property
     def hwc(self) -> list[int] | None:
@@ -80,8 +134,11 @@ class Artifact:
         return not FORMATS[self.format].exported
 
 
-def collect(paths: list[Path], runs_dir: Path = Path("runs")) -> list[Artifact]:
-    """Artifacts of run directories (sha256-verified) and bare files, in the given order.
+def collect(paths: list[Path], scratch: Path, runs_dir: Path = Path("runs")
+            ) -> list[Artifact]:
+    """Artifacts of run directories and bare files, in the given order, each copied into
+    `scratch` (a private folder) as the bytes that were hashed (against the manifest's
+    sha256 for an export) and checked whole before any runtime reads them.
 
     No path: every export under `runs_dir`.
     """
@@ -90,20 +147,34 @@ def collect(paths: list[Path], runs_dir: Path = Path("runs")) -> list[Artifact]:
         if not paths:
             raise EdgeconvError(f"no exports under {runs_dir}/; run `edgeconv export NAME`"
                                 " first, or give a run directory or a model file")
+    scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
     found: list[Artifact] = []
     for path in paths:
         if path.is_dir() or path.name == MANIFEST:
             manifest = load_manifest(path)
             for entry in manifest.artifacts:
                 file = manifest.verified_path(entry)
-                check_model_file(file)
+                copy = scratch / f"{len(found)}{FORMATS[entry.format].suffix}"
+                _, size = copy_verified(file, copy, entry.sha256)
+                check_model_file(copy, show_path(file))
                 found.append(Artifact(file, entry.format, entry.precision, entry.sha256,
-                                      entry.size_bytes, manifest))
+                                      size, manifest, copy, entry.path))
         else:
-            check_model_file(path)
-            found.append(Artifact(path, format_of(path).name, None, sha256_of(path),
-                                  path.stat().st_size))
+            fmt = _format_of(path)
+            copy = scratch / f"{len(found)}{fmt.suffix}"
+            sha256, size = copy_verified(path, copy)
+            check_model_file(copy, show_path(path))
+            found.append(Artifact(path, fmt.name, None, sha256, size, copy=copy))
     return found
+
+
+def _format_of(path: Path):
+    try:
+        return format_of(path)
+    except EdgeconvError:  # its message holds the path as given, which may break the line
+        raise EdgeconvError(f"{show_path(path)} is not a model file (expected"
+                            f" {', '.join(f.suffix for f in FORMATS.values())} or a run"
+                            " directory with manifest.json)") from None
 
 
 @dataclass(frozen=True)

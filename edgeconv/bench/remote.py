@@ -24,7 +24,17 @@ from typing import Any
 
 from edgeconv._child import last_line
 from edgeconv.bench.plan import Artifact, BenchConfig, Plan
+from edgeconv.bench.ssh_rules import (
+    COMMAND_LINE,
+    NAMED_FILE,
+    check_host,
+    check_host_keys,
+    check_options,
+    split_option,
+)
+from edgeconv.bench.validate import show_path
 from edgeconv.errors import EdgeconvError
+from edgeconv.formats import FORMATS
 from edgeconv.manifest import MANIFEST
 from edgeconv.progress import Progress, Steps
 from edgeconv.records import BenchReport, BenchRow, results_from_dict
@@ -34,7 +44,6 @@ CONNECT_TIMEOUT_S = 10
 _STEP_SLACK_S = 30  # beyond the connect timeout, for a command that makes or removes a folder
 _BENCH_SLACK_S = 120  # the board's start-up, dataset and environment, on top of its rows' timeouts
 _ENFORCED = {"batchmode", "stricthostkeychecking"}
-_HOST_KEY_CHECKS = ("yes", "accept-new")  # accept-new still refuses a changed key
 _SAFE_REMOTE_DIR = re.compile(r"/[A-Za-z0-9._+/-]+")
 _MKTEMP = 'mktemp -d "${TMPDIR:-/tmp}/edgeconv-remote.XXXXXXXX"'
 
@@ -59,49 +68,32 @@ class SshHost:
         return [arg for option in self.options for arg in ("-o", option)]
 
 
-def parse_host(text: str, ssh_options: tuple[str, ...] = ()) -> SshHost:
-    """`[user@]host[:port]` (IPv6 as `[addr]:port`) plus ssh_config options (`Key=Value`)."""
-    match = re.fullmatch(r"(?:([\w.+-]+)@)?(\[[0-9A-Fa-f:.]+\]|[\w.-]+)(?::(\d+))?", text)
-    if not match or text.startswith("-") or match.group(2).startswith("-"):
-        raise EdgeconvError(f"--host '{text}' is not user@host or user@host:port")
-    user, host, port = match.groups()
-    host = host.strip("[]")
-    login = f"{user}@" if user else ""
+def parse_host(text: str, ssh_options: tuple[str, ...] = (),
+               file_options: tuple[str, ...] = ()) -> SshHost:
+    """`[user@]host[:port]` (IPv6 as `[addr]:port`) plus ssh_config options (`Key=Value`):
+    `ssh_options` typed by the user (--ssh-option), `file_options` from the target file
+    (already checked for where it came from when it was read). The rules are
+    edgeconv.bench.ssh_rules: host-key checking and BatchMode stay on whatever the source."""
+    where = check_host(text)
+    passed = [*check_options(ssh_options, COMMAND_LINE, "ssh option"),
+              *check_options(file_options, NAMED_FILE, "ssh option")]
+    check_host_keys(passed)
     mine: dict[str, str] = {}
-    passed: list[str] = []
-    for option in ssh_options:
-        key, value = _split_option(option)
-        if key.lower() == "stricthostkeychecking" and value.lower() not in _HOST_KEY_CHECKS:
-            raise EdgeconvError(f"ssh option '{option}': host-key checking stays on"
-                                f" ({' or '.join(_HOST_KEY_CHECKS)})")
-        if key.lower() == "batchmode" and value.lower() != "yes":
-            raise EdgeconvError(f"ssh option '{option}': BatchMode stays yes (no prompts)")
+    for option in passed:
+        key, value = split_option(option)
         mine.setdefault(key.lower(), value)  # as ssh does: the first value holds
-        passed.append(f"{key}={value}")
+    login = f"{where.user}@" if where.user else ""
     # ssh keeps the first value of an option: these go before the user's and the config's.
     enforced = ["BatchMode=yes",
                 f"StrictHostKeyChecking={mine.get('stricthostkeychecking', 'yes')}"]
     defaults = [f"ConnectTimeout={CONNECT_TIMEOUT_S}", "ServerAliveInterval=15",
-                "ServerAliveCountMax=3"] + ([f"Port={port}"] if port else [])
-    try:
-        connect = float(mine.get("connecttimeout", CONNECT_TIMEOUT_S))
-    except ValueError:
-        raise EdgeconvError(f"ssh option ConnectTimeout={mine['connecttimeout']} is not a"
-                            " number of seconds") from None
+                "ServerAliveCountMax=3"] + ([f"Port={where.port}"] if where.port else [])
     return SshHost(
-        display=text, destination=f"{login}{host}",
-        scp_prefix=f"{login}[{host}]:" if ":" in host else f"{login}{host}:",
+        display=text, destination=f"{login}{where.host}",
+        scp_prefix=f"{login}[{where.host}]:" if ":" in where.host else f"{login}{where.host}:",
         options=(*enforced, *(p for p in passed if p.split("=")[0].lower() not in _ENFORCED),
                  *defaults),
-        connect_timeout=connect)
-
-
-def _split_option(option: str) -> tuple[str, str]:
-    match = re.fullmatch(r"\s*([A-Za-z][A-Za-z0-9]*)\s*(?:=|\s)\s*(\S.*?)\s*", option)
-    if not match:
-        raise EdgeconvError(f"ssh option '{option}' is not Key=Value (ssh_config syntax, e.g."
-                            " IdentityFile=~/.ssh/pi)")
-    return match.group(1), match.group(2)
+        connect_timeout=float(mine.get("connecttimeout", CONNECT_TIMEOUT_S)))
 
 
 def remote_command(words: list[str]) -> str:
@@ -114,16 +106,31 @@ def remote_command(words: list[str]) -> str:
     return " ".join(word(w) for w in words)
 
 
-def bench_over_ssh(host_text: str, plan: Plan, config: BenchConfig,
-                   progress: Progress | None = None
-                   ) -> tuple[dict[str, Any], list[BenchRow], list[str]]:
-    """Run `plan` on the board at `host_text`: (its environment, the plan's rows, notes)."""
+@dataclass(frozen=True)
+class SshBench:
+    """How to bench over SSH, checked before any file is read: the host and its options, the
+    board's edgeconv command."""
+
+    host: SshHost
+    program: list[str]
+
+
+def check_ssh(host_text: str, target: Target, config: BenchConfig) -> SshBench:
+    """The SSH settings of this bench (--host or the target's, --ssh-option and the target's
+    ssh_options, remote_edgeconv), or one line saying what is wrong with them."""
     if config.data_dir is not None:
         raise EdgeconvError("--data-dir names a folder on this machine; over SSH the board"
                             " loads the dataset itself (--data NAME, files in its own cache)")
-    target = plan.target
-    host = parse_host(host_text, _ssh_options(target, config))
-    program = _remote_edgeconv(target, config)
+    host = parse_host(host_text, config.ssh_options,
+                      tuple(target.extra.get("ssh_options", ())))
+    return SshBench(host, _remote_edgeconv(target, config))
+
+
+def bench_over_ssh(ssh: SshBench, plan: Plan, config: BenchConfig,
+                   progress: Progress | None = None
+                   ) -> tuple[dict[str, Any], list[BenchRow], list[str]]:
+    """Run `plan` on the board: (its environment, the plan's rows, notes)."""
+    target, host, program = plan.target, ssh.host, ssh.program
     sent = plan.artifacts_measured()
     if not sent:
         raise EdgeconvError(f"none of these files runs on {target.name}"
@@ -131,34 +138,27 @@ def bench_over_ssh(host_text: str, plan: Plan, config: BenchConfig,
     notes: list[str] = []
     steps = Steps(progress or Progress(), 3, f"connecting to {host.display}")
     with tempfile.TemporaryDirectory(prefix="edgeconv-ssh-") as scratch:
-        staged, names = _stage(sent, target, Path(scratch))
+        staged = _stage(sent, target, Path(scratch))
         steps.step(f"connecting to {host.display}")
         remote_dir = _make_remote_dir(host)
-        job = f"{remote_dir}/{staged.name}"
+        job = f"{remote_dir}/{staged.folder.name}"
         try:
             steps.step(f"copying {len(sent)} file(s) to {host.display}")
             size = sum(a.size_bytes for a in sent)
-            _run(host, host.scp(staged, remote_dir),
+            _run(host, host.scp(staged.folder, remote_dir),
                  host.connect_timeout + _STEP_SLACK_S + size / 1e6, "copy to")  # >= 1 MB/s
             steps.step(f"benching on {host.display}")
-            report = _remote_bench(host, program, job, names, target, config,
+            report = _remote_bench(host, program, job, staged, target, config,
                                    len(plan.measured()))
         finally:
             if not _remove_remote_dir(host, remote_dir):
                 notes.append(f"could not remove {remote_dir} on {host.display}")
         steps.progress.update(3, "done")
-    rows = _map_rows(plan, report, job, names, host)
+    rows = _map_rows(plan, report, job, staged, host)
     environment = {**report.environment, "target": target.to_dict(),
                    "ssh": {"host": host.display, "from": platform.node()}}
-    return environment, rows, [_local_text(n, job, names) for n in report.notes] + notes
-
-
-def _ssh_options(target: Target, config: BenchConfig) -> tuple[str, ...]:
-    listed = target.extra.get("ssh_options", [])
-    if not isinstance(listed, list) or not all(isinstance(o, str) for o in listed):
-        raise EdgeconvError(f"{target.source}: ssh_options must be a list of strings like"
-                            ' "IdentityFile=~/.ssh/pi"')
-    return (*config.ssh_options, *listed)  # the command line's first: ssh keeps the first value
+    return (environment, rows,
+            [_local_text(n, job, staged.names) for n in report.notes] + notes)
 
 
 def _remote_edgeconv(target: Target, config: BenchConfig) -> list[str]:
@@ -166,7 +166,7 @@ def _remote_edgeconv(target: Target, config: BenchConfig) -> list[str]:
     try:  # a command line ("python3 -m edgeconv") or its words (a TOML list)
         words = shlex.split(value) if isinstance(value, str) else value
     except ValueError as exc:
-        raise EdgeconvError(f"remote_edgeconv '{value}': {exc}") from None
+        raise EdgeconvError(f"remote_edgeconv {value!r}: {exc}") from None
     if not isinstance(words, list) or not words or not all(isinstance(w, str) and w
                                                              for w in words):
         raise EdgeconvError(f"remote_edgeconv must name the board's edgeconv command, e.g."
@@ -174,42 +174,65 @@ def _remote_edgeconv(target: Target, config: BenchConfig) -> list[str]:
     return words
 
 
-def _stage(sent: list[Artifact], target: Target, scratch: Path) -> tuple[Path, dict[str, str]]:
-    """The folder scp sends: each export's runnable files with a manifest listing only
-    them, each bare file, and the target's definition. The names in it are ours (numbers),
-    so no path of the user's reaches a command line or the remote shell.
+@dataclass
+class Staged:
+    """The folder scp sends, every name in it ours: `N/model.SUFFIX` for a bare file,
+    `N/fK.SUFFIX` and `N/manifest.json` for an export's files."""
 
-    Returns the folder and {name in it: the user's export folder or bare file}.
-    """
-    job = scratch / "job"
-    (job / "targets").mkdir(parents=True)
-    shutil.copyfile(target.source, job / "targets" / f"{target.name}.toml")
-    names: dict[str, str] = {}
+    folder: Path
+    names: dict[str, str]  # name in the folder -> the user's path it stands for (messages)
+    labels: dict[tuple[Path, Path | None], str]  # artifact key -> how the board labels it
+    runs: list[str]  # what the board's bench is given: each bare file and export folder
+
+
+def _key(artifact: Artifact) -> tuple[Path, Path | None]:
+    return artifact.path, artifact.manifest.directory if artifact.manifest else None
+
+
+def _stage(sent: list[Artifact], target: Target, scratch: Path) -> Staged:
+    """The folder scp sends: each export's runnable files (the private copies that were
+    hashed and checked) under names of ours with a manifest listing only them, each bare
+    file, and the target's definition as it was read. No path of the user's reaches a
+    command line or the remote shell, whatever the manifest says (an absolute path, `..`)."""
+    folder = scratch / "job"
+    (folder / "targets").mkdir(parents=True)
+    (folder / "targets" / f"{target.name}.toml").write_text(target.toml_text)
+    staged = Staged(folder, {}, {}, [])
     exports: dict[Path, list[Artifact]] = {}
     for artifact in sent:
         if artifact.manifest is not None:
             exports.setdefault(artifact.manifest.directory, []).append(artifact)
-        elif str(artifact.path) not in names.values():
-            name = f"{len(names)}/model{artifact.path.suffix.lower()}"
-            (job / name).parent.mkdir()
-            shutil.copyfile(artifact.path, job / name)
-            names[name] = str(artifact.path)
+        elif _key(artifact) not in staged.labels:
+            name = f"{len(staged.names)}/model{FORMATS[artifact.format].suffix}"
+            (folder / name).parent.mkdir()
+            shutil.copyfile(artifact.loaded, folder / name)
+            staged.names[name] = show_path(artifact.path)
+            staged.labels[_key(artifact)] = name  # the board names it {job}/N/model...
+            staged.runs.append(name)
     for directory, files in exports.items():
-        folder = str(len(names))
-        names[folder] = str(directory)
-        listed = set()
-        for artifact in files:
-            relative = artifact.path.relative_to(directory)
-            if ".." in relative.parts:
-                raise EdgeconvError(f"{directory / MANIFEST} lists {relative}, outside its folder")
-            (job / folder / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(artifact.path, job / folder / relative)
-            listed.add(relative.as_posix())
-        manifest = dict(files[0].manifest.data)
-        manifest["artifacts"] = [a for a in manifest["artifacts"]
-                                 if Path(a["path"]).as_posix() in listed]
-        (job / folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    return job, names
+        number = str(len(staged.names))
+        (folder / number).mkdir()
+        staged.names[number] = show_path(directory)
+        staged.runs.append(number)
+        entries = []
+        for k, artifact in enumerate(files):
+            name = f"f{k}{FORMATS[artifact.format].suffix}"
+            shutil.copyfile(artifact.loaded, folder / number / name)
+            staged.names[f"{number}/{name}"] = show_path(artifact.path)
+            staged.labels[_key(artifact)] = f"{number}/{name}"  # the board: folder/file
+            entries.append({**_entry(artifact), "path": name})
+        manifest = {**files[0].manifest.data, "artifacts": entries}
+        (folder / number / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return staged
+
+
+def _entry(artifact: Artifact) -> dict[str, Any]:
+    """The manifest's entry for this artifact, as the manifest has it."""
+    for entry in artifact.manifest.data.get("artifacts", []):
+        if isinstance(entry, dict) and entry.get("path") == artifact.entry_path \
+                and entry.get("sha256") == artifact.sha256:
+            return entry
+    raise EdgeconvError(f"{artifact.label}: not found in its manifest any more")
 
 
 def _make_remote_dir(host: SshHost) -> str:
@@ -231,9 +254,10 @@ def _remove_remote_dir(host: SshHost, remote_dir: str) -> bool:
     return done.returncode == 0
 
 
-def _remote_bench(host: SshHost, program: list[str], job: str, names: dict[str, str],
+def _remote_bench(host: SshHost, program: list[str], job: str, staged: Staged,
                   target: Target, config: BenchConfig, rows: int) -> BenchReport:
-    words = [*program, "bench", *(f"{job}/{name}" for name in names), "--target", target.name,
+    words = [*program, "bench", *(f"{job}/{name}" for name in staged.runs), "--target",
+             target.name,
              "--targets-dir", f"{job}/targets", "--local", "--json",
              "--warmup", str(config.warmup), "--runs", str(config.runs),
              "--min-time", repr(config.min_time), "--timeout", repr(config.timeout)]
@@ -281,11 +305,10 @@ def _run(host: SshHost, argv: list[str], timeout: float, what: str,
     return done
 
 
-def _map_rows(plan: Plan, report: BenchReport, job: str, names: dict[str, str],
+def _map_rows(plan: Plan, report: BenchReport, job: str, staged: Staged,
               host: SshHost) -> list[BenchRow]:
     """The plan's rows: each measured one as the board measured it (under the user's names,
     its sha256 checked against this side's), each `unsupported` one as planned."""
-    where = {local: name for name, local in names.items()}
     measured = {(row.artifact, row.runtime, row.threads): row for row in report.results}
     rows: list[BenchRow] = []
     for planned in plan.rows:
@@ -293,8 +316,10 @@ def _map_rows(plan: Plan, report: BenchReport, job: str, names: dict[str, str],
         if not planned.measured:
             rows.append(planned.row(plan.target))
             continue
-        row = measured.get((_board_label(artifact, job, where), planned.runtime,
-                            planned.threads))
+        label = staged.labels[_key(artifact)]
+        if artifact.manifest is None:
+            label = f"{job}/{label}"  # the board labels a bare file by its path there
+        row = measured.get((label, planned.runtime, planned.threads))
         if row is None:
             if planned.optional:  # a reference the board could not run: its notes say why
                 continue
@@ -306,17 +331,10 @@ def _map_rows(plan: Plan, report: BenchReport, job: str, names: dict[str, str],
             raise EdgeconvError(f"{artifact.label} arrived with sha256 {row.sha256[:12]}..."
                                 f" instead of {artifact.sha256[:12]}...: copy again")
         row.artifact = artifact.label
-        row.error = row.error and _local_text(row.error, job, names)
-        row.notes = [_local_text(n, job, names) for n in row.notes]
+        row.error = row.error and _local_text(row.error, job, staged.names)
+        row.notes = [_local_text(n, job, staged.names) for n in row.notes]
         rows.append(row)
     return rows
-
-
-def _board_label(artifact: Artifact, job: str, where: dict[str, str]) -> str:
-    """How the board's harness labels a staged file: export folder name / file, or path."""
-    if artifact.manifest is None:
-        return f"{job}/{where[str(artifact.path)]}"
-    return f"{where[str(artifact.manifest.directory)]}/{artifact.path.name}"
 
 
 def _local_text(text: str, job: str, names: dict[str, str]) -> str:

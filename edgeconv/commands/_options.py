@@ -7,14 +7,15 @@ from typing import Annotated, Any
 import typer
 
 from edgeconv.errors import EdgeconvError
+from edgeconv.zoo._registry import check_shape_bounds
 from edgeconv.zoo.options import FAMILY_OPTIONS
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
 Classes = Annotated[int | None, typer.Option(help="Number of classes (>= 2).", show_default=False)]
 InputShape = Annotated[
     str | None,
-    typer.Option(help="Input shape H,W,C, e.g. 96,96,3; 'None,None,1' for a free size.",
-                 show_default=False),
+    typer.Option(help="Input shape H,W,C, e.g. 96,96,3; 'None,None,1' for a free size"
+                      " (H, W <= 4096, C <= 1024).", show_default=False),
 ]
 
 
@@ -42,6 +43,8 @@ def parse_shape(text: str | None) -> tuple[int | None, ...] | None:
         raise EdgeconvError(f"--input-shape must be H,W,C integers (e.g. 96,96,3); got '{text}'")
     if any(d is not None and d < 1 for d in dims):
         raise EdgeconvError(f"--input-shape values must be >= 1; got '{text}'")
+    if len(dims) == 3:  # other lengths get their own message where the shape is used
+        check_shape_bounds(dims)  # before anything is built or allocated at that size
     return dims
 
 

@@ -27,6 +27,10 @@ class RichProgress(Progress):
         self.task = None
 
     def start(self, total: int, description: str, completed: int = 0) -> None:
+        if not self.console.is_terminal:
+            # Not a terminal (a CI log, a pipe): no bar, which would leave an empty line
+            # behind when it stops; messages still print.
+            return
         if not self.bar.live.is_started:
             self.bar.start()
         if self.task is not None:

@@ -26,9 +26,15 @@ def gate(
     json: JsonFlag = False,
 ) -> None:
     """Check exports and bench results against a policy's budgets; exit 1 if one breaks."""
+    from edgeconv import _atomic
     from edgeconv.gate import report as gate_report
     from edgeconv.gate import run_gate
 
+    # Before anything is judged: a report path that cannot be written fails now, not after.
+    if junit is not None:
+        _atomic.check_output_file(junit, "--junit")
+    if markdown is not None:
+        _atomic.check_output_file(markdown, "--markdown")
     report = run_gate(policy, paths)
     if junit is not None:
         gate_report.write_junit(report, junit)

@@ -114,6 +114,7 @@ def prepare(
     if limit is not None and limit < len(train_idx):
         keep = _stratified_pick(raw.y_train[train_idx], n_classes, int(limit), rng)
         train_idx = train_idx[keep]
+    _check_memory(preprocessing, len(train_idx) + len(val_idx) + len(y_test))
 
     def split(x: np.ndarray, y: np.ndarray) -> Split:
         return Split(preprocessing.apply(x), np.asarray(y, dtype=np.int64))
@@ -159,6 +160,25 @@ def _check_fractions(val_fraction: float, test_fraction: float) -> None:
             f"val_fraction + test_fraction must be below 1 to leave training images; got "
             f"{val_fraction} + {test_fraction}"
         )
+
+
+def _check_memory(preprocessing: Preprocessing, images: int) -> None:
+    """Refuse, before allocating, images that as float32 would not fit in this machine's
+    memory (a 20000x20000 --input-shape, or 4096x4096 for a whole dataset)."""
+    h, w, c = preprocessing.input_shape
+    needed = images * h * w * c * 4
+    total = _physical_memory()
+    if total is not None and needed > total:
+        raise EdgeconvError(
+            f"{images:,} images at {h}x{w}x{c} need {needed / 2**30:,.1f} GiB as float32; this"
+            f" machine has {total / 2**30:,.1f} GiB: choose a smaller --input-shape")
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # no sysconf (Windows)
+        return None
 
 
 def _check_seed(seed: Any) -> int:

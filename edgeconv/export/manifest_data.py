@@ -3,6 +3,7 @@ vouched for), the new document built last from what was measured."""
 
 from __future__ import annotations
 
+import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,17 +23,36 @@ VERSIONED = ("tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxru
              "ai-edge-litert", "tflite-micro", "numpy")
 
 
-def drop_previous_export(run_dir: Path) -> None:
-    """Remove the old manifest first, then the files it vouched for (never the checkpoint)."""
+def drop_previous_export(run_dir: Path) -> list[str]:
+    """Remove the old manifest first, then the files it vouched for, and only those: a file
+    is removed when its entry is a plain relative path inside `run_dir` (after symbolic
+    links) and the file is still the one listed (regular, same size and sha256). Never the
+    checkpoint export started from, never a directory, never a changed or foreign file: those
+    are left, with a note. An unreadable manifest vouches for nothing: it alone is removed.
+    Returns the notes."""
     manifest = run_dir / MANIFEST
+    if manifest.is_dir():
+        raise EdgeconvError(f"{manifest} is a directory; move it away to export into {run_dir}")
+    notes: list[str] = []
     try:
-        previous = load_manifest(manifest) if manifest.is_file() else None
-    except EdgeconvError:
-        previous = None  # unreadable: it vouches for nothing; just remove it
+        previous = load_manifest(manifest) if manifest.exists() else None
+    except EdgeconvError as exc:
+        previous = None
+        notes.append(f"the previous {MANIFEST} was unreadable ({exc}): removed, and no file it"
+                     " listed")
     manifest.unlink(missing_ok=True)
     for artifact in previous.artifacts if previous else []:
-        if FORMATS[artifact.format].exported:  # never the checkpoint export started from
-            (run_dir / artifact.path).unlink(missing_ok=True)
+        if not FORMATS[artifact.format].exported:  # the checkpoint export starts from
+            continue
+        try:
+            previous.verified_path(artifact)  # containment, regular file, size, sha256
+        except EdgeconvError as exc:
+            if os.path.lexists(run_dir / artifact.path):
+                notes.append(f"left {artifact.path} as it is, not the file the previous"
+                             f" {MANIFEST} listed ({exc})")
+            continue
+        (run_dir / artifact.path).unlink(missing_ok=True)
+    return notes
 
 
 def manifest_data(source: Source, data, float_accuracy: float, full_test: int,

@@ -31,12 +31,13 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
     started = time.perf_counter()
     jobs = plan(config)
     source = resolve_source(config, progress)
+    _atomic.check_output_dir(source.run_dir, "--out")  # before the model and data are made
     model, data, source = _model_and_data(source, config)
     full_test = len(data.test.y)
     data = evaluation_data(data, config, seed=source.seed)
     calibration_set, check = calibration_for(data, config)
 
-    drop_previous_export(source.run_dir)
+    notes = drop_previous_export(source.run_dir)
     steps = Steps(progress, 1 + 2 * len(jobs), "export")
     steps.step("float reference (Keras)")
     verifier = Verifier(model, data)
@@ -45,7 +46,7 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
         with _atomic.atomic_path(keras_file) as tmp:
             model.save(tmp)
     artifacts = [verifier.reference_artifact(keras_file)]
-    notes = [f"calibration: {w}" for w in check.warnings] if check else []
+    notes += [f"calibration: {w}" for w in check.warnings] if check else []
     session = ConversionSession(model, calibration_set, config.int8_settings)
     budgets_met = []
     for fmt, precision in jobs:

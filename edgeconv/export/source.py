@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from edgeconv import _atomic
 from edgeconv.errors import EdgeconvError
 from edgeconv.export.config import ExportConfig
 from edgeconv.progress import Progress
@@ -31,12 +32,18 @@ def resolve_source(config: ExportConfig, progress: Progress) -> Source:
     from edgeconv.zoo import get_spec
 
     given = Path(config.target)
+    if config.out is not None:  # before anything is trained or built for it
+        _atomic.check_output_dir(config.out, "--out")
     if config.untrained:
         spec = get_spec(config.target)
-        return Source(run_dir=Path(config.out or DEFAULT_RUNS_DIR / f"{spec.name}-untrained"),
-                      spec_name=spec.name, model_options=dict(config.model_options),
-                      dataset=config.dataset, seed=config.seed, preprocessing={},
-                      trained=False, trained_now=False)
+        run_dir = Path(config.out or DEFAULT_RUNS_DIR / f"{spec.name}-untrained")
+        if (run_dir / RESULT).is_file():  # its model.keras is a trained checkpoint
+            raise EdgeconvError(f"{run_dir} holds a finished training run: --untrained would"
+                                " overwrite its model.keras; give another --out")
+        _check_holds(run_dir, spec.name)
+        return Source(run_dir=run_dir, spec_name=spec.name,
+                      model_options=dict(config.model_options), dataset=config.dataset,
+                      seed=config.seed, preprocessing={}, trained=False, trained_now=False)
     if given.is_dir() and (given / RESULT).is_file():
         if config.model_options:
             raise EdgeconvError(f"{given} is a trained run: its model options are fixed;"
@@ -49,8 +56,10 @@ def resolve_source(config: ExportConfig, progress: Progress) -> Source:
     run_dir = Path(config.out or DEFAULT_RUNS_DIR / spec.name)
     if (run_dir / RESULT).is_file():
         source = _from_run(run_dir, trained_now=False)
+        _check_model(source.spec_name, spec.name, run_dir, "run")
         _check_options(source, config.model_options)
         return source
+    _check_holds(run_dir, spec.name)
     from edgeconv.train import TrainConfig, train
 
     progress.message(f"no trained {spec.name} in {run_dir}: training one with the default"
@@ -79,6 +88,25 @@ def _from_run(run_dir: Path, trained_now: bool) -> Source:
     return Source(run_dir=run_dir, spec_name=record.model, model_options=record.model_options,
                   dataset=record.dataset, seed=record.seed,
                   preprocessing=record.preprocessing, trained=True, trained_now=trained_now)
+
+
+def _check_holds(run_dir: Path, model: str) -> None:
+    """An export of `model` must not replace another model's export at --out."""
+    from edgeconv.manifest import MANIFEST, load_manifest
+
+    if not (run_dir / MANIFEST).is_file():
+        return
+    try:
+        held = load_manifest(run_dir).model
+    except EdgeconvError:
+        return  # unreadable: it vouches for nothing, and the export replaces it
+    _check_model(held, model, run_dir, "export")
+
+
+def _check_model(held: str, wanted: str, run_dir: Path, what: str) -> None:
+    if held != wanted:
+        raise EdgeconvError(f"{run_dir} holds a {held} {what}, not {wanted}: export it with"
+                            f" `edgeconv export {run_dir}`, or give {wanted} another --out")
 
 
 def _check_options(source: Source, given: dict[str, Any]) -> None:

@@ -75,9 +75,10 @@ def load_evidence(paths: list[Path]) -> Evidence:
             if not found:
                 raise EdgeconvError(f"{path} has no {MANIFEST} or {RESULTS}; run `edgeconv"
                                     " export` / `edgeconv bench --out` first")
-        elif path.is_file():
-            if records.is_results_document(records.read_json(path)):
-                results.setdefault(path.resolve(), records.load_results(path))
+        elif path.exists():  # read_json refuses a FIFO, a device or /proc in one line
+            data = records.read_json(path)
+            if records.is_results_document(data):  # parsed once: what was read is judged
+                results.setdefault(path.resolve(), records.results_from_dict(data, str(path)))
             else:
                 manifest = load_manifest(path)
                 manifests.setdefault(manifest.directory.resolve(), manifest)

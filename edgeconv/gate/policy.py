@@ -1,12 +1,15 @@
 """gate.toml: rules that select artifacts or bench rows by glob and give them budgets.
 
-Everything wrong with a policy (bad TOML, an unknown key, a value of the wrong type) is one
-`EdgeconvError` naming the file and the rule, before any input is read.
+Everything wrong with a policy (bad TOML, an unknown key, a value of the wrong type or out
+of range) is one `EdgeconvError` naming the file, the rule and the field, before any input is
+read. Each rule is checked against a closed schema (`edgeconv.schema`) whose specs also
+parse the values (sizes, percentages), so what is checked is exactly what is used.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from typing import Any
 
 from edgeconv.errors import EdgeconvError, did_you_mean
 from edgeconv.formats import FORMATS, PRECISIONS
+from edgeconv.schema import Int, Obj, SchemaError, Spec, Str, read_regular, validate
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,6 +28,7 @@ else:  # pragma: no cover - Python 3.10
 # Selectors: glob patterns (a string or a list of them) on what a manifest / results.json says.
 ARTIFACT_SELECTORS = ("model", "artifact", "format", "precision")
 ROW_SELECTORS = ("target", "runtime", "threads")  # only bench rows have these
+SELECTORS = (*ARTIFACT_SELECTORS, *ROW_SELECTORS)
 # Selectors whose values edgeconv defines: a pattern that matches none of them is a typo.
 KNOWN_VALUES = {"format": tuple(FORMATS), "precision": tuple(PRECISIONS)}
 
@@ -52,13 +57,23 @@ BUDGETS = {b.key: b for b in (
     Budget("must_fit", "fits", "is", "flag", True),
     Budget("must_run_on", "runs_on", "on", "targets", False),
 )}
-RULE_KEYS = ("name", *ARTIFACT_SELECTORS, *ROW_SELECTORS, *BUDGETS)
 
 # Binary units as device budgets are stated (KiB), SI ones as written (kB); "KB" or "K" is
 # ambiguous, so it is refused rather than guessed.
 _UNITS = {"": 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3,
           "kB": 1000, "MB": 1000**2, "GB": 1000**3}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+
+# Bounds: a policy is written by people, so anything beyond these is a mistake (or a file
+# crafted to make the gate loop, allocate or overflow).
+MAX_POLICY_BYTES = 1024**2
+MAX_RULES = 1000
+MAX_PATTERNS = 100  # per selector
+MAX_TEXT = 200  # characters in a rule name or a pattern
+MAX_ROW_THREADS = 65_536  # as results.json bounds a row's threads
+# The largest budget per unit (the smallest is 0): a fraction of 1, drop points out of 100,
+# a day of latency, a TiB.
+LIMITS = {"fraction": 1.0, "points": 100.0, "ms": 86_400_000.0, "bytes": 1024**4}
 
 
 @dataclass(frozen=True)
@@ -84,20 +99,17 @@ class Policy:
 
 def load_policy(path: str | Path) -> Policy:
     path = Path(path)
-    if not path.is_file():
-        raise EdgeconvError(f"policy {path} not found; pass --policy FILE (see docs/gate.md)")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise EdgeconvError(f"{path}: not valid TOML ({' '.join(str(exc).split())})") from None
+    data = _read(path)
     for key in data:
         if key != "rule":
-            raise EdgeconvError(f"{path}: unknown top-level key '{key}'"
+            raise EdgeconvError(f"{path}: unknown top-level key {_key(key)}"
                                 f"{did_you_mean(key, ['rule'])}; a policy is [[rule]] tables")
     rules = data.get("rule")
     if not isinstance(rules, list) or not rules or not all(isinstance(r, dict) for r in rules):
         raise EdgeconvError(f"{path}: no rules; write at least one [[rule]] table")
-    parsed = tuple(_rule(raw, f"{path}: rule {i}", path) for i, raw in enumerate(rules, 1))
+    if len(rules) > MAX_RULES:
+        raise EdgeconvError(f"{path}: {len(rules)} rules; a policy has at most {MAX_RULES}")
+    parsed = tuple(_rule(raw, path, i) for i, raw in enumerate(rules, 1))
     names = [r.name for r in parsed]
     for name in names:
         if names.count(name) > 1:
@@ -106,23 +118,32 @@ def load_policy(path: str | Path) -> Policy:
     return Policy(path=path, rules=parsed)
 
 
-def _rule(raw: dict[str, Any], where: str, path: Path) -> Rule:
+def _read(path: Path) -> dict[str, Any]:
+    """The parsed TOML of a regular file of at most MAX_POLICY_BYTES (never a FIFO, which
+    would block, a device or /proc)."""
+    if not path.exists():
+        raise EdgeconvError(f"policy {path} not found; pass --policy FILE (see docs/gate.md)")
+    raw = read_regular(path, MAX_POLICY_BYTES)
+    try:
+        return tomllib.loads(raw.decode())
+    except RecursionError:
+        raise EdgeconvError(f"{path}: not valid TOML (nested too deeply)") from None
+    # ValueError: TOMLDecodeError, and integers beyond Python's 4300-digit limit
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise EdgeconvError(f"{path}: not valid TOML ({' '.join(str(exc).split())})") from None
+
+
+def _rule(raw: dict[str, Any], path: Path, number: int) -> Rule:
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise EdgeconvError(f"{where}: needs a name = \"...\"")
+        raise EdgeconvError(f"{path}: rule {number}: needs a name = \"...\"")
+    validate({"name": name}, Obj({"name": _NAME}), f"{path}: rule {number}")
     where = f"{path}: rule '{name}'"
-    selectors: dict[str, tuple[str, ...]] = {}
-    budgets: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key == "name":
-            continue
-        if key not in RULE_KEYS:
-            raise EdgeconvError(f"{where}: unknown key '{key}'{did_you_mean(key, RULE_KEYS)}")
-        if key in BUDGETS:
-            budgets[key] = _limit(BUDGETS[key], value, f"{where}: {key}")
-        else:
-            selectors[key] = _patterns(value, f"{where}: {key}", numbers=key == "threads")
-            _known(key, selectors[key], f"{where}: {key}")
+    validate(raw, RULE, where)  # closed: an unknown key is refused with the closest one
+    selectors = {k: RULE.fields[k].check(v, k) for k, v in raw.items() if k in SELECTORS}
+    budgets = {k: RULE.fields[k].check(v, k) for k, v in raw.items() if k in BUDGETS}
+    for key, patterns in selectors.items():
+        _known(key, patterns, f"{where}: {key}")
     if not budgets:
         raise EdgeconvError(f"{where}: no budget; set one of {', '.join(BUDGETS)}")
     rule = Rule(name=name, selectors=selectors, budgets=budgets)
@@ -130,16 +151,6 @@ def _rule(raw: dict[str, Any], where: str, path: Path) -> Rule:
         raise EdgeconvError(f"{where}: must_run_on checks exported artifacts; put it in a rule"
                             " without target/runtime/threads or latency/arena/flash budgets")
     return rule
-
-
-def _patterns(value: Any, where: str, numbers: bool = False) -> tuple[str, ...]:
-    """Glob patterns; `threads` may be numbers too (results.json has them as numbers)."""
-    items = value if isinstance(value, list) else [value]
-    kinds = (str, int) if numbers else (str,)
-    if not items or not all(isinstance(v, kinds) and not isinstance(v, bool) for v in items):
-        raise EdgeconvError(f"{where}: takes a glob pattern or a list of them, e.g. \"*int8*\";"
-                            f" got {value!r}")
-    return tuple(str(v) for v in items)
 
 
 def _known(key: str, patterns: tuple[str, ...], where: str) -> None:
@@ -154,40 +165,131 @@ def _known(key: str, patterns: tuple[str, ...], where: str) -> None:
                                 f"{did_you_mean(pattern, known)} ({', '.join(known)})")
 
 
-def _limit(budget: Budget, value: Any, where: str) -> Any:
-    if budget.unit == "flag":
-        if value is not True:
-            raise EdgeconvError(f"{where}: takes true (leave it out to not check); got {value!r}")
-        return True
-    if budget.unit == "targets":
-        return _patterns(value, where)
-    if budget.unit == "bytes":
-        return parse_size(value, where)
-    if isinstance(value, str) and budget.unit == "fraction" and value.strip().endswith("%"):
-        value = _number(value.strip()[:-1], where) / 100
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise EdgeconvError(f"{where}: takes a number >= 0; got {value!r}")
-    if budget.unit == "fraction" and value > 1:
-        raise EdgeconvError(f"{where}: is a fraction of 1 as in manifest.json (0.97, or"
-                            f" \"97%\"); got {value!r}")
-    return float(value)
+# --- the rule schema: each spec checks a value and returns it parsed ------------------------
 
 
-def _number(text: str, where: str) -> float:
+def _refuse(where: str, text: str, value: Any) -> SchemaError:
+    return SchemaError(where, text, message=f"{text}; got {_got(value)}")
+
+
+def _got(value: Any) -> str:
     try:
-        return float(text)
-    except ValueError:
-        raise EdgeconvError(f"{where}: '{text}%' is not a percentage") from None
+        text = repr(value)
+    except ValueError:  # an integer past Python's 4300-digit limit
+        return "a number too long to show"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_NAME = Str(max_len=MAX_TEXT, pattern=r"[^\x00-\x1f\x7f]*",
+            expected=f"one line of at most {MAX_TEXT} characters")
+_PATTERN = Str(max_len=MAX_TEXT, allow_empty=False, pattern=r"[^\x00-\x1f\x7f]*")
+
+
+@dataclass
+class Patterns(Spec):
+    """A glob pattern or a list of them -> a tuple of patterns. `threads` may be numbers
+    too (results.json has them as numbers)."""
+
+    numbers: bool = False
+
+    def check(self, value: Any, where: str) -> tuple[str, ...]:
+        items = value if isinstance(value, list) else [value]
+        item = Int(min=1, max=MAX_ROW_THREADS) if self.numbers else None
+        ok = 1 <= len(items) <= MAX_PATTERNS and all(
+            _fits(_PATTERN, v) or (item is not None and _fits(item, v)) for v in items)
+        if not ok:
+            raise _refuse(where, f"takes a glob pattern or a list of them (at most"
+                                 f" {MAX_PATTERNS}, one line each), e.g. \"*int8*\"", value)
+        return tuple(str(v) for v in items)
+
+
+@dataclass
+class Limit(Spec):
+    """A budget's value -> what evaluate compares with: a float (fraction, points, ms),
+    bytes as an int, True (must_fit), or target patterns (must_run_on)."""
+
+    budget: Budget | None = None
+
+    def check(self, value: Any, where: str) -> Any:
+        unit = self.budget.unit
+        if unit == "flag":
+            if value is not True:
+                raise _refuse(where, "takes true (leave it out to not check)", value)
+            return True
+        if unit == "targets":
+            return Patterns().check(value, where)
+        if unit == "bytes":
+            try:
+                return _size(value)
+            except ValueError as exc:
+                raise _refuse(where, str(exc), value) from None
+        number = value
+        if isinstance(value, str) and unit == "fraction" and value.strip().endswith("%"):
+            try:
+                number = float(value.strip()[:-1]) / 100
+            except ValueError:
+                raise _refuse(where, "is not a percentage (\"97%\") or a fraction (0.97)",
+                              value) from None
+        high = LIMITS[unit]
+        if isinstance(number, bool) or not isinstance(number, (int, float)) \
+                or not _in_range(number, high):
+            if unit == "fraction" and _in_range(number, 100.0) and number > 1:
+                raise _refuse(where, "is a fraction of 1 as in manifest.json (0.97, or"
+                                     " \"97%\")", value)
+            raise _refuse(where, f"takes a number >= 0 and <= {high:,.0f} ({unit})", value)
+        return float(number)
+
+
+def _in_range(number: Any, high: float) -> bool:
+    """A finite number from 0 to `high` (NaN and a 400-digit integer are not)."""
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        return False
+    try:
+        as_float = float(number)
+    except OverflowError:
+        return False
+    return math.isfinite(as_float) and 0 <= as_float <= high
+
+
+def _fits(spec: Spec, value: Any) -> bool:
+    try:
+        spec.check(value, "")
+    except SchemaError:
+        return False
+    return True
+
+
+RULE = Obj(fields={"name": _NAME,
+                   **{k: Patterns(numbers=k == "threads") for k in SELECTORS},
+                   **{k: Limit(b) for k, b in BUDGETS.items()}},
+           required=("name",), closed=True)
+
+
+def _size(value: Any) -> int:
+    """Bytes from an integer or a string like "80 KiB"; ValueError saying what is wrong."""
+    hint = 'takes bytes (81920) or a size like "80 KiB", "2 MiB", "64 kB"'
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    else:
+        match = _SIZE.match(value) if isinstance(value, str) and len(value) <= 100 else None
+        if match is None:
+            raise ValueError(hint)
+        if match.group(2) not in _UNITS:
+            raise ValueError(f"has an unknown unit '{match.group(2)}' (B; KiB, MiB, GiB"
+                             " = 1024-based; kB, MB, GB = 1000-based)")
+        size = float(match.group(1)) * _UNITS[match.group(2)]
+    if not _in_range(size, LIMITS["bytes"]):
+        raise ValueError(f"{hint}, from 0 to 1 TiB")
+    return round(size)
 
 
 def parse_size(value: Any, where: str = "size") -> int:
     """Bytes from an integer or a string like "80 KiB", "1.5 MiB", "64 kB"."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    match = _SIZE.match(value) if isinstance(value, str) else None
-    if match is None or match.group(2) not in _UNITS:
-        hint = 'write bytes (81920) or a size like "80 KiB", "2 MiB", "64 kB"'
-        if match is not None:
-            hint = f"unknown unit '{match.group(2)}': {hint} (KiB = 1024, kB = 1000)"
-        raise EdgeconvError(f"{where}: {hint}; got {value!r}")
-    return round(float(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        return _size(value)
+    except ValueError as exc:
+        raise EdgeconvError(f"{where} {exc}; got {_got(value)}") from None
+
+
+def _key(key: str) -> str:
+    return repr(key) if isinstance(key, str) else str(key)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from edgeconv import _atomic
-from edgeconv.errors import EdgeconvError
 from edgeconv.report import document as d
 from edgeconv.report import plots
 from edgeconv.report.arithmetic import Arithmetic
@@ -48,12 +47,13 @@ class ReportResult:
 
 def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda _: None
                  ) -> ReportResult:
+    # Both outputs are checked before anything is read or written: a bad --summary must not
+    # leave a half-written report behind.
+    _atomic.check_output_dir(config.out, "--out")
+    if config.summary is not None:
+        _atomic.check_output_file(config.summary, "--summary")
     progress("reading manifests and results")
     data = collect(list(config.paths))
-    if config.out.exists() and not config.out.is_dir():
-        raise EdgeconvError(f"{config.out} exists and is not a directory")
-    if config.summary is not None and config.summary.is_dir():  # before any work is done
-        raise EdgeconvError(f"--summary {config.summary} is a directory; give a file path")
     config.out.mkdir(parents=True, exist_ok=True)
     arithmetic = Arithmetic(config.arithmetic)
     progress("params and MACs from the models' arithmetic")

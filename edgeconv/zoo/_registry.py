@@ -17,6 +17,15 @@ from edgeconv.zoo.recipe import Recipe, generic_recipe
 
 Shape = tuple[int | None, int | None, int]
 
+# Upper bounds on what a model may be asked to be, wherever a size is parsed or read back
+# (the CLI, resolve_options, manifest.json, train.json): far above any edge model (the zoo's
+# largest input is 224x224x3, ImageNet-21k has 21,841 classes), far below what would
+# exhaust memory while building one. (Whether a dataset's images fit in memory at a size is
+# checked where they are prepared: edgeconv.data.splits.)
+MAX_SIDE = 4096  # input height and width
+MAX_CHANNELS = 1024  # input channels: a block's input is a feature map (inception: 192)
+MAX_CLASSES = 100_000
+
 
 @dataclass(frozen=True)
 class PaperFact:
@@ -196,6 +205,9 @@ def _check_classes(spec: ModelSpec, classes: int | None) -> None:
         return
     if classes is None or classes < 2:
         raise EdgeconvError(f"--classes must be an integer >= 2; got {classes}")
+    if classes > MAX_CLASSES:
+        raise EdgeconvError(f"--classes must be at most {MAX_CLASSES:,} (edgeconv's bound on a"
+                            f" classifier); got {classes}")
 
 
 def _check_input_shape(spec: ModelSpec, shape: Shape) -> None:
@@ -204,6 +216,7 @@ def _check_input_shape(spec: ModelSpec, shape: Shape) -> None:
     h, w, c = shape
     if c is None or c < 1:
         raise EdgeconvError(f"--input-shape needs a channel count >= 1; got {_fmt(shape)}")
+    check_shape_bounds(shape)
     if spec.channels is not None and c not in spec.channels:
         allowed = " or ".join(str(x) for x in spec.channels)
         raise EdgeconvError(f"model '{spec.name}' takes {allowed} input channel(s);"
@@ -224,6 +237,15 @@ def _check_input_shape(spec: ModelSpec, shape: Shape) -> None:
     if h < spec.min_size or w < spec.min_size:
         raise EdgeconvError(f"model '{spec.name}' needs H and W >= {spec.min_size};"
                             f" got {_fmt(shape)}")
+
+
+def check_shape_bounds(shape: tuple[int | None, ...]) -> None:
+    """H and W up to MAX_SIDE, channels up to MAX_CHANNELS (an H,W,C shape, None: free)."""
+    *sides, channels = shape
+    if any(v is not None and v > MAX_SIDE for v in sides) \
+            or (channels is not None and channels > MAX_CHANNELS):
+        raise EdgeconvError(f"--input-shape takes H and W up to {MAX_SIDE} and up to"
+                            f" {MAX_CHANNELS} channels; got {_fmt(shape)}")
 
 
 def _fmt(shape: Shape) -> str:

@@ -32,10 +32,16 @@ class FamilyOption:
         return "--" + self.name.replace("_", "-")
 
 
+MAX_ALPHA = 4.0  # 16x MobileNet's params: far above the paper's 1.0, below exhausting memory
+
+
 def _check_alpha(spec: ModelSpec, alpha: float) -> None:
     if not (math.isfinite(alpha) and alpha > 0):
         raise EdgeconvError(f"--alpha must be a number > 0 (the paper uses 0.25, 0.5, 0.75, 1.0);"
                             f" got {alpha}")
+    if alpha > MAX_ALPHA:
+        raise EdgeconvError(f"--alpha must be at most {MAX_ALPHA:g} (the paper uses 0.25 to"
+                            f" 1.0); got {alpha}")
 
 
 def _check_version(spec: ModelSpec, version: str) -> None:
@@ -53,7 +59,7 @@ def _check_groups(spec: ModelSpec, groups: int) -> None:
 
 # In the order of ModelOptions' fields: checks run, and errors surface, in this order.
 FAMILY_OPTIONS: dict[str, FamilyOption] = {o.name: o for o in (
-    FamilyOption("alpha", float, "Width multiplier (MobileNets), > 0.", _check_alpha),
+    FamilyOption("alpha", float, "Width multiplier (MobileNets), > 0 and <= 4.", _check_alpha),
     FamilyOption("version", str, "SqueezeNet version: 1.0 or 1.1.", _check_version),
     FamilyOption("groups", int, "AlexNet conv2/4/5 groups: 2 (original) or 1.", _check_groups),
 )}
