@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeconv.errors import EdgeconvError
-from edgeconv.schema import in_pseudo_fs
+from edgeconv.files import in_pseudo_fs
 
 
 @contextlib.contextmanager

@@ -28,8 +28,9 @@ from edgeconv.records import (
 from edgeconv.records import MANIFEST_SCHEMA as SCHEMA_VERSION
 from edgeconv.schema import (
     Bool, DictOf, Each, Int, ListOf, Num, Obj, Opt, RelPath, SchemaError, Spec, Str, contained,
-    open_regular, validate,
+    validate,
 )
+from edgeconv.files import open_regular
 from edgeconv.zoo._registry import MAX_SIDE
 
 MANIFEST = "manifest.json"

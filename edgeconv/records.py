@@ -26,8 +26,9 @@ from edgeconv import _atomic
 from edgeconv.errors import EdgeconvError
 from edgeconv.formats import FORMATS, PRECISIONS
 from edgeconv.schema import (
-    Bool, DictOf, Int, ListOf, Num, Obj, Opt, Spec, Str, read_regular, validate,
+    Bool, DictOf, Int, ListOf, Num, Obj, Opt, Spec, Str, validate,
 )
+from edgeconv.files import MAX_MODEL_BYTES, read_regular
 from edgeconv.zoo._registry import MAX_CHANNELS, MAX_CLASSES, MAX_SIDE
 from edgeconv.zoo.options import MAX_ALPHA
 
@@ -43,8 +44,6 @@ STATUSES = ("ok", "unsupported", "failed")
 TIMED_ON = ("target", "host")
 
 MAX_RECORD_BYTES = 64 << 20  # a JSON record (manifest, results, train): read whole
-MAX_MODEL_BYTES = 4 << 30  # a model file: TFLite and ONNX files stop at 2 GiB (flatbuffer,
-#                            protobuf); VGG16's .keras is 0.5 GiB
 MAX_COUNT = 1 << 53  # any count or byte figure in a record (exact as a JSON double)
 
 

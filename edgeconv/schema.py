@@ -13,21 +13,19 @@ spec says otherwise, bool is never accepted as a number, strings never hold a li
 error, may, and its reader folds it onto one line), and containers have size limits, so a
 crafted document cannot make a reader loop or allocate without bound.
 
-Files are read through `read_regular` / `open_regular`: a regular file of bounded size, never
-a FIFO (which would block), a device or a /proc file (which can be endless or unreadable).
+The documents themselves are read through edgeconv.files (`read_regular`): a regular file of
+bounded size, never a FIFO, a device or a /proc file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
-import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import Any
 
 from edgeconv.errors import EdgeconvError, did_you_mean
 
@@ -292,57 +290,6 @@ def contained(folder: str | os.PathLike[str], relative: str) -> bool:
     return target == base or base in target.parents
 
 
-def in_pseudo_fs(path: str | os.PathLike[str]) -> bool:
-    """Under /proc or /sys once symlinks are followed: files there look regular (size 0)
-    but are endless, change under the reader or fail to read (/proc/self/mem)."""
-    try:
-        resolved = Path(path).resolve()
-    except (OSError, RuntimeError):
-        return False
-    return any(resolved == Path(p) or Path(p) in resolved.parents for p in ("/proc", "/sys"))
-
-
-@contextlib.contextmanager
-def open_regular(path: str | os.PathLike[str], max_bytes: int | None = None
-                 ) -> Iterator[tuple[IO[bytes], os.stat_result]]:
-    """The open file and its stat, when `path` is a regular file of at most `max_bytes`;
-    else one EdgeconvError line. Opened without blocking and checked on the open file
-    (fstat), so a FIFO never hangs the reader and a swap after the check changes nothing."""
-    path = Path(path)
-    if in_pseudo_fs(path):
-        raise EdgeconvError(f"{path} is not a regular file (it is in /proc or /sys)")
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise EdgeconvError(f"{path} does not exist") from None
-    except OSError as exc:
-        raise EdgeconvError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO, device or socket"
-            raise EdgeconvError(f"{path} is not a regular file ({kind})")
-        if max_bytes is not None and info.st_size > max_bytes:
-            raise EdgeconvError(f"{path} is {info.st_size:,} bytes, over the {max_bytes:,}"
-                                " bytes edgeconv reads from such a file")
-        with os.fdopen(fd, "rb") as fh:
-            fd = -1  # the file object closes it now
-            yield fh, info
-    finally:
-        if fd >= 0:
-            os.close(fd)
-
-
-def read_regular(path: str | os.PathLike[str], max_bytes: int) -> bytes:
-    """The bytes of a regular file of at most `max_bytes` (see `open_regular`)."""
-    with open_regular(path, max_bytes) as (fh, _):
-        data = fh.read(max_bytes + 1)
-    if len(data) > max_bytes:  # it grew after the check
-        raise EdgeconvError(f"{path} is over the {max_bytes:,} bytes edgeconv reads from"
-                            " such a file")
-    return data
-
-
 def unique_by(items: Iterable[Any], key: Callable[[Any], Any]) -> bool:
     keys = [key(i) for i in items]
     return len(keys) == len(set(keys))
@@ -354,12 +301,17 @@ def _join(where: str, key: str) -> str:
 
 
 def _range(low: float | None, high: float | None) -> str:
+    def shown(x: float) -> str:  # 100,000 and 9,007,199,254,740,992, not 1e+05 and 9e+15
+        if isinstance(x, int):
+            return f"{x:,}" if abs(x) >= 10_000 else str(x)
+        return f"{x:g}"
+
     if low is not None and high is not None:
-        return f" from {low:g} to {high:g}"
+        return f" from {shown(low)} to {shown(high)}"
     if low is not None:
-        return f" >= {low:g}"
+        return f" >= {shown(low)}"
     if high is not None:
-        return f" <= {high:g}"
+        return f" <= {shown(high)}"
     return ""
 
 

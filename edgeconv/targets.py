@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeconv.bench.ssh_rules import NAMED_FILE, WORKING_DIR, check_host, check_options
-from edgeconv.bench.validate import read_regular, show_path
+from edgeconv.files import read_regular, show_path
 from edgeconv.errors import EdgeconvError, did_you_mean
 from edgeconv.runtimes.registry import runtime_names
 from edgeconv.schema import Each, Int, ListOf, Num, Obj, Rule, SchemaError, Spec, Str, validate
@@ -210,7 +210,7 @@ def get_target(name: str, targets_dir: str | Path | None = None) -> Target:
 
 def _read(file: Path, origin: str) -> Target:
     shown = show_path(file)
-    raw = read_regular(file, MAX_TARGET_BYTES, "target file")
+    raw = read_regular(file, MAX_TARGET_BYTES, what="target file")
     try:
         text = raw.decode("utf-8")
         data = tomllib.loads(text)

@@ -28,16 +28,7 @@ import pytest
 from edgeconv.board import cache, host, namespace
 from edgeconv.errors import EdgeconvError
 
-# `edgeconv`, with the board sub-app added when cli.py does not register it (yet): the same
-# Typer app and error handling as `python -m edgeconv`.
-_MAIN = ("import sys\n"
-         "from edgeconv.cli import app, main\n"
-         "from edgeconv.commands import board\n"
-         "if not any(g.name == 'board' for g in app.registered_groups):\n"
-         "    app.add_typer(board.app, name='board')\n"
-         "sys.argv[0] = 'edgeconv'\n"
-         "main()\n")
-EDGECONV = [sys.executable, "-c", _MAIN]
+EDGECONV = [sys.executable, "-m", "edgeconv"]
 CREATE_TIMEOUT_S = 1800
 
 
@@ -251,8 +242,11 @@ def test_the_board_holds_the_runtime_only_edgeconv(board, tmp_path):
     from edgeconv.board import wheel
 
     assert board["edgeconv"] == __version__
-    built = wheel.build(tmp_path / "wheel")
-    assert board["wheel_sha256"] == wheel.digest(built)  # this checkout's code
+    # this checkout's code: create again (the tree may have changed since the fixture's, when
+    # others edit it) and compare with a wheel built right after
+    done = edgeconv("board", "create", "rpi4", "--json", timeout=CREATE_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["wheel_sha256"] == wheel.digest(wheel.build(tmp_path / "w"))
 
 
 @board_test
@@ -268,6 +262,26 @@ def test_sessions_run_the_boards_cpu_model(running):
     assert running.host == f"root@127.0.0.1:{running.port}"
     assert running.remote_edgeconv == "/opt/edgeconv/bin/edgeconv"
     print(f"\nssh start: {running.start_seconds:.1f} s")
+
+
+@board_test
+def test_board_start_prints_how_to_reach_it_and_stops_on_sigterm(board):
+    proc = subprocess.Popen([*EDGECONV, "board", "start", "rpi4", "--json"], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        started = json.loads(proc.stdout.readline())
+        assert started["host"].startswith("root@127.0.0.1:") and started["cpu"] == "Cortex-A72"
+        options = [a for o in started["ssh_options"] for a in ("-o", o)]
+        done = subprocess.run(["ssh", "-o", "BatchMode=yes", *options, "-p",
+                               str(started["port"]), "--", "root@127.0.0.1", "uname -m"],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.stdout.strip() == "aarch64", done.stderr
+        assert started["bench_args"][:4] == ["--target", "rpi4", "--host", started["host"]]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and err.strip().endswith("board rpi4 stopped"), err
+    assert not Path(f"/proc/{started['pid']}/ns").exists()  # the server is gone
 
 
 def _outputs_on_the_board(running, model: Path, inputs: np.ndarray, **options) -> tuple:
@@ -357,11 +371,14 @@ def test_fp32_outputs_on_the_board_are_close_to_x86(running, trained_fcn):
 
 @board_test
 def test_create_again_reuses_the_cache(board):
+    first = edgeconv("board", "create", "rpi4", "--json", timeout=CREATE_TIMEOUT_S)
+    assert first.returncode == 0, first.stderr[-2000:]  # as the checkout is now
     began = time.monotonic()
     done = edgeconv("board", "create", "rpi4", "--json", timeout=CREATE_TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-2000:]
     again = json.loads(done.stdout)
-    assert again["action"] == "reused" and again["wheel_sha256"] == board["wheel_sha256"]
+    assert again["action"] == "reused", "the checkout changed between two creates?"
+    assert again["wheel_sha256"] == json.loads(first.stdout)["wheel_sha256"]
     print(f"\ncached create: {time.monotonic() - began:.1f} s")
     listed = json.loads(edgeconv("board", "list", "--json").stdout)
     (rpi4,) = [b for b in listed["boards"] if b["name"] == "rpi4"]

@@ -167,7 +167,7 @@ def test_a_huge_or_unreadable_policy_is_one_line(tmp_path):
     big = tmp_path / "gate.toml"
     big.write_text("# padding\n" * 200_000)
     done = gate(tmp_path, "--policy", big)
-    assert done.exit_code == 2 and "over the 1,048,576 bytes" in done.stderr
+    assert done.exit_code == 2 and "edgeconv reads a file of at most 1 MiB" in done.stderr
     os.mkfifo(tmp_path / "fifo.toml")  # reading it would block: refused unread
     done = gate(tmp_path, "--policy", tmp_path / "fifo.toml")
     assert done.exit_code == 2 and "not a regular file" in done.stderr

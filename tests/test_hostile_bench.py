@@ -476,7 +476,7 @@ def test_an_absolute_manifest_path_over_ssh_is_no_traceback(sshd, benched_fcn, t
 
 @needs_models
 @pytest.mark.parametrize("args, message", [
-    (["--timeout", "inf"], "--timeout must be a finite number from 1 to 86400; got inf"),
+    (["--timeout", "inf"], "--timeout must be a finite number from 1 to 86,400; got inf"),
     (["--timeout", "nan"], "--timeout must be a finite number"),
     (["--timeout", "0.5"], "--timeout must be a finite number from 1"),
     (["--min-time", "inf"], "--min-time must be a finite number from 0 to 3600"),
@@ -485,8 +485,8 @@ def test_an_absolute_manifest_path_over_ssh_is_no_traceback(sshd, benched_fcn, t
     (["--threads", "0"], "--threads[0] must be an integer from 1 to 256; got 0"),
     (["--threads", "1,1"], "--threads[1] must be unlike the items before it"),
     (["--threads", "1;2"], "--threads takes positive integers like 1,2,4"),
-    (["--runs", "1000000000000"], "--runs must be an integer from 1 to 100000"),
-    (["--warmup", "-1"], "--warmup must be an integer from 0 to 100000"),
+    (["--runs", "1000000000000"], "--runs must be an integer from 1 to 100,000"),
+    (["--warmup", "-1"], "--warmup must be an integer from 0 to 100,000"),
     (["--host", "pi@board\n:22"], "--host must be a non-empty name on one line"),
     (["--host", "pi@board;rm -rf ~"], "--host 'pi@board;rm -rf ~' is not user@host"),
     (["--host", "pi@board:99999"], "port 1 to 65535"),
@@ -514,7 +514,7 @@ def test_bench_config_checks_every_caller():
     (lambda p: os.mkfifo(p), "is a FIFO, not a regular file"),
     (lambda p: os.symlink("/proc/self/mem", p), "is a kernel or device file"),
     (lambda p: os.symlink("/dev/null", p), "is a kernel or device file"),
-    (lambda p: os.truncate(p.open("wb").name, 40 * 1024**3), "is 40 GiB; edgeconv reads a"
+    (lambda p: os.truncate(p.open("wb").name, 40 * 1024**3), "is 40 GiB (42,949,672,960 bytes); edgeconv reads a"
                                                               " model file of at most 2 GiB"),
     (lambda p: p.write_bytes(b""), "is empty, not a model file"),
     (lambda p: p.mkdir(), "has no manifest.json"),

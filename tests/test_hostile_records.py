@@ -189,7 +189,7 @@ def test_a_fifo_in_place_of_a_listed_file_does_not_hang(run):
     os.mkfifo(listed)
     done = subprocess.run([*EDGECONV, "bench", str(run), "--target", "cpu"],
                           capture_output=True, text=True, timeout=120)
-    one_line_error(done, "fcn-mnist_fp32.tflite is not a regular file (a FIFO")
+    one_line_error(done, "fcn-mnist_fp32.tflite is a FIFO, not a regular file")
 
 
 # --- defect 8 and 11: wrong types, booleans, duplicates, huge shapes in records ------------
@@ -261,19 +261,19 @@ def test_a_record_that_is_not_a_regular_file_is_one_line(run, tmp_path):
     (run / "manifest.json").symlink_to("/proc/self/mem")
     # (the report names the file the link resolves to)
     one_line_error(cli("report", run, "-o", tmp_path / "report"),
-                   "is not a regular file (it is in /proc or /sys)")
+                   "is a kernel or device file")
     (run / "manifest.json").unlink()
     os.mkfifo(run / "manifest.json")  # opening it to read would wait for a writer
     done = subprocess.run([*EDGECONV, "report", str(run), "-o", str(tmp_path / "report")],
                           capture_output=True, text=True, timeout=120)
-    one_line_error(done, "manifest.json is not a regular file (a FIFO")
+    one_line_error(done, "manifest.json is a FIFO, not a regular file")
 
 
 def test_a_record_over_the_size_limit_is_refused_unread(run, tmp_path):
     with open(run / "results.json", "r+b") as fh:
         fh.truncate(65 << 20)  # sparse
     one_line_error(cli("report", run / "results.json", "-o", tmp_path / "report"),
-                   "results.json is 68,157,440 bytes, over the 67,108,864 bytes")
+                   "results.json is 65 MiB (68,157,440 bytes); edgeconv reads a file of at most 64 MiB")
 
 
 def test_a_malformed_train_json_is_one_line(tmp_path):
@@ -296,7 +296,7 @@ def test_a_resume_state_of_the_wrong_shape_is_one_line(tmp_path):
 def test_a_checkpoint_symlinked_to_proc_is_one_line(tmp_path):
     run = finished_run(tmp_path / "run")
     (run / "model.keras").symlink_to("/proc/self/mem")
-    one_line_error(cli("export", run), "model.keras is not a regular file")
+    one_line_error(cli("export", run), "model.keras is a kernel or device file")
 
 
 def test_a_keras_archive_that_would_inflate_past_the_bound_is_refused(benched_fcn, tmp_path):

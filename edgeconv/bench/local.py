@@ -23,7 +23,7 @@ from typing import Any
 from edgeconv._child import run_child
 from edgeconv.bench.child import ANSWER_FIELDS, Job
 from edgeconv.bench.plan import BenchConfig, Plan, PlannedRow, dataset_spec
-from edgeconv.bench.validate import show_path
+from edgeconv.files import show_path
 from edgeconv.errors import EdgeconvError
 from edgeconv.progress import Progress
 from edgeconv.records import BenchRow

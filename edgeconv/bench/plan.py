@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeconv.bench.validate import check_model_file, copy_verified, show_path
+from edgeconv.bench.validate import check_model_file, copy_verified
+from edgeconv.files import show_path
 from edgeconv.errors import EdgeconvError
 from edgeconv.formats import FORMATS, format_of
 from edgeconv.manifest import MANIFEST, Manifest, load_manifest

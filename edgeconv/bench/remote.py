@@ -32,7 +32,7 @@ from edgeconv.bench.ssh_rules import (
     check_options,
     split_option,
 )
-from edgeconv.bench.validate import show_path
+from edgeconv.files import show_path
 from edgeconv.errors import EdgeconvError
 from edgeconv.formats import FORMATS
 from edgeconv.manifest import MANIFEST

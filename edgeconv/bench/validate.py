@@ -26,11 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from edgeconv.errors import EdgeconvError
+from edgeconv.files import MAX_MODEL_BYTES, format_size, open_regular, reason, show_path
 from edgeconv.formats import format_of, resolve
 
-# 2 GiB: the most a TFLite flatbuffer (32-bit offsets) or an ONNX protobuf (2 GB message
-# limit) can hold; checked from the file's size before a byte is read.
-MAX_MODEL_BYTES = 2 * 1024**3
 # Tables and table offsets one TFLite file may hold, counted as a runtime would meet them
 # (a table reached twice counts twice): never more than size / 4 in a real file (each is at
 # least 4 bytes of its own), and at most this many in any file, so the walk stays linear and
@@ -40,85 +38,7 @@ MAX_ONNX_FIELDS = 100_000  # top-level fields of an ONNX ModelProto (a real one 
 
 # What each format's structural check walks, for the message when it fails.
 _STRUCTURE = {"tflite": "TFLite flatbuffer", "onnx": "ONNX protobuf"}
-_PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
 _BLOCK = 1 << 20
-
-
-def show_path(path: str | os.PathLike[str]) -> str:
-    """A path for a one-line message: as given when printable; control characters escaped
-    and the bytes of a non-UTF-8 name as \\xNN, so a message never breaks a line."""
-    text = os.fspath(path)
-    if isinstance(text, bytes):
-        text = os.fsdecode(text)
-    if text.isprintable():
-        return text
-    out = []
-    for char in text:
-        if char.isprintable():
-            out.append(char)
-        elif 0xDC80 <= ord(char) <= 0xDCFF:  # a byte os.fsdecode could not decode
-            out.append(f"\\x{ord(char) - 0xDC00:02x}")
-        else:
-            out.append(char.encode("unicode_escape").decode("ascii"))
-    return "".join(out)
-
-
-def open_regular(path: str | os.PathLike[str], limit: int, what: str = "model file"
-                 ) -> tuple[int, int]:
-    """(file descriptor, size) of `path` open for reading, after refusing, before reading a
-    byte, anything but a regular file of 1 to `limit` bytes: a FIFO (which would block), a
-    device, a kernel file (/proc/self/mem), a 40 GB sparse file. One line on failure."""
-    shown = show_path(path)
-    try:
-        info = os.stat(path)
-        real = os.path.realpath(path)
-    except FileNotFoundError:
-        raise EdgeconvError(f"{shown} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise EdgeconvError(f"{shown}: cannot read it ({_reason(exc)})") from None
-    if any(real == root or real.startswith(root + "/") for root in _PSEUDO_FILESYSTEMS):
-        raise EdgeconvError(f"{shown} is a kernel or device file ({show_path(real)}), not a"
-                            f" {what}")
-    _check_regular(shown, info, limit, what)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise EdgeconvError(f"{shown}: cannot read it ({_reason(exc)})") from None
-    try:  # what was opened, which may not be what was looked at a moment ago
-        size = _check_regular(shown, os.fstat(fd), limit, what)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, size
-
-
-def _check_regular(shown: str, info: os.stat_result, limit: int, what: str) -> int:
-    if stat.S_ISDIR(info.st_mode):
-        raise EdgeconvError(f"{shown} is a directory, not a {what}")
-    if not stat.S_ISREG(info.st_mode):
-        kind = ("a FIFO" if stat.S_ISFIFO(info.st_mode) else "a socket"
-                if stat.S_ISSOCK(info.st_mode) else "a device")
-        raise EdgeconvError(f"{shown} is {kind}, not a regular file; edgeconv reads a {what}"
-                            " only from a regular file")
-    if info.st_size == 0:
-        raise EdgeconvError(f"{shown} is empty, not a {what}")
-    if info.st_size > limit:
-        raise EdgeconvError(f"{shown} is {_size(info.st_size)}; edgeconv reads a {what} of at"
-                            f" most {_size(limit)}")
-    return info.st_size
-
-
-def read_regular(path: str | os.PathLike[str], limit: int, what: str) -> bytes:
-    """The bytes of a small regular file (a target definition), read within `limit`."""
-    fd, _ = open_regular(path, limit, what)
-    try:
-        with os.fdopen(fd, "rb") as fh:
-            data = fh.read(limit + 1)
-    except OSError as exc:
-        raise EdgeconvError(f"{show_path(path)}: cannot read it ({_reason(exc)})") from None
-    if len(data) > limit:
-        raise EdgeconvError(f"{show_path(path)} grew past {_size(limit)} while being read")
-    return data
 
 
 def copy_verified(path: str | os.PathLike[str], dest: Path, sha256: str | None = None,
@@ -127,28 +47,25 @@ def copy_verified(path: str | os.PathLike[str], dest: Path, sha256: str | None =
     (sha256, size). With `sha256` given, a copy whose bytes hash otherwise is removed and
     refused (the file changed after its manifest was written, or while it was read)."""
     shown = show_path(path)
-    fd, _ = open_regular(path, limit)
     digest, size = hashlib.sha256(), 0
-    try:
-        out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
-                      0o600)
-    except OSError:
-        os.close(fd)
-        raise
-    try:
-        with os.fdopen(fd, "rb") as src, os.fdopen(out, "wb") as dst:
-            while block := src.read(_BLOCK):
-                size += len(block)
-                if size > limit:
-                    raise EdgeconvError(f"{shown} grew past {_size(limit)} while being read")
-                digest.update(block)
-                dst.write(block)
-    except OSError as exc:
-        dest.unlink(missing_ok=True)
-        raise EdgeconvError(f"{shown}: cannot read it ({_reason(exc)})") from None
-    except BaseException:
-        dest.unlink(missing_ok=True)
-        raise
+    with open_regular(path, limit, what="model file", allow_empty=False) as (src, _):
+        try:
+            out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                          | getattr(os, "O_CLOEXEC", 0), 0o600)
+            with os.fdopen(out, "wb") as dst:
+                while block := src.read(_BLOCK):
+                    size += len(block)
+                    if size > limit:
+                        raise EdgeconvError(f"{shown} grew past {format_size(limit)} while"
+                                            " being read")
+                    digest.update(block)
+                    dst.write(block)
+        except OSError as exc:
+            dest.unlink(missing_ok=True)
+            raise EdgeconvError(f"{shown}: cannot read it ({reason(exc)})") from None
+        except BaseException:
+            dest.unlink(missing_ok=True)
+            raise
     found = digest.hexdigest()
     if sha256 is not None and found != sha256:
         dest.unlink(missing_ok=True)
@@ -165,31 +82,18 @@ def check_model_file(path: Path, shown: str | None = None) -> None:
     path = Path(path)
     shown = shown or show_path(path)
     fmt = format_of(path)
-    fd, _ = open_regular(path, MAX_MODEL_BYTES)
-    try:
+    with open_regular(path, MAX_MODEL_BYTES, what="model file", allow_empty=False) as (fh, _):
         if fmt.validator is None:
             return
-        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as data:
-            resolve(fmt.validator)(data)
-    except (struct.error, IndexError, ValueError) as exc:
-        what = _STRUCTURE.get(fmt.name, f"{fmt.name} file")
-        raise EdgeconvError(f"{shown} is not a complete {what} ({exc}): truncated or corrupt"
-                            ) from None
-    except OSError as exc:
-        raise EdgeconvError(f"{shown}: cannot read it ({_reason(exc)})") from None
-    finally:
-        os.close(fd)
-
-
-def _reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}".replace(".0 ", " ")
-    return f"{n} B"
+        try:
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                resolve(fmt.validator)(data)
+        except (struct.error, IndexError, ValueError) as exc:
+            what = _STRUCTURE.get(fmt.name, f"{fmt.name} file")
+            raise EdgeconvError(f"{shown} is not a complete {what} ({exc}): truncated or"
+                                " corrupt") from None
+        except OSError as exc:
+            raise EdgeconvError(f"{shown}: cannot read it ({reason(exc)})") from None
 
 
 # --- TFLite -----------------------------------------------------------------------------

@@ -23,9 +23,10 @@ MIRROR_ENV = "EDGECONV_BOARD_MIRROR"  # a Debian mirror URL when the host's apt 
 # program -> the Debian package that installs it
 TOOLS = {"mmdebstrap": "mmdebstrap", "qemu-aarch64-static": "qemu-user-static",
          "update-binfmts": "binfmt-support", "ssh-keygen": "openssh-client",
+         "ssh": "openssh-client",
          "unshare": "util-linux", "chroot": "coreutils", "mount": "mount"}
 CREATE_TOOLS = tuple(TOOLS)
-START_TOOLS = ("unshare", "chroot", "mount")
+START_TOOLS = ("unshare", "chroot", "mount", "ssh")
 
 # The seam a test or a wrapper may replace: who we run as (mmdebstrap, chroot and mounts
 # need root). Everything else here reads the real machine.

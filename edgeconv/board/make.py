@@ -80,7 +80,8 @@ def _board(spec: BoardSpec, folder: Path, **extra: Any) -> Board:
 def create(name: str, progress: Progress | None = None) -> Board:
     """Make the board `name` (rpi4, rpi5) in the cache, or reuse it: a complete board with
     this checkout's wheel is reused as it is, one with another edgeconv gets the new wheel
-    (~1 min), anything else is built from nothing (~4 min, ~420 MB)."""
+    (10-20 s), a new one copies another board's root (~15 s) or is built from nothing
+    (3.5-6 min, ~440 MiB)."""
     spec = get_spec(name)
     host.require_root(f"edgeconv board create {name}")
     host.require_tools(host.CREATE_TOOLS)

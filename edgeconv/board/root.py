@@ -133,7 +133,8 @@ def inspect(root: Path, spec: BoardSpec, cpuinfo: Path) -> dict[str, Any]:
     try:
         found = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        raise EdgeconvError(f"checking edgeconv in the board printed no result: {out[-300:]}")
+        raise EdgeconvError(f"checking edgeconv in the board printed no result: {out[-300:]}"
+                            ) from None
     if found.get("machine") != "aarch64":
         raise EdgeconvError(f"the board's Python runs as {found.get('machine')}, not aarch64:"
                             " is qemu-aarch64 registered with binfmt_misc?")

@@ -132,7 +132,7 @@ def start(name: str, port: int | None = None, *, timeout: float = START_TIMEOUT_
     once a session answers with the board's CPU model."""
     board = load(name)
     host.require_root(f"edgeconv board start {name}")
-    host.require_tools((*host.START_TOOLS, "ssh"))
+    host.require_tools(host.START_TOOLS)
     host.ensure_binfmt()
     stack = contextlib.ExitStack()
     try:

@@ -18,7 +18,8 @@ from typing import Any
 
 from edgeconv.errors import EdgeconvError, did_you_mean
 from edgeconv.formats import FORMATS, PRECISIONS
-from edgeconv.schema import Int, Obj, SchemaError, Spec, Str, read_regular, validate
+from edgeconv.files import read_regular
+from edgeconv.schema import Int, Obj, SchemaError, Spec, Str, validate
 
 if sys.version_info >= (3, 11):
     import tomllib

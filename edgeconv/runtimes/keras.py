@@ -9,9 +9,9 @@ import numpy as np
 
 from edgeconv._lazy import keras
 from edgeconv.errors import EdgeconvError, one_line
-from edgeconv.records import MAX_MODEL_BYTES, MAX_RECORD_BYTES
+from edgeconv.files import MAX_MODEL_BYTES, open_regular
+from edgeconv.records import MAX_RECORD_BYTES
 from edgeconv.runtimes.base import Runtime, TensorInfo
-from edgeconv.schema import open_regular
 
 
 class KerasRuntime(Runtime):
@@ -40,7 +40,7 @@ class KerasRuntime(Runtime):
 # starts at 4 GiB per member). Keras writes config.json and metadata.json (kilobytes) and
 # model.weights.h5 (the weights, stored uncompressed).
 MAX_JSON_MEMBER_BYTES = MAX_RECORD_BYTES
-MAX_ARCHIVE_BYTES = MAX_MODEL_BYTES  # all members together, decompressed
+MAX_ARCHIVE_BYTES = 2 * MAX_MODEL_BYTES  # all members together, decompressed
 MAX_MEMBERS = 10_000
 
 
