@@ -393,3 +393,14 @@ def test_exporting_one_model_into_another_models_run_is_refused(run, tmp_path):
     one_line_error(cli("export", "gap-mnist", "--untrained", "--out", run),
                    f"{run} holds a fcn-mnist export, not gap-mnist")
     assert tree_hashes(run) == before
+
+
+def test_gate_judges_the_file_size_not_an_edited_figure(run, tmp_path):
+    # defect 6 through gate: an edited size_bytes must not pass a size budget
+    policy = tmp_path / "size.toml"
+    policy.write_text('[[rule]]\nname = "small"\nformat = "tflite"\nprecision = "fp32"\n'
+                      'max_size_bytes = "1 KiB"\n')
+    edit(run / "manifest.json", lambda m: next(
+        a for a in m["artifacts"] if a["path"] == "fcn-mnist_fp32.tflite").update(size_bytes=1))
+    one_line_error(cli("gate", run / "manifest.json", "--policy", policy),
+                   "not the 1 the manifest lists")
