@@ -22,8 +22,8 @@ from edgeconv import _atomic
 from edgeconv.errors import EdgeconvError
 from edgeconv.formats import FORMATS, PRECISIONS
 from edgeconv.records import (
-    COUNT, FRACTION, MAX_MODEL_BYTES, MODEL_OPTIONS, NAME, PREPROCESSING, SEED, SHA256, TEXT,
-    check_version, read_json,
+    COUNT, FRACTION, FRACTION_INTERVAL, MAX_MODEL_BYTES, MODEL_OPTIONS, NAME, PREPROCESSING,
+    SEED, SHA256, TEXT, VERSUS_FLOAT, check_version, read_json,
 )
 from edgeconv.records import MANIFEST_SCHEMA as SCHEMA_VERSION
 from edgeconv.schema import (
@@ -56,6 +56,13 @@ class Artifact:
     # that boundary is float (float io) and the quantisation happens within the graph.
     quantization: dict[str, Any] | None = None
     micro: dict[str, Any] | None = None  # TFLite Micro check: ok, arena_bytes, error
+    # How sure the figures are (edgeconv.stats): the test images measured, 95% Wilson
+    # intervals [low, high], and for every file but the Keras one the paired comparison with
+    # it on the same images (records.VERSUS_FLOAT). None in manifests written before.
+    eval_samples: int | None = None
+    accuracy_interval: list[float] | None = None
+    agreement_interval: list[float] | None = None
+    versus_float: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Artifact:
@@ -279,6 +286,8 @@ ARTIFACT = Obj({
     "quantization": Opt(Obj({"input": Opt(QUANTIZATION), "output": Opt(QUANTIZATION)})),
     "micro": Opt(Obj({"ok": Bool(), "arena_bytes": Opt(COUNT), "error": Opt(TEXT)},
                      required=("ok",))),
+    "eval_samples": Opt(COUNT), "accuracy_interval": Opt(FRACTION_INTERVAL),
+    "agreement_interval": Opt(FRACTION_INTERVAL), "versus_float": Opt(VERSUS_FLOAT),
 }, required=("path", "format", "precision", "size_bytes", "sha256"))
 MANIFEST_DOC = Obj({
     "schema_version": Int(), "created": Opt(Str(max_len=100)),

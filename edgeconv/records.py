@@ -55,6 +55,16 @@ COUNT = Int(0, MAX_COUNT)
 SEED = Int(0, 2**63 - 1)
 NAME = Str(max_len=1000, allow_empty=False)
 TEXT = Str(one_line=False)  # free text a program wrote (an error, a note): folded on reading
+# [low, high] of a 95% interval (edgeconv.stats); a fraction's, or a latency's in ms
+INTERVAL = ListOf(Num(), 2, 2)
+FRACTION_INTERVAL = ListOf(FRACTION, 2, 2)
+# A file against the float model on the same images (edgeconv.stats.PairedComparison):
+# the images only one of them gets right, the accuracy drop with its interval, McNemar's p.
+VERSUS_FLOAT = Obj({
+    "n": COUNT, "both_right": COUNT, "reference_only": COUNT, "candidate_only": COUNT,
+    "drop": Num(-1, 1), "drop_interval": ListOf(Num(-1, 1), 2, 2), "mcnemar_p": Num(0, 1),
+    "confidence": Num(0, 1), "method": Opt(Str(max_len=200)),
+}, required=("n", "reference_only", "candidate_only", "drop", "drop_interval", "mcnemar_p"))
 
 
 @dataclass
@@ -118,12 +128,17 @@ class Latency:
     mean: float
     std: float
     min: float
+    # 95% interval of the p50 from the timed runs (order statistics, edgeconv.stats); None
+    # with fewer than 6 runs, and in files written before it was recorded
+    p50_low: float | None = None
+    p50_high: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Latency:
         """Raises SchemaError (a ValueError) naming the field when `data` is not one."""
         LATENCY.check(data, "latency_ms")
-        return cls(**{f.name: float(data[f.name]) for f in fields(cls)})
+        return cls(**{f.name: None if data.get(f.name) is None else float(data[f.name])
+                      for f in fields(cls)})
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -158,6 +173,11 @@ class BenchRow:
     flash_bytes: int | None = None
     fits: bool | None = None
     notes: list[str] = field(default_factory=list)
+    # How sure the accuracy and agreement are: the images they were measured on and a 95%
+    # Wilson interval each (edgeconv.stats); None where not measured.
+    eval_samples: int | None = None
+    accuracy_interval: list[float] | None = None
+    agreement_interval: list[float] | None = None
 
     @property
     def ok(self) -> bool:
@@ -189,7 +209,8 @@ class BenchRow:
 
 
 _ROW_REQUIRED = ("artifact", "sha256", "format", "runtime", "target", "status")
-LATENCY = Obj({name: Num(min=0) for name in ("p50", "p90", "p99", "mean", "std", "min")},
+LATENCY = Obj({**{name: Num(min=0) for name in ("p50", "p90", "p99", "mean", "std", "min")},
+               "p50_low": Opt(Num(min=0)), "p50_high": Opt(Num(min=0))},
               required=("p50", "p90", "p99", "mean", "std", "min"))
 ROW = Obj({
     "artifact": Str(max_len=4096, allow_empty=False), "sha256": SHA256,
@@ -202,6 +223,8 @@ ROW = Obj({
     "size_bytes": Opt(Int(0, MAX_MODEL_BYTES)), "accuracy": Opt(FRACTION),
     "agreement": Opt(FRACTION), "arena_bytes": Opt(COUNT), "flash_bytes": Opt(COUNT),
     "fits": Opt(Bool()), "notes": ListOf(TEXT, max_len=1000),
+    "eval_samples": Opt(COUNT), "accuracy_interval": Opt(FRACTION_INTERVAL),
+    "agreement_interval": Opt(FRACTION_INTERVAL),
 }, required=_ROW_REQUIRED)
 # What report and gate read of where a bench ran; the rest (the whole target, versions) is
 # kept as written. `config` (how the bench was run) is a record for people: an object.
@@ -209,6 +232,8 @@ ENVIRONMENT = Obj({
     **{key: Opt(Str(max_len=1000)) for key in ("host", "cpu", "machine", "os", "python",
                                                  "edgeconv", "created")},
     "cores": Opt(Int(0, 1 << 20)), "runtimes": Opt(DictOf(Opt(Str(max_len=1000)))),
+    # the machine's 1, 5 and 15-minute load averages before and after the bench
+    "load_before": Opt(ListOf(Num(min=0), 3, 3)), "load_after": Opt(ListOf(Num(min=0), 3, 3)),
     "target": Opt(Obj({"name": Opt(NAME), "kind": Opt(NAME), "description": Opt(TEXT),
                        "sram_bytes": Opt(COUNT), "flash_bytes": Opt(COUNT)})),
 })
