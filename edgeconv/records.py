@@ -39,9 +39,10 @@ RESULTS = "results.json"
 TRAIN = "train.json"
 
 STATUSES = ("ok", "unsupported", "failed")
-# Where a row's latency was measured: on the target itself, or on this host for a target
-# it stands in for (TFLite Micro's interpreter on x86 for a microcontroller).
-TIMED_ON = ("target", "host")
+# Where a row's latency was measured: on the target itself, on this host for a target it
+# stands in for (TFLite Micro's interpreter on x86 for a microcontroller), or on an emulated
+# board (qemu user mode: ~100x slower than the board; never a board time).
+TIMED_ON = ("target", "host", "emulated")
 
 MAX_RECORD_BYTES = 64 << 20  # a JSON record (manifest, results, train): read whole
 MAX_COUNT = 1 << 53  # any count or byte figure in a record (exact as a JSON double)
@@ -178,6 +179,9 @@ class BenchRow:
     eval_samples: int | None = None
     accuracy_interval: list[float] | None = None
     agreement_interval: list[float] | None = None
+    # Outputs against the same file run on this (x86) machine on the same inputs: on an
+    # emulated or remote board, what the row proves (records.PARITY).
+    parity: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -209,6 +213,13 @@ class BenchRow:
 
 
 _ROW_REQUIRED = ("artifact", "sha256", "format", "runtime", "target", "status")
+# A file's outputs on a board against the same file on this machine, on the same inputs:
+# how many inputs, how many output values, how many differ, the largest difference (in the
+# output's own units: LSB for an integer output), and what ran on each side.
+PARITY = Obj({
+    "inputs": COUNT, "values": COUNT, "differing": COUNT, "max_abs_diff": Num(min=0),
+    "equal": Bool(), "reference": Opt(Str(max_len=1000)), "cpu": Opt(Str(max_len=1000)),
+}, required=("inputs", "values", "differing", "max_abs_diff", "equal"))
 LATENCY = Obj({**{name: Num(min=0) for name in ("p50", "p90", "p99", "mean", "std", "min")},
                "p50_low": Opt(Num(min=0)), "p50_high": Opt(Num(min=0))},
               required=("p50", "p90", "p99", "mean", "std", "min"))
@@ -224,7 +235,7 @@ ROW = Obj({
     "agreement": Opt(FRACTION), "arena_bytes": Opt(COUNT), "flash_bytes": Opt(COUNT),
     "fits": Opt(Bool()), "notes": ListOf(TEXT, max_len=1000),
     "eval_samples": Opt(COUNT), "accuracy_interval": Opt(FRACTION_INTERVAL),
-    "agreement_interval": Opt(FRACTION_INTERVAL),
+    "agreement_interval": Opt(FRACTION_INTERVAL), "parity": Opt(PARITY),
 }, required=_ROW_REQUIRED)
 # What report and gate read of where a bench ran; the rest (the whole target, versions) is
 # kept as written. `config` (how the bench was run) is a record for people: an object.
