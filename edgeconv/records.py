@@ -219,6 +219,9 @@ _ROW_REQUIRED = ("artifact", "sha256", "format", "runtime", "target", "status")
 PARITY = Obj({
     "inputs": COUNT, "values": COUNT, "differing": COUNT, "max_abs_diff": Num(min=0),
     "equal": Bool(), "reference": Opt(Str(max_len=1000)), "cpu": Opt(Str(max_len=1000)),
+    # inputs whose outputs are bit-exact, inputs with the same top-1, and what inputs
+    # ("test images", "seeded random inputs")
+    "inputs_equal": Opt(COUNT), "top1_equal": Opt(COUNT), "on": Opt(Str(max_len=1000)),
 }, required=("inputs", "values", "differing", "max_abs_diff", "equal"))
 LATENCY = Obj({**{name: Num(min=0) for name in ("p50", "p90", "p99", "mean", "std", "min")},
                "p50_low": Opt(Num(min=0)), "p50_high": Opt(Num(min=0))},

@@ -75,6 +75,15 @@ class PairedComparison:
         data["drop_interval"] = self.drop_interval.to_dict()
         return data
 
+    def to_record(self) -> dict[str, Any]:
+        """As manifest.json's `versus_float` holds it (records.VERSUS_FLOAT): the interval as
+        [low, high], its confidence and how both figures were obtained."""
+        return {"n": self.n, "both_right": self.both_right,
+                "reference_only": self.reference_only, "candidate_only": self.candidate_only,
+                "drop": self.drop, "drop_interval": pair(self.drop_interval),
+                "mcnemar_p": self.mcnemar_p, "confidence": self.drop_interval.confidence,
+                "method": f"{self.drop_interval.method}; exact McNemar"}
+
 
 def paired(reference_right: list[bool] | Any, candidate_right: list[bool] | Any,
            confidence: float = CONFIDENCE) -> PairedComparison:
@@ -153,6 +162,37 @@ def _log_se(interval: Interval) -> float:
     if interval.low <= 0:
         raise ValueError("a latency interval must be positive")
     return (math.log(interval.high) - math.log(interval.low)) / (2 * z_value(interval.confidence))
+
+
+def pair(interval: Interval | None) -> list[float] | None:
+    """[low, high], as records hold an interval (their confidence is CONFIDENCE)."""
+    return None if interval is None else [interval.low, interval.high]
+
+
+def proportion(right: Any, confidence: float = CONFIDENCE) -> tuple[float, list[float]]:
+    """A share of images (`right[i]`: image i counted) and its Wilson interval as [low,
+    high]: what records keep for an accuracy or an agreement."""
+    flags = [bool(r) for r in right]
+    if not flags:
+        raise ValueError("a proportion of no images")
+    count = sum(flags)
+    return count / len(flags), pair(wilson(count, len(flags), confidence))
+
+
+def load_note(before: list[float] | None, after: list[float] | None,
+              cores: int | None) -> str | None:
+    """What to say when the machine had more runnable work than cores, by the 1-minute load
+    average before or after a bench (the bench's own threads count in `after`): the
+    latencies may then include waiting for a core. None when it did not, or is unknown."""
+    if not cores:
+        return None
+    loads = [load[0] for load in (before, after) if load]
+    if not loads or max(loads) <= cores:
+        return None
+    shown = " / ".join(f"{load[0]:.2f} {when}" for load, when in ((before, "before"),
+                                                                   (after, "after")) if load)
+    return (f"the machine was busy: 1-minute load {shown} on {cores} cores; latencies may"
+            " be inflated")
 
 
 def _log_binom_pmf(k: int, n: int) -> float:

@@ -58,7 +58,10 @@ def test_export_on_cpu_gives_every_field(export_dir, tmp_path):
     for row in rows:
         assert FIELDS <= row.keys()
         assert row["status"] == "ok", row
-        assert set(row["latency_ms"]) == {"p50", "p90", "p99", "mean", "std", "min"}
+        assert set(row["latency_ms"]) == {"p50", "p90", "p99", "mean", "std", "min",
+                                          "p50_low", "p50_high"}
+        # 5 runs: no pair of order statistics covers the median at 95%
+        assert row["latency_ms"]["p50_low"] is row["latency_ms"]["p50_high"] is None
         assert row["latency_ms"]["min"] <= row["latency_ms"]["p50"] <= row["latency_ms"]["p99"]
         assert row["runs"] >= 5 and row["peak_rss_bytes"] > 0 and row["init_ms"] > 0
         assert 0 <= row["accuracy"] <= 1 and row["macs"] and row["gmac_per_s"] > 0

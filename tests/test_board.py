@@ -1,7 +1,10 @@
 """Emulated boards (edgeconv.board): the error paths, then the headline command against an
 emulated Raspberry Pi 4: `edgeconv bench --target rpi4 --host root@127.0.0.1:PORT` runs the
 real SSH path into an arm64 Debian root (qemu user mode, Cortex-A72 model) where the
-runtime-only edgeconv runs LiteRT with no TensorFlow.
+runtime-only edgeconv runs LiteRT with no TensorFlow; `--emulated` starts and stops the
+board itself. The quick tests (unmarked) also hold the x86 half of the parity check (a
+file's saved outputs against the same file run here), the marking of rows benched on an
+emulated machine, and the CPU name read from an aarch64 cpuinfo.
 
 Marker `board` (the tests that need the board; the error paths above them are quick and
 unmarked): the first run makes the board (~4 min, ~420 MB in ~/.cache/edgeconv/boards,
@@ -14,12 +17,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import platform
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +35,9 @@ from edgeconv.errors import EdgeconvError
 
 EDGECONV = [sys.executable, "-m", "edgeconv"]
 CREATE_TIMEOUT_S = 1800
+TINY = Path(__file__).resolve().parents[2] / "shared/models/tflite-micro/hello_world_int8.tflite"
+needs_tiny = pytest.mark.skipif(not TINY.is_file(), reason="../shared/models not present")
+FAST = ["--runs", "3", "--warmup", "1", "--min-time", "0"]
 
 
 def board_test(test):
@@ -185,6 +193,166 @@ def test_the_fake_cpuinfo_is_an_aarch64_kernels():
     assert "CPU part\t: 0xd0b" in BOARDS["rpi5"].cpuinfo(1)
 
 
+def test_bench_emulated_before_create_is_one_line(empty_cache, tmp_path):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"not read")
+    line = one_error_line(edgeconv("bench", str(model), "--target", "rpi4", "--emulated",
+                                   env=empty_cache))
+    assert line.startswith("error: board rpi4 is not created: run `edgeconv board create"
+                           " rpi4`"), line
+    assert not Path(empty_cache[cache.BOARDS_ENV]).exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target", "cpu"], "--emulated runs a board target on its emulated board (rpi4, rpi5);"
+                          " target cpu is of kind host"),
+    (["--target", "stm32h7"], "target stm32h7 is of kind mcu"),
+    (["--target", "rpi4", "--host", "pi@board"], "--host names another machine: pick one"),
+    (["--target", "rpi5", "--local"], "--local benches on this one: pick one"),
+], ids=["cpu", "mcu", "with-host", "with-local"])
+def test_bench_emulated_elsewhere_is_one_line(empty_cache, tmp_path, args, message):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"not read")
+    line = one_error_line(edgeconv("bench", str(model), "--emulated", *args, env=empty_cache))
+    assert message in line, line
+
+
+def test_the_report_has_a_parity_line_per_file(tmp_path):
+    """Issue 16, item 4: for a file benched on an emulated board, one line (its thread counts
+    together, the worst of them), and the emulated latencies in no table."""
+    from edgeconv.records import BenchReport, BenchRow
+
+    def row(threads: int, differing: int) -> BenchRow:
+        return BenchRow(
+            artifact="fcn/fcn-mnist_int8.tflite", sha256="a" * 64, format="tflite",
+            precision="int8", runtime="litert", target="rpi4", threads=threads, status="ok",
+            timed_on="emulated", parity={
+                "inputs": 359, "values": 3590, "differing": differing,
+                "max_abs_diff": differing, "equal": not differing,
+                "inputs_equal": 359 - differing, "top1_equal": 359, "on": "test images",
+                "reference": "x86_64 litert 2.3.0 XNNPACK",
+                "cpu": "Cortex-A72 (emulated, qemu user mode)"})
+
+    env = {"cpu": "Cortex-A72 (emulated, qemu user mode)", "machine": "aarch64", "cores": 2,
+           "emulated": {"board": "rpi4", "cpu": "Cortex-A72", "qemu_cpu": "cortex-a72"},
+           "target": {"name": "rpi4", "kind": "board", "description": "Raspberry Pi 4"}}
+    BenchReport(env, {}, [row(1, 0), row(4, 1)], []).write(tmp_path / "results.json")
+    done = edgeconv("report", str(tmp_path / "results.json"), "-o", str(tmp_path / "report"),
+                    "--no-plots", "--no-arithmetic")
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = (tmp_path / "report" / "report.md").read_text()
+    (line,) = [x for x in text.splitlines() if "agrees with x86" in x]
+    assert line == ("`fcn-mnist_int8.tflite` on rpi4: aarch64 (Cortex-A72, emulated) agrees with"
+                    " x86 on 359/359 images; max |diff| 1 LSB (1 of 3590 values differ;"
+                    " bit-exact on 358/359); reference x86_64 litert 2.3.0 XNNPACK; threads"
+                    " 1, 4."), line
+
+
+def test_the_cpu_is_named_from_an_aarch64_cpuinfo():
+    """A Pi's kernel prints no "model name": the core comes from `CPU part`."""
+    from edgeconv.bench.harness import _cpu_model
+    from edgeconv.board import BOARDS
+
+    assert _cpu_model(BOARDS["rpi4"].cpuinfo(4)) == "Cortex-A72"
+    assert _cpu_model(BOARDS["rpi5"].cpuinfo(1)) == "Cortex-A76"
+    big_little = ("processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: 0xd05\n\n"
+                  "processor\t: 1\nCPU implementer\t: 0x41\nCPU part\t: 0xd0b\n\n")
+    assert _cpu_model(big_little) == "Cortex-A55 + Cortex-A76"
+    assert _cpu_model("model name\t: Intel(R) Xeon(R)\nCPU part\t: 0xd08\n") == \
+        "Intel(R) Xeon(R)"
+
+
+@needs_tiny
+def test_a_bench_on_an_emulated_machine_marks_its_rows(tmp_path, monkeypatch):
+    """What the board's `bench --local` does when its root holds /etc/edgeconv/emulated.json
+    (so that a plain --host bench of an emulated board is marked too): every row timed_on
+    "emulated", and the environment names the emulated CPU."""
+    from edgeconv.bench import BenchConfig, plan, run_bench
+
+    marker = tmp_path / "emulated.json"
+    marker.write_text(json.dumps({"board": "rpi4", "target": "rpi4", "cpu": "Cortex-A72",
+                                  "qemu_cpu": "cortex-a72", "emulator": "qemu-aarch64"}))
+    monkeypatch.setattr(plan, "EMULATION_MARKER", marker)
+    plan.emulation.cache_clear()
+    try:
+        report = run_bench(BenchConfig(paths=(TINY,), target="cpu", threads=(1,), runs=3,
+                                       warmup=1, min_time=0))
+    finally:
+        plan.emulation.cache_clear()
+    assert report.environment["cpu"] == "Cortex-A72 (emulated, qemu user mode)"
+    assert report.environment["emulated"]["qemu_cpu"] == "cortex-a72"
+    (row,) = report.results
+    assert row.ok and row.timed_on == "emulated", row
+    assert any("not a board time" in note for note in row.notes), row.notes
+    monkeypatch.undo()
+    assert plan.emulation() is None  # this machine is not one
+
+
+@needs_tiny
+def test_output_parity_of_a_file_with_itself_and_a_perturbed_copy(tmp_path):
+    """The x86 half of the parity check, without a board: a file's outputs as a board's
+    child saves them, against the same file run here (a child, the same runtime and
+    options, the same seeded inputs), are bit-exact; a copy with one value off by one is
+    not, and says by how much. Then the comparison itself on floats and on a mismatch."""
+    import numpy as np
+
+    from edgeconv._child import run_child
+    from edgeconv.bench import BenchConfig
+    from edgeconv.bench.child import Job
+    from edgeconv.bench.plan import collect, make_plan
+    from edgeconv.bench.remote import _load_outputs, _parity, output_parity
+    from edgeconv.records import PARITY
+    from edgeconv.runtimes.registry import get_runtime
+    from edgeconv.targets import get_target
+
+    config = BenchConfig(paths=(TINY,), target="cpu", threads=(1,))
+    (planned,) = make_plan(collect([TINY], tmp_path / "files"), get_target("cpu"), config).rows
+    env = {"cpu": "Cortex-A72 (emulated, qemu user mode)"}
+    with pytest.raises(EdgeconvError, match="the board saved no outputs"):
+        _parity(planned, tmp_path / "none.npz", tmp_path / "x86-0.npz", None, config, env)
+    # "the board's" file: the child run here, saving its outputs as the board's child does
+    saved = tmp_path / "board.npz"
+    job = Job(path=str(planned.artifact.loaded), format="tflite",
+              entry=Job.entry_of(get_runtime("litert")), options={"threads": 1}, warmup=0,
+              runs=1, min_time=0.0, outputs=str(saved))
+    assert run_child("edgeconv.bench", what="litert", timeout=120,
+                     stdin=json.dumps(asdict(job))).ok
+    board = _load_outputs(saved, "the board's")
+    assert board["source"] == "seeded random inputs" and board["out"].dtype == np.int8
+    parity = _parity(planned, saved, tmp_path / "x86-1.npz", None, config, env)
+    assert parity["equal"] and parity["differing"] == 0 and parity["max_abs_diff"] == 0
+    assert parity["inputs"] == parity["inputs_equal"] == parity["top1_equal"] == 32
+    assert parity["values"] == board["out"].size and parity["cpu"] == env["cpu"]
+    assert parity["reference"].startswith(f"{platform.machine()} litert ")
+    assert parity["on"] == "seeded random inputs"
+    PARITY.check(parity, "parity")  # what results.json validates
+    # one value off by one LSB
+    out = board["out"].copy()
+    out[5, 0] = out[5, 0] + (1 if out[5, 0] < 127 else -1)
+    np.savez(saved, out=out, x_sha256=np.str_(board["x_sha256"]),
+             source=np.str_(board["source"]))
+    parity = _parity(planned, saved, tmp_path / "x86-2.npz", None, config, env)
+    assert not parity["equal"] and parity["differing"] == 1 and parity["max_abs_diff"] == 1
+    assert parity["inputs_equal"] == 31 and isinstance(parity["max_abs_diff"], int)
+    # other inputs: refused, not compared
+    np.savez(saved, out=out, x_sha256=np.str_("0" * 64), source=np.str_("test images"))
+    with pytest.raises(EdgeconvError, match="other inputs"):
+        _parity(planned, saved, tmp_path / "x86-3.npz", None, config, env)
+    # a pickle in the board's file is never loaded
+    np.savez(saved, out=np.array([object()], dtype=object), x_sha256=np.str_("0"),
+             source=np.str_("x"))
+    with pytest.raises(EdgeconvError, match="not readable"):
+        _load_outputs(saved, "the board's")
+    # floats: the largest difference in output units; NaN equals NaN; top-1 per input
+    a = np.array([[0.1, 0.9], [0.5, np.nan], [0.3, 0.2]], np.float32)
+    b = a.copy()
+    b[2, 0] = 0.25
+    parity = output_parity(a, b)
+    assert parity == {"inputs": 3, "values": 6, "differing": 1,
+                      "max_abs_diff": pytest.approx(0.05), "equal": False, "inputs_equal": 2,
+                      "top1_equal": 3}
+    with pytest.raises(EdgeconvError, match="differ in kind"):
+        output_parity(a, b[:2])
 # --- the emulated board itself ---------------------------------------------------------------
 
 def _cannot_emulate() -> str | None:
@@ -304,9 +472,42 @@ def _outputs_on_the_board(running, model: Path, inputs: np.ndarray, **options) -
     return np.load(io.BytesIO(done.stdout)), done.stderr.decode(errors="replace")
 
 
+@pytest.fixture(scope="module")
+def x86_accuracy(trained_fcn) -> dict[str, float]:
+    """Each .tflite file's accuracy benched on this machine (LiteRT, the same test images)."""
+    done = edgeconv("bench", str(trained_fcn), "--target", "cpu", "--runtime", "litert",
+                    "--threads", "1", "--json", *FAST, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(done.stdout)["results"]
+    assert all(r["accuracy"] is not None for r in rows), rows
+    return {Path(r["artifact"]).name: r["accuracy"] for r in rows}
+
+
+def check_board_rows(rows: list[dict], x86_accuracy: dict[str, float]) -> None:
+    """What rows benched on the emulated rpi4 prove: timed on an emulated board, the
+    accuracy on the test images is x86's, and the outputs are x86's: the int8 file's within
+    1 LSB on the test images on LiteRT's default path (XNNPACK; measured here: 1 of 3590
+    values off by 1, docs/board.md), the fp32 file's within float rounding, the same top-1
+    on every image."""
+    for row in rows:
+        name = Path(row["artifact"]).name
+        assert row["status"] == "ok" and row["timed_on"] == "emulated", row
+        assert any("not a board time" in note for note in row["notes"]), row["notes"]
+        assert row["accuracy"] == x86_accuracy[name], (name, row["accuracy"], x86_accuracy)
+        parity = row["parity"]
+        assert parity["on"] == "test images" and parity["inputs"] == row["eval_samples"], parity
+        assert parity["cpu"] == "Cortex-A72 (emulated, qemu user mode)"
+        assert parity["reference"].startswith(f"{platform.machine()} litert "), parity
+        assert parity["top1_equal"] == parity["inputs"], parity
+        limit = 1 if row["precision"] == "int8" else 1e-4
+        assert parity["max_abs_diff"] <= limit, parity
+        print(f"\n{name} x{row['threads']}: {parity}")
+
+
 @board_test
-def test_bench_over_ssh_on_the_emulated_rpi4(running, trained_fcn, tmp_path):
-    """The headline: the rpi4 target benched over SSH on an aarch64 machine."""
+def test_bench_over_ssh_on_the_emulated_rpi4(running, trained_fcn, tmp_path, x86_accuracy):
+    """The headline: the rpi4 target benched over SSH on an aarch64 machine, which the
+    board's own edgeconv marks as emulated."""
     manifest = {a["path"]: a["sha256"] for a in
                 json.loads((trained_fcn / "manifest.json").read_text())["artifacts"]}
     began = time.monotonic()
@@ -319,6 +520,8 @@ def test_bench_over_ssh_on_the_emulated_rpi4(running, trained_fcn, tmp_path):
     env = report["environment"]
     assert env["machine"] == "aarch64"
     assert env["ssh"]["host"] == running.host
+    assert env["cpu"] == "Cortex-A72 (emulated, qemu user mode)"
+    assert env["emulated"]["qemu_cpu"] == "cortex-a72"
     assert not any("tensorflow" in name.lower() for name in env["runtimes"]), env["runtimes"]
     rows = [r for r in report["results"] if r["runtime"] == "litert"]
     assert {r["precision"] for r in rows} >= {"fp32", "int8"}, rows
@@ -326,12 +529,55 @@ def test_bench_over_ssh_on_the_emulated_rpi4(running, trained_fcn, tmp_path):
         assert row["status"] == "ok", row
         name = Path(row["artifact"]).name
         assert row["sha256"] == manifest[name], (name, row["sha256"], manifest[name])
+    check_board_rows(rows, x86_accuracy)
     # no TensorFlow importable on the board
     find = 'import importlib.util as u; print(u.find_spec("tensorflow"))'
     probe = subprocess.run(running.ssh_args(f"{running.remote_python} -c {shlex.quote(find)}"),
                            capture_output=True, text=True, timeout=120, check=False)
     assert probe.returncode == 0 and probe.stdout.strip() == "None", probe
     print(f"\nbench over ssh on the emulated rpi4: {seconds:.1f} s for {len(rows)} rows")
+
+
+@board_test
+def test_bench_emulated_starts_and_stops_the_board(board, trained_fcn, tmp_path, x86_accuracy):
+    """`--emulated`: the board is started for the bench and stopped after it; the table says
+    its latencies are not board times; the int8 file benched bare (32 seeded random inputs)
+    is bit-exact with x86."""
+    (int8,) = sorted(trained_fcn.glob("*int8*.tflite"))
+    shutil.copyfile(int8, tmp_path / int8.name)  # bare, under a short name for the table
+    manifest = {a["path"]: a["sha256"] for a in
+                json.loads((trained_fcn / "manifest.json").read_text())["artifacts"]}
+    results = tmp_path / "results.json"
+    began = time.monotonic()
+    done = edgeconv("bench", str(trained_fcn), int8.name, "--target", "rpi4", "--emulated",
+                    "--runtime", "litert", "--threads", "1", *FAST, "--out", str(results),
+                    cwd=tmp_path, timeout=1200)
+    seconds = time.monotonic() - began
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = done.stdout
+    print(f"\n{table}{done.stderr}")
+    assert "Cortex-A72 (emulated, qemu user mode)" in table
+    assert table.count("ok (emulated)") == 3, table
+    assert "NOT board times" in table and "parity: " in table
+    report = json.loads(results.read_text())
+    env = report["environment"]
+    assert env["machine"] == "aarch64" and env["emulated"]["board"] == "rpi4"
+    assert env["ssh"]["host"].startswith("root@127.0.0.1:")
+    assert not any("tensorflow" in name.lower() for name in env["runtimes"]), env["runtimes"]
+    exported = [r for r in report["results"] if r["artifact"] != int8.name]
+    (bare,) = [r for r in report["results"] if r["artifact"] == int8.name]
+    assert {r["precision"] for r in exported} == {"fp32", "int8"}
+    for row in report["results"]:
+        assert row["sha256"] == manifest[Path(row["artifact"]).name], row
+    check_board_rows(exported, x86_accuracy)
+    parity = bare["parity"]
+    assert bare["timed_on"] == "emulated" and parity["on"] == "seeded random inputs", bare
+    assert parity["equal"] and parity["differing"] == 0 and parity["inputs"] == 32, parity
+    # the board is stopped: no sshd of it left, nothing in its run folder
+    port = env["ssh"]["host"].rsplit(":", 1)[1]
+    assert not (cache.board_dir("rpi4") / "run" / port).exists()
+    assert not _processes_naming(cache.board_dir("rpi4") / "root")
+    print(f"bench --emulated: {seconds:.1f} s for {len(report['results'])} rows")
 
 
 @board_test

@@ -198,6 +198,10 @@ def test_int8_tflite_runs_in_tflite_micro_like_litert(fcn):
 def test_export_table_and_json(fcn):
     out, manifest, proc = fcn
     assert "fcn-mnist_int8.tflite" in proc.stdout and "manifest:" in proc.stdout
+    # how many images, and for each converted file the paired drop with its interval
+    assert "measured on 359 test images" in proc.stdout
+    (int8,) = [line for line in proc.stdout.splitlines() if "fcn-mnist_int8.tflite" in line]
+    assert "% [" in int8 and " pt, p=" in int8
     result = run("export", out, "--int8", "--json")  # re-export the finished run
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)

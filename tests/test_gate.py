@@ -364,3 +364,228 @@ def test_gate_imports_no_runtime(run, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False, timeout=120)
     assert done.stdout.split("\n")[-2] == "0 []", done.stdout + done.stderr
+
+
+# --- how sure a figure is: budgets on an interval's bound (literal files, no TensorFlow) ---
+
+def _sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _measured_run(root: Path, *, n: int = 1000, only_float: int = 12, only_int8: int = 4,
+                  intervals: bool = True, rows: list[dict] | None = None) -> Path:
+    """An export as export writes it since it records how sure its figures are: a Keras
+    float model right on 900 of `n` images, an int8 file that only it gets right on
+    `only_float` of them and only it on `only_int8` (the drop 0.8 points with the defaults,
+    its 95% paired interval [-0.02, 1.66]); `intervals=False`: a manifest written before."""
+    from edgeconv import stats
+
+    run = root / "fcn"
+    float_right = 900 * n // 1000
+    both = float_right - only_float
+    paired = stats.paired_counts(both, only_float, only_int8, n - both - only_float - only_int8)
+
+    def artifact(fmt, precision, right, **extra):
+        accuracy = right / n
+        figures = {"eval_samples": n, "accuracy_interval": _wilson(right, n),
+                   "agreement_interval": _wilson(n - only_float - only_int8, n)}
+        return {"path": f"fcn-mnist_{precision}.{fmt}", "format": fmt, "precision": precision,
+                "size_bytes": 62_000, "sha256": _sha(f"{fmt}{precision}"), "accuracy": accuracy,
+                "agreement": (n - only_float - only_int8) / n,
+                **(figures if intervals else {}), **extra}
+
+    versus = {**paired.to_dict(), "confidence": 0.95,
+              "drop_interval": [paired.drop_interval.low, paired.drop_interval.high],
+              "method": paired.drop_interval.method}
+    artifacts = [artifact("keras", "fp32", float_right),
+                 artifact("tflite", "int8", both + only_int8,
+                          **({"versus_float": versus} if intervals else {}))]
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "manifest.json").write_text(json.dumps({
+        "schema_version": 1, "model": {"name": "fcn-mnist", "trained": True},
+        "dataset": {"name": "fashion_mnist"}, "float_accuracy": float_right / n,
+        "artifacts": artifacts}))
+    if rows is not None:
+        (run / "results.json").write_text(json.dumps({"schema_version": 1, "results": rows}))
+    return run
+
+
+def _wilson(right: int, n: int) -> list[float]:
+    from edgeconv import stats
+
+    interval = stats.wilson(right, n)
+    return [interval.low, interval.high]
+
+
+def _bench_row(target: str, p50: float, low: float | None, high: float | None,
+               timed_on: str = "target", runs: int = 50) -> dict:
+    return {"artifact": "fcn/fcn-mnist_int8.tflite", "sha256": _sha("tfliteint8"),
+            "format": "tflite", "precision": "int8", "runtime": "litert", "target": target,
+            "threads": 1, "status": "ok", "timed_on": timed_on, "runs": runs,
+            "latency_ms": {"p50": p50, "p90": p50 * 1.2, "p99": p50 * 1.5, "mean": p50,
+                           "std": p50 / 10, "min": p50 * 0.9, "p50_low": low, "p50_high": high}}
+
+
+DROP = '[[rule]]\nname = "int8 drop"\nprecision = "int8"\nmax_accuracy_drop = 1.0\n'
+
+
+def _checks(done) -> dict[str, dict]:
+    return {c["budget"]: c for c in json.loads(done.stdout)["checks"]}
+
+
+def test_a_drop_within_budget_on_the_point_fails_on_its_upper_bound(tmp_path):
+    run = _measured_run(tmp_path)
+    point = gate(run, "--policy", policy(tmp_path, DROP), "--json")
+    assert point.exit_code == 0, point.output
+    check = _checks(point)["max_accuracy_drop"]
+    assert check["result"] == "PASS" and check["value"] == pytest.approx(0.8)
+    assert check["bound"] is None
+
+    bound = gate(run, "--policy", policy(tmp_path, DROP + "at_confidence = 0.95\n"), "--json")
+    assert bound.exit_code == 1, bound.output
+    check = _checks(bound)["max_accuracy_drop"]
+    # judged on the upper end of the recorded 95% paired interval, 1.66 points
+    assert check["result"] == "FAIL" and check["bound"] == "upper"
+    assert check["value"] == pytest.approx(1.659, abs=1e-3)
+    assert check["point"] == pytest.approx(0.8)
+    assert check["interval"] == [pytest.approx(-0.016, abs=1e-3), pytest.approx(1.659, abs=1e-3)]
+    assert check["samples"] == 1000 and check["confidence"] == 0.95
+
+    # the reports show the bound the check was judged on
+    junit, markdown = tmp_path / "gate.xml", tmp_path / "gate.md"
+    table = gate(run, "--policy", policy(tmp_path, DROP + "at_confidence = '95%'\n"),
+                 "--junit", junit, "--markdown", markdown)
+    assert table.exit_code == 1
+    assert "upper 95% bound of [-0.02, 1.66] pt; point 0.80 pt; 1,000 images" in table.stdout
+    assert "upper 95% bound of [-0.02, 1.66] pt" in markdown.read_text()
+    [failure] = ET.parse(junit).getroot().findall(".//failure")
+    assert failure.get("type") == "budget"
+    assert failure.get("message").startswith("measured 1.66 pt, budget <= 1.00 pt, judged on"
+                                              " the upper 95% bound of [-0.02, 1.66] pt")
+
+
+def test_a_clear_drop_passes_on_its_bound_and_another_confidence_is_recomputed(tmp_path):
+    from edgeconv import stats
+
+    # 10x the images, the same 0.8-point drop: the interval [0.59, 1.02] still straddles 1.0
+    run = _measured_run(tmp_path, n=10_000, only_float=100, only_int8=20)
+    done = gate(run, "--policy", policy(tmp_path, DROP + "at_confidence = 0.95\n"), "--json")
+    assert done.exit_code == 1 and _checks(done)["max_accuracy_drop"]["value"] > 1.0
+    # at 90% the upper bound is recomputed from the paired counts, and within the budget
+    done = gate(run, "--policy", policy(tmp_path, DROP + "at_confidence = 0.9\n"), "--json")
+    assert done.exit_code == 0, done.output
+    check = _checks(done)["max_accuracy_drop"]
+    expected = stats.paired_counts(8900, 100, 20, 980, 0.9).drop_interval.high * 100
+    assert check["value"] == pytest.approx(expected) and check["value"] < 1.0
+    assert check["confidence"] == 0.9 and "recomputed" in check["method"]
+    # Wilson too: the lower bound of the accuracy at 99% is below the one at 95%
+    text = "[[rule]]\nname = \"acc\"\nformat = \"keras\"\nmin_accuracy = 0.893\n"
+    at95 = _checks(gate(run, "--policy", policy(tmp_path, text + "at_confidence = 0.95\n"),
+                        "--json"))["min_accuracy"]
+    at99 = _checks(gate(run, "--policy", policy(tmp_path, text + "at_confidence = 0.99\n"),
+                        "--json"))["min_accuracy"]
+    assert at95["result"] == "PASS" and at99["result"] == "FAIL"
+    assert at99["value"] == pytest.approx(stats.wilson(9000, 10_000, 0.99).low)
+
+
+def test_without_intervals_a_check_at_confidence_is_undecided_and_fails_the_gate(tmp_path):
+    run = _measured_run(tmp_path, intervals=False)  # a manifest written before intervals
+    text = DROP + "min_agreement = 0.9\nat_confidence = 0.95\n"
+    junit = tmp_path / "gate.xml"
+    done = gate(run, "--policy", policy(tmp_path, text), "--json", "--junit", junit)
+    assert done.exit_code == 1, done.output
+    report = json.loads(done.stdout)
+    assert not report["passed"] and report["failed"] == report["undecided"] == 2
+    checks = _checks(done)
+    assert {c["result"] for c in checks.values()} == {"UNDECIDED"}
+    assert checks["max_accuracy_drop"]["point"] == pytest.approx(0.8)
+    assert "no paired comparison with the float model (versus_float) recorded" \
+           in checks["max_accuracy_drop"]["reason"]
+    assert "re-export with this edgeconv" in checks["min_agreement"]["reason"]
+    assert {f.get("type") for f in ET.parse(junit).getroot().findall(".//failure")} \
+        == {"undecided"}
+    table = gate(run, "--policy", policy(tmp_path, text))
+    assert "UNDECIDED" in table.stdout
+    assert table.stdout.strip().splitlines()[-1].startswith(
+        "gate FAILED: 2 of 2 checks fail (2 undecided)")
+
+
+def test_min_eval_samples_fails_and_leaves_the_accuracy_undecided(tmp_path):
+    run = _measured_run(tmp_path)  # 1,000 images
+    text = DROP + "min_eval_samples = 5000\n"
+    done = gate(run, "--policy", policy(tmp_path, text), "--json")
+    assert done.exit_code == 1
+    checks = _checks(done)
+    assert checks["min_eval_samples"]["result"] == "FAIL"
+    assert checks["min_eval_samples"]["value"] == 1000
+    assert checks["max_accuracy_drop"]["result"] == "UNDECIDED"
+    assert "measured on 1,000 images, fewer than the rule's min_eval_samples 5,000" \
+           in checks["max_accuracy_drop"]["reason"]
+    done = gate(run, "--policy", policy(tmp_path, DROP + "min_eval_samples = 1000\n"), "--json")
+    assert done.exit_code == 0 and _checks(done)["min_eval_samples"]["result"] == "PASS"
+    # a manifest that recorded no image count cannot tell
+    old = _measured_run(tmp_path / "old", intervals=False)
+    done = gate(old, "--policy", policy(tmp_path, DROP + "min_eval_samples = 10\n"), "--json")
+    assert done.exit_code == 1
+    assert {c["result"] for c in _checks(done).values()} == {"UNDECIDED"}
+
+
+def test_latency_on_its_bound_and_never_on_an_emulated_board(tmp_path):
+    rows = [_bench_row("cpu", 1.0, 0.95, 1.2), _bench_row("rpi5", 90.0, 85.0, 95.0, "emulated")]
+    run = _measured_run(tmp_path, rows=rows)
+    text = '[[rule]]\nname = "lat"\ntarget = "*"\nmax_p50_ms = 1.1\n'
+    done = gate(run, "--policy", policy(tmp_path, text), "--json")
+    # the emulated row (90 ms) is not judged: only the cpu row, which passes on its point
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    assert [c["subject"] for c in report["checks"]] == ["fcn/fcn-mnist_int8.tflite @ cpu"
+                                                         " (litert x1)"]
+    [note] = report["notes"]
+    assert "max_p50_ms skipped for 1 row(s) timed on an emulated board" in note
+    done = gate(run, "--policy", policy(tmp_path, text + "at_confidence = 0.95\n"), "--json")
+    assert done.exit_code == 1
+    check = _checks(done)["max_p50_ms"]
+    assert (check["result"], check["value"], check["point"]) == ("FAIL", 1.2, 1.0)
+    # a rule whose latency budget selects only emulated rows is an error, not a pass
+    emulated = text.replace('"*"', '"rpi5"')
+    done = gate(run, "--policy", policy(tmp_path, emulated))
+    assert done.exit_code == 2
+    assert done.stderr.startswith("error: rule 'lat' judges latency (max_p50_ms) but selects"
+                                  " only rows timed on an emulated board (1)")
+
+
+def test_a_p50_without_an_interval_is_undecided_at_confidence(tmp_path):
+    run = _measured_run(tmp_path, rows=[_bench_row("cpu", 1.0, None, None, runs=5)])
+    text = '[[rule]]\nname = "lat"\ntarget = "cpu"\nmax_p50_ms = 2\nat_confidence = 0.95\n'
+    done = gate(run, "--policy", policy(tmp_path, text), "--json")
+    assert done.exit_code == 1
+    check = _checks(done)["max_p50_ms"]
+    assert check["result"] == "UNDECIDED" and "re-bench with --runs 6 or more" in check["reason"]
+    assert gate(run, "--policy", policy(tmp_path, text.replace("at_confidence = 0.95\n", ""))
+                ).exit_code == 0
+
+
+@pytest.mark.parametrize("text, message", [
+    (DROP + "at_confidence = 1.0", "at_confidence takes a confidence from 0.5 to 0.999"),
+    (DROP + "at_confidence = 95", "at_confidence takes a confidence"),
+    (DROP + "at_confidence = 'high'", "at_confidence takes a confidence"),
+    (DROP + "at_confidence = true", "at_confidence takes a confidence"),
+    ("[[rule]]\nname = 'x'\nmax_size_bytes = 1\nat_confidence = 0.95",
+     "at_confidence has no budget to act on (max_size_bytes is judged on the point)"),
+    ("[[rule]]\nname = 'x'\nat_confidence = 0.95", "no budget"),
+    ("[[rule]]\nname = 'x'\ntarget = 'cpu'\nmax_p50_ms = 1\nat_confidence = 0.9",
+     "at_confidence 0.9 cannot judge max_p50_ms: its interval is recorded at 0.95 only"),
+    ("[[rule]]\nname = 'x'\ntarget = 'cpu'\nmax_accuracy_drop = 1\nat_confidence = 0.95",
+     "max_accuracy_drop at_confidence is judged on the paired comparison"),
+    (DROP + "min_eval_samples = 0", "min_eval_samples takes a whole number of images"),
+    (DROP + "min_eval_samples = 1.5", "min_eval_samples takes a whole number of images"),
+    (DROP + "min_eval_samples = true", "min_eval_samples takes a whole number of images"),
+    (DROP + "at_confidance = 0.95", "did you mean 'at_confidence'?"),
+])
+def test_confidence_keys_are_checked_with_the_policy(tmp_path, text, message):
+    done = gate(tmp_path, "--policy", policy(tmp_path, text))
+    assert done.exit_code == 2, done.output
+    [line] = done.stderr.strip().splitlines()
+    assert message in line, line

@@ -76,6 +76,12 @@ def test_bench_over_ssh_measures_on_the_board(sshd, export_dir, tmp_path):
             assert row["status"] == "ok" and row["runtime"] == "litert", row
             assert row["latency_ms"]["min"] <= row["latency_ms"]["p50"] and row["runs"] >= 5
             assert row["target"] == "loopback" and row["timed_on"] == "target"
+            # the test images went with the job (the board loads no dataset), and the
+            # board's outputs came back: this machine against itself, bit-exact
+            assert row["accuracy"] is not None and row["eval_samples"] == 32, row
+            parity = row["parity"]
+            assert parity["equal"] and parity["differing"] == 0, parity
+            assert parity["inputs"] == 32 and parity["on"] == "test images", parity
         else:  # not sent: the board's runtimes do not run them
             assert row["status"] == "unsupported" and row["latency_ms"] is None, row
     assert _leftovers() == before  # the remote temp dir is gone
@@ -170,3 +176,70 @@ def test_local_and_host_together_are_refused(tmp_path):
     (tmp_path / "m.onnx").write_bytes(b"")
     done = bench(str(tmp_path / "m.onnx"), "--target", "rpi", "--local", "--host", "pi@board")
     assert done.returncode == 2 and "pick one" in done.stderr
+
+
+# A board without scikit-learn (as `pip install 'edgeconv[litert]'` leaves a Pi): digits
+# cannot be loaded there, so any accuracy it measures is on the split this side sent.
+NO_DATASETS = NO_TF.replace("sys.modules['tensorflow'] = None;",
+                            "sys.modules['tensorflow'] = None; sys.modules['sklearn'] = None;")
+
+
+def test_the_board_measures_accuracy_on_the_split_sent(sshd, export_dir, tmp_path):
+    root, port = sshd
+    targets = _board(root, port, tmp_path / "targets",
+                     remote_edgeconv=f"{sys.executable} -c {json.dumps(NO_DATASETS)}")
+    here = bench(str(export_dir), "--target", "cpu", "--runtime", "litert", "--threads", "1",
+                 "--json", *FAST)
+    there = bench(str(export_dir), "--target", "loopback", "--targets-dir", str(targets),
+                  "--runtime", "litert", "--json", *FAST)
+    assert here.returncode == 0 and there.returncode == 0, (here.stderr, there.stderr)
+    accuracy = {r["artifact"]: r["accuracy"] for r in json.loads(here.stdout)["results"]}
+    rows = json.loads(there.stdout)["results"]
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows), rows
+    for row in rows:
+        assert row["accuracy"] == accuracy[row["artifact"]] is not None, (row, accuracy)
+        assert row["parity"]["equal"] and row["parity"]["on"] == "test images", row
+
+
+def test_a_staged_split_is_checked_before_use(export_dir, tmp_path):
+    """What the board checks of the test split a manifest names (plan.staged_split)."""
+    import hashlib
+
+    import numpy as np
+
+    from edgeconv.bench.plan import BENCH_DATA, staged_split
+    from edgeconv.manifest import load_manifest
+
+    folder = tmp_path / "fcn"
+    shutil.copytree(export_dir, folder)
+    data = json.loads((folder / "manifest.json").read_text())
+    shape = data["input"]["preprocessing"]["input_shape"]
+
+    def stage(x, y, **entry):
+        np.savez(folder / "test-data.npz", x=x, y=y)
+        raw = (folder / "test-data.npz").read_bytes()
+        data[BENCH_DATA] = {"path": "test-data.npz", "sha256": hashlib.sha256(raw).hexdigest(),
+                            **entry}
+        (folder / "manifest.json").write_text(json.dumps(data))
+        return load_manifest(folder)
+
+    good_x, good_y = np.zeros((4, *shape), np.float32), np.arange(4, dtype=np.int64)
+    assert staged_split(stage(good_x, good_y)) == folder / "test-data.npz"
+    manifest = stage(good_x, good_y)
+    (folder / "test-data.npz").write_bytes((folder / "test-data.npz").read_bytes() + b"x")
+    with pytest.raises(EdgeconvError, match="sha256 does not match"):
+        staged_split(manifest)
+    for x, y in ((good_x.astype(np.float64), good_y), (good_x, good_y.astype(np.int32)),
+                 (good_x[:, :2], good_y), (good_x, good_y[:3])):
+        with pytest.raises(EdgeconvError, match="a test split is x float32"):
+            staged_split(stage(x, y))
+    with pytest.raises(EdgeconvError, match="not a test split"):  # a pickle is never loaded
+        staged_split(stage(np.array([object()], dtype=object), good_y))
+    with pytest.raises(EdgeconvError, match="bench_data"):
+        staged_split(stage(good_x, good_y, path="../outside.npz"))
+    manifest = stage(good_x, good_y)  # then the file becomes a link to one elsewhere
+    (tmp_path / "elsewhere.npz").write_bytes((folder / "test-data.npz").read_bytes())
+    (folder / "test-data.npz").unlink()
+    (folder / "test-data.npz").symlink_to(tmp_path / "elsewhere.npz")
+    with pytest.raises(EdgeconvError, match="not a file beside the manifest"):
+        staged_split(manifest)

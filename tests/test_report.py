@@ -253,6 +253,10 @@ def test_a_contradicting_measurement_says_not_reproduced(tmp_path):
     # dense-mnist measured faster than both compact models: the claim is contradicted
     assert verdicts["A-fc-most-time"]["verdict"] == "not reproduced"
     assert "0.050 ms" in verdicts["A-fc-most-time"]["measured"]
+    # files without p50 intervals: compared as points, and the verdict says so
+    assert "no interval: point comparison for 2 of 2" in verdicts["A-fc-most-time"]["evidence"]
+    assert "0.62x, slower (no interval: point comparison)" in \
+        verdicts["A-fc-most-time"]["measured"]
     assert verdicts["A-fc-memory"]["verdict"] == "reproduced"  # 50x and 524x smaller
     assert verdicts["A-any-size"]["verdict"] == "reproduced"
     md = (tmp_path / "out" / "report.md").read_text()
@@ -397,7 +401,7 @@ def test_todays_files_load_unchanged_in_report_and_gate(tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| fcn-mnist 28x28 | trained (digits) |" in md
     assert "0.031 (0.037)" in md and "0.022 (0.026)" in md  # cpu p50 (p90), fp32 and int8
-    assert "fcn-mnist 28x28 (3 epochs)" in md
+    assert "fcn-mnist 28x28 on digits (3 epochs)" in md
     assert "| fcn-mnist 28x28 int8 | ok | 18.3 KiB |" in md  # the stm32h7 table
 
     policy = tmp_path / "gate.toml"
@@ -435,3 +439,255 @@ def test_an_unreadable_train_json_is_a_note_not_an_error(tmp_path):
     assert data.exports[0].train is None
     [note] = data.notes
     assert str(run / "train.json") in note and "not measurable" in note
+
+
+# --- how sure the figures are: intervals, within noise, datasets, published points --------
+
+N = 10_000  # Fashion-MNIST's test images
+
+
+def _wilson(right: int, n: int = N) -> list[float]:
+    from edgeconv import stats
+
+    interval = stats.wilson(right, n)
+    return [interval.low, interval.high]
+
+
+def _measured_export(root: Path, model: str, right: int, *, input_shape=(28, 28, 1),
+                     only_float: int = 100, only_int8: int = 20, dataset="fashion_mnist",
+                     channels: str = "none", epochs: list[float] | None = None) -> dict:
+    """A trained export as export writes it since it records how sure its figures are: Keras
+    right on `right` of N images, an fp32 TFLite file and an int8 one that only float gets
+    right on `only_float` images and only it on `only_int8`; a train.json when `epochs`
+    (seconds per epoch) are given. Returns the files' sha256 by precision."""
+    from edgeconv import stats
+
+    both = right - only_float
+    paired = stats.paired_counts(both, only_float, only_int8, N - both - only_float - only_int8)
+    versus = {**paired.to_dict(), "drop_interval": [paired.drop_interval.low,
+                                                    paired.drop_interval.high],
+              "confidence": 0.95, "method": paired.drop_interval.method}
+    same = {**versus, "reference_only": 0, "candidate_only": 0, "both_right": right,
+            "drop": 0.0, "drop_interval": [-0.0004, 0.0004], "mcnemar_p": 1.0}
+
+    def artifact(fmt, precision, correct, **extra):
+        return {"path": f"{model}_{precision}.{fmt}", "format": fmt, "precision": precision,
+                "size_bytes": 100_000, "sha256": _sha(f"{root}{model}{fmt}{precision}"),
+                "accuracy": correct / N, "eval_samples": N, "accuracy_interval": _wilson(correct),
+                "outputs": [{"shape": [1, 10]}], **extra}
+
+    prep = {"input_shape": list(input_shape), "scale": 1 / 255, "offset": 0.0,
+            "resize": "bilinear" if input_shape[0] != 28 else "none", "channels": channels}
+    _write(root / model / "manifest.json", {
+        "schema_version": 1, "model": {"name": model, "trained": True, "options": {
+            "input_shape": list(input_shape), "classes": 10}},
+        "input": {"preprocessing": prep},
+        "dataset": {"name": dataset}, "float_accuracy": right / N,
+        "artifacts": [artifact("keras", "fp32", right),
+                      artifact("tflite", "fp32", right, versus_float=same),
+                      artifact("tflite", "int8", both + only_int8, versus_float=versus)]})
+    if epochs:
+        _write(root / model / "train.json", {
+            "schema_version": 1, "model": model, "model_options": {},
+            "config": {"dataset": dataset, "seed": 0}, "preprocessing": prep,
+            "epochs_run": len(epochs), "best_epoch": len(epochs),
+            "history": [{"epoch": i, "loss": 1.0, "accuracy": 0.9, "val_loss": 1.0,
+                         "val_accuracy": 0.88, "seconds": s} for i, s in enumerate(epochs, 1)]})
+    return {p: _sha(f"{root}{model}tflite{p}") for p in ("fp32", "int8")}
+
+
+def _timed(sha: str, model: str, target: str, p50: float, low: float | None,
+           high: float | None, **extra) -> dict:
+    return {**_row(sha, model, target, p50, **extra),
+            "latency_ms": {**_latency(p50), "p50_low": low, "p50_high": high}}
+
+
+def _speed_report(tmp_path: Path, fcn: tuple, gap: tuple) -> dict:
+    """dense-mnist at 0.100 ms [0.095, 0.105] against fcn-mnist and gap-mnist at the
+    (p50, low, high) given: the A-fc-most-time verdict."""
+    shas = {m: _measured_export(tmp_path, m, 9000)["fp32"]
+            for m in ("dense-mnist", "fcn-mnist", "gap-mnist")}
+    rows = [_timed(shas["dense-mnist"], "dense-mnist", "cpu", 0.100, 0.095, 0.105),
+            _timed(shas["fcn-mnist"], "fcn-mnist", "cpu", *fcn),
+            _timed(shas["gap-mnist"], "gap-mnist", "cpu", *gap)]
+    _write(tmp_path / "results.json", {"schema_version": 1, "results": rows,
+                                       "environment": {"target": {"kind": "host"}}})
+    done = runner.invoke(app, ["report", str(tmp_path), "-o", str(tmp_path / "out"),
+                               "--no-arithmetic", "--no-plots", "--json"])
+    assert done.exit_code == 0, done.output
+    return next(c for c in json.loads(done.stdout)["claims"] if c["id"] == "A-fc-most-time")
+
+
+@pytest.mark.parametrize("fcn, gap, verdict", [
+    # both ratios' intervals above 1 (1.25x, 1.43x): faster, beyond the noise
+    ((0.080, 0.076, 0.084), (0.070, 0.066, 0.074), "reproduced"),
+    # both include 1 (1.02x, 0.98x): neither faster nor slower than the noise shows
+    ((0.098, 0.090, 0.106), (0.102, 0.094, 0.110), "within noise"),
+    # one clearly faster, one within noise
+    ((0.080, 0.076, 0.084), (0.098, 0.090, 0.106), "partly"),
+    # one clearly slower (0.67x), one within noise: contradicted
+    ((0.150, 0.140, 0.160), (0.098, 0.090, 0.106), "not reproduced"),
+])
+def test_a_faster_verdict_needs_the_ratio_interval_to_exclude_1(tmp_path, fcn, gap, verdict):
+    claim = _speed_report(tmp_path, fcn, gap)
+    assert claim["verdict"] == verdict, claim
+    # every comparison with its ratio and the ratio's interval, none by the point
+    assert claim["measured"].count("x [") == 2
+    assert "0.100 [0.095, 0.105] ms p50 on cpu" in claim["measured"]
+    assert "point comparison" not in claim["evidence"]
+
+
+def test_a_faster_verdict_without_intervals_compares_points_and_says_so(tmp_path):
+    claim = _speed_report(tmp_path, (0.080, None, None), (0.070, 0.066, 0.074))
+    assert claim["verdict"] == "reproduced"
+    assert "fcn-mnist 0.080 ms vs dense-mnist 0.100 [0.095, 0.105] ms p50 on cpu: 1.25x," \
+           " faster (no interval: point comparison)" in claim["measured"]
+    assert "no interval: point comparison for 1 of 2" in claim["evidence"]
+
+
+README = """# Fashion-MNIST
+## Benchmark
+| Classifier | Preprocessing | Fashion test accuracy | MNIST test accuracy | Submitter| Code |
+|------------|---------------|-----------------------|---------------------|---|---|
+|2 Conv+pooling | None | 0.876 | - | [Someone](https://example.org) | [:link:](x) |
+|3 Conv+BN+pooling|None|0.921|0.992|[Other](https://example.org)|[:link:](y)|
+|MobileNet | augmentation (horizontal flips)| 0.950|- | [Third](https://example.org)| x |
+|Human Performance| Crowd-sourced evaluation | 0.835 | - | Leo | - |
+|GRU+SVM | None| 0.888 | 0.965 | [Fourth](https://example.org) | x |
+
+## Next section
+"""
+
+
+def _fashion_runs(root: Path) -> None:
+    """fcn-mnist and article B's VGG pair trained on Fashion-MNIST (the VGGs at 32x32, grey
+    replicated to 3 channels), with a cpu bench and an emulated-board bench of fcn-mnist."""
+    fcn = _measured_export(root, "fcn-mnist", 9000)
+    for model, right in (("vgg-cifar", 9200), ("separable-vgg-cifar", 9150)):
+        _measured_export(root, model, right, input_shape=(32, 32, 3), channels="gray_to_rgb",
+                         epochs=[9.0, 5.0, 5.1, 4.9, 5.0, 5.2, 5.1, 5.0])
+    _write(root / "results.json", {"schema_version": 1, "environment": {
+        "target": {"kind": "host"}, "cores": 2, "load_before": [3.0, 2.0, 1.0],
+        "load_after": [1.0, 1.0, 1.0]}, "results": [
+            _timed(fcn["fp32"], "fcn-mnist", "cpu", 0.031, 0.030, 0.033),
+            _timed(fcn["int8"], "fcn-mnist", "cpu", 0.022, 0.021, 0.024)
+            | {"precision": "int8", "artifact": "fcn-mnist/fcn-mnist_int8.tflite"}]})
+    _write(root / "results-rpi.json", {"schema_version": 1, "environment": {
+        "target": {"kind": "ssh"}}, "results": [
+            _timed(fcn["fp32"], "fcn-mnist", "rpi5", 3.1, 3.0, 3.3, timed_on="emulated")]})
+
+
+def _report_md(root: Path, *args: str) -> str:
+    out = root / "out"
+    done = runner.invoke(app, ["report", str(root / "runs"), "-o", str(out), "--no-arithmetic",
+                               "--no-plots", *args])
+    assert done.exit_code == 0, done.output
+    return (out / "report.md").read_text()
+
+
+def _section(md: str, title: str) -> str:
+    return md.split(f"## {title}")[1].split("\n## ")[0]
+
+
+def test_accuracy_shows_interval_images_and_dataset_and_emulated_times_stay_out(tmp_path):
+    _fashion_runs(tmp_path / "runs")
+    readme = _write(tmp_path / "README.md", README)
+    md = _report_md(tmp_path, "--baselines", str(readme))
+    fcn = [line for line in _section(md, "[A-fcn]").splitlines()
+           if line.startswith("| fcn-mnist 28x28 |")][0]
+    # float, int8 and the drop, each with its interval, its images and its data
+    assert "| 90.0% [89.4, 90.6] (Fashion-MNIST, 10,000 images) |" in fcn
+    assert "| 89.2% [88.6, 89.8] (Fashion-MNIST, 10,000 images) |" in fcn
+    assert "| +0.80 pt [+0.59, +1.02]; 100 only float, 20 only int8, of 10,000; McNemar p" in fcn
+    assert "| 0.031 [0.030, 0.033] (0.037) | 0.022 [0.021, 0.024] (0.026) |" in fcn
+    # a bench on a machine busier than its cores is flagged where the machine is named
+    assert "| 3.00 / 1.00 (**busy**: over 2 cores) |" in md
+    # the emulated board's 3.1 ms is no board time: in no latency table, said once
+    assert "rpi5" not in _section(md, "[A-fcn]") and "3.100" not in md
+    assert "1 bench row(s) on rpi5 were timed on an emulated board (qemu)" in md
+    pareto = _section(md, "Accuracy vs latency, per target")
+    assert "**cpu**, accuracy on Fashion-MNIST: Pareto front" in pareto
+    assert "89.2% [88.6, 89.8] (Fashion-MNIST, 10,000 images)" in pareto
+
+    claims = {line.split(" | ")[0].lstrip("| "): line for line in md.splitlines()
+              if line.startswith("| ") and " | **" in line}
+    # a CIFAR-10 claim measured on Fashion-MNIST says so, and is at most partly reproduced
+    accuracy = claims["B-vgg-accuracy"]
+    assert "**partly**" in accuracy and "92.0% [91.5, 92.5] (Fashion-MNIST, 10,000" in accuracy
+    assert ("measured on Fashion-MNIST (28x28 grey clothing images), resized to 32x32 and grey"
+            " replicated to 3 channels, not CIFAR-10 (32x32 colour photos)") in accuracy
+    assert "not CIFAR-10" in claims["B-vgg-overfit"]
+    # 7 epochs each after the first: a median with its interval, within noise here
+    epochs = claims["B-vgg-epoch-time"]
+    assert "**within noise**" in epochs and "median, first epoch excluded; on Fashion-MNIST" \
+        in epochs
+
+
+def test_published_points_stand_next_to_a_fashion_mnist_model(tmp_path):
+    _fashion_runs(tmp_path / "runs")
+    readme = _write(tmp_path / "README.md", README)
+    md = _report_md(tmp_path, "--baselines", str(readme))
+    published = _section(md, "Published reference points (Fashion-MNIST)")
+    assert f"`{readme}`, 5 entries" in published and "have not verified" in published
+    [fcn] = [line for line in published.splitlines() if line.startswith("| fcn-mnist 28x28 |")]
+    # comparable: the submitted small CNNs, best first; not the MobileNet, not GRU+SVM
+    assert "| small CNNs (2-5 conv layers) | best 92.1%, median 89.9% of 2 |" in fcn
+    assert "3 Conv+BN+pooling 92.1%; 2 Conv+pooling 87.6%" in fcn
+    assert "MobileNet" not in fcn and "GRU" not in fcn
+    assert "human baseline: 83.5%" in published
+
+    # the benchmark's own baselines.json: scikit-learn classifiers and grids, no accuracy
+    grid = _write(tmp_path / "baselines.json", {"common": {}, "classifiers": {
+        "SVC": [{"C": [1.0, 10.0]}], "KNeighborsClassifier": [{"n_neighbors": [1, 5]}]}})
+    md = _report_md(tmp_path, "--baselines", str(grid))
+    published = _section(md, "Published reference points (Fashion-MNIST)")
+    assert "the 2 classifiers it ran (SVC, KNeighborsClassifier)" in published
+    assert "It records no accuracy" in published and "| fcn-mnist" not in published
+    # its results, one JSON object a line as its runner logs them: context, not CNNs
+    results = _write(tmp_path / "sklearn.json", "\n".join(json.dumps(e) for e in (
+        {"name": "SVC", "parameter": "{}", "mean_accuracy": 0.897},
+        {"name": "SVC", "parameter": "{'C': 10}", "mean_accuracy": 0.88},
+        {"name": "GaussianNB", "parameter": "{}", "mean_accuracy": 0.511})))
+    md = _report_md(tmp_path, "--baselines", str(results))
+    assert "best 89.7%, median 70.4% of 2. These are classical classifiers on raw pixels" \
+        in md
+
+
+def test_no_published_section_without_the_files_or_a_fashion_mnist_model(tmp_path,
+                                                                         monkeypatch):
+    from edgeconv.report import baselines
+
+    monkeypatch.setattr(baselines, "DEFAULT_FILES", (tmp_path / "none" / "README.md.gz",))
+    _fashion_runs(tmp_path / "runs")
+    assert "Published reference points" not in _report_md(tmp_path)
+    # the package's files are read by default when they are there (gzip too)
+    import gzip
+
+    packaged = tmp_path / "doc" / "README.md.gz"
+    packaged.parent.mkdir()
+    packaged.write_bytes(gzip.compress(README.encode()))
+    monkeypatch.setattr(baselines, "DEFAULT_FILES", (packaged,))
+    assert "Published reference points" in _report_md(tmp_path)
+    # digits only: nothing to compare with
+    digits = tmp_path / "digits"
+    _measured_export(digits / "runs", "fcn-mnist", 340, dataset="digits")
+    assert "Published reference points" not in _report_md(digits)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "does not exist"),
+    ("hello", "neither the Fashion-MNIST README"),
+    ('{"classifiers": {}}', "its 'classifiers' table is empty"),
+    ("| Classifier | Fashion test accuracy |\n|---|---|\n| x | - |\n",
+     "its 'Fashion test accuracy' table has no figures"),
+])
+def test_a_bad_baselines_file_is_one_line_and_exit_2(tmp_path, content, message):
+    _fashion_runs(tmp_path / "runs")
+    path = tmp_path / "baselines.json"
+    if content is not None:
+        path.write_text(content)
+    done = runner.invoke(app, ["report", str(tmp_path / "runs"), "-o", str(tmp_path / "out"),
+                               "--no-arithmetic", "--baselines", str(path)])
+    assert done.exit_code == 2
+    assert message in done.output and len(done.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

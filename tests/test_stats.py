@@ -74,3 +74,20 @@ def wilson_like(median: float, half: float):
     from edgeconv.stats import Interval
 
     return Interval(median - half, median + half, 0.95, "given")
+
+
+def test_proportion_and_the_record_forms():
+    from edgeconv.records import VERSUS_FLOAT
+    from edgeconv.stats import pair, proportion
+
+    share, interval = proportion([True] * 90 + [False] * 10)
+    assert share == 0.9 and interval == [wilson(90, 100).low, wilson(90, 100).high]
+    assert pair(None) is None
+    with pytest.raises(ValueError):
+        proportion([])
+    record = paired_counts(85, 5, 2, 8).to_record()
+    VERSUS_FLOAT.check(record, "versus_float")  # what manifest.json's reader accepts
+    assert (record["n"], record["reference_only"], record["candidate_only"]) == (100, 5, 2)
+    assert record["drop_interval"] == pair(paired_counts(85, 5, 2, 8).drop_interval)
+    assert record["mcnemar_p"] == mcnemar_exact(5, 2) and record["confidence"] == 0.95
+    assert record["method"].startswith("Newcombe") and "McNemar" in record["method"]

@@ -9,6 +9,7 @@ a crash, a hang or garbage on stdout into a failed row and checks the answer's t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import resource
 import sys
@@ -24,6 +25,7 @@ from edgeconv.formats import resolve
 from edgeconv.records import BenchRow
 from edgeconv.runtimes import Runtime, TensorInfo, open_runtime
 from edgeconv.runtimes.registry import RuntimeEntry, get_runtime, register
+from edgeconv.stats import median_interval, proportion
 
 _AGREEMENT_SAMPLES = 32  # random inputs for the fit check's agreement without labelled data
 
@@ -31,7 +33,7 @@ _AGREEMENT_SAMPLES = 32  # random inputs for the fit check's agreement without l
 # where, the fit check, MACs from the reference row).
 ANSWER_FIELDS = ("status", "error", "init_ms", "first_ms", "latency_ms", "runs",
                  "throughput_ips", "peak_rss_bytes", "accuracy", "agreement", "arena_bytes",
-                 "macs", "notes")
+                 "macs", "notes", "eval_samples", "accuracy_interval", "agreement_interval")
 assert set(ANSWER_FIELDS) <= {f.name for f in fields(BenchRow)}
 
 
@@ -53,6 +55,9 @@ class Job:
     seed: int = 0
     fit: bool = False  # the target's kind gets the fit check: arena, kernel agreement
     device: str = "cpu"  # gpu: the runtime must run on the GPU, or the row is unsupported
+    # .npz to save the raw outputs on the evaluation inputs in (save_outputs): what the SSH
+    # path compares with this file's outputs on the machine that sent the job
+    outputs: str | None = None
 
     @staticmethod
     def entry_of(entry: RuntimeEntry) -> dict[str, Any]:
@@ -60,11 +65,15 @@ class Job:
                 "options": list(entry.options)}
 
 
-def latency_stats(samples_ns: list[int]) -> dict[str, float]:
+def latency_stats(samples_ns: list[int]) -> dict[str, float | None]:
     ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    # the p50's 95% interval from the runs' order statistics; None below 6 runs
+    interval = median_interval(ms.tolist())
     return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(ms.mean()),
-            "std": float(ms.std()), "min": float(ms.min())}
+            "std": float(ms.std()), "min": float(ms.min()),
+            "p50_low": None if interval is None else interval.low,
+            "p50_high": None if interval is None else interval.high}
 
 
 def timed_runs(invoke, warmup: int, runs: int, min_time: float) -> list[int]:
@@ -112,6 +121,8 @@ def measure(job: Job) -> dict[str, Any]:
                 _kernel_agreement(runtime, entry, job, result)
             elif job.data:
                 _quality(runtime, job, result)
+            if job.outputs:
+                save_outputs(runtime, job)
         except EdgeconvError as exc:
             result["status"], result["error"] = "failed", str(exc)
     result["peak_rss_bytes"] = _peak_rss()
@@ -164,7 +175,7 @@ def _quality(runtime: Runtime, job: Job, result: dict[str, Any]) -> None:
     with np.load(job.data) as data:
         x, y = data["x"], data["y"]
     top1 = _top1(runtime.run(x))
-    result["accuracy"] = float((top1 == y).mean())
+    _share(result, "accuracy", top1 == y)
     if job.reference_out:
         from edgeconv.runtimes.keras import load_model  # Keras is loaded in this process
         from edgeconv.zoo.analyze import analyze
@@ -173,7 +184,7 @@ def _quality(runtime: Runtime, job: Job, result: dict[str, Any]) -> None:
         np.savez(job.reference_out, top1=top1, macs=np.int64(result["macs"] or 0))
     elif job.reference_in:
         with np.load(job.reference_in) as reference:
-            result["agreement"] = float((top1 == reference["top1"]).mean())
+            _share(result, "agreement", top1 == reference["top1"])
         result["notes"].append("agreement: top-1 vs the Keras float model on the test split")
 
 
@@ -193,7 +204,7 @@ def _kernel_agreement(runtime: Runtime, entry: RuntimeEntry, job: Job,
         y, feed = None, runtime.run_raw
     ours = feed(x)
     if y is not None:
-        result["accuracy"] = float((_top1(ours) == y).mean())
+        _share(result, "accuracy", _top1(ours) == y)
     if entry.kernel_reference is None:
         return
     name, options = entry.kernel_reference
@@ -204,10 +215,38 @@ def _kernel_agreement(runtime: Runtime, entry: RuntimeEntry, job: Job,
         return
     with reference:
         theirs = reference.run(x) if feed == runtime.run else reference.run_raw(x)
-    result["agreement"] = float((_top1(ours) == _top1(theirs)).mean())
+    _share(result, "agreement", _top1(ours) == _top1(theirs))
     source = "test split" if y is not None else f"{len(x)} random inputs"
     result["notes"].append(f"agreement: top-1 of {entry.name} vs {name} reference"
                            f" kernels on the {source}")
+
+
+def _share(result: dict[str, Any], key: str, right: np.ndarray) -> None:
+    """An accuracy or agreement, its 95% Wilson interval and the inputs it was measured on."""
+    result[key], result[f"{key}_interval"] = proportion(right)
+    result["eval_samples"] = len(right)
+
+
+def save_outputs(runtime: Runtime, job: Job) -> None:
+    """The engine's raw outputs (int8 stays int8) on the evaluation inputs, saved as
+    job.outputs: the test split as the runtime quantises it, else _AGREEMENT_SAMPLES seeded
+    random inputs; with the sha256 of those raw inputs (dtype, shape, bytes) and what they
+    were, so that two machines' outputs are compared on inputs shown to be the same."""
+    from edgeconv.runtimes.base import quantize
+
+    info = runtime.inputs()[0]
+    if job.data:
+        with np.load(job.data) as data:
+            x = quantize(data["x"], info)
+        source = "test images"
+    else:
+        x = np.concatenate([random_input(info, job.hwc, job.seed + i)
+                            for i in range(_AGREEMENT_SAMPLES)])
+        source = "seeded random inputs"
+    x = np.ascontiguousarray(x)
+    digest = hashlib.sha256(f"{x.dtype.str}{x.shape}".encode() + x.tobytes()).hexdigest()
+    np.savez(job.outputs, out=runtime.run_raw(x), x_sha256=np.str_(digest),
+             source=np.str_(source))
 
 
 def _top1(outputs: np.ndarray) -> np.ndarray:

@@ -1,5 +1,7 @@
 """The harness: check the target can be benched from here, make the one plan, run it here
 (`local.bench_here`) or on a board over SSH (`remote.bench_over_ssh`), write results.json.
+With `emulated`, the board is the emulated one standing in for the target (edgeconv.board),
+started for this bench on a loopback port and stopped at its end: the same SSH path.
 
 Everything a user gives is checked before any work: the numbers (BenchConfig), the output
 path, the target file, the SSH options; then each model is copied into a private scratch
@@ -12,13 +14,14 @@ from __future__ import annotations
 import os
 import platform
 import tempfile
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from edgeconv import __version__, _atomic
 from edgeconv.bench.local import bench_here
-from edgeconv.bench.plan import BenchConfig, collect, make_plan
+from edgeconv.bench.plan import BenchConfig, Plan, collect, emulation, make_plan
 from edgeconv.errors import EdgeconvError, did_you_mean
 from edgeconv.formats import resolve
 from edgeconv.progress import Progress
@@ -37,7 +40,8 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRep
     kind = target.kind_info
     if config.local and config.host:
         raise EdgeconvError("--local benches on this machine, --host on another: pick one")
-    host = config.host or (None if config.local else target.host)
+    board = _emulated_board(target, config) if config.emulated else None
+    host = None if board else config.host or (None if config.local else target.host)
     if host is not None and not kind.ssh:
         raise EdgeconvError(f"{target.name} is an {kind.name} target ({kind.description}),"
                             " not reached over SSH; drop --host")
@@ -47,8 +51,11 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRep
             raise EdgeconvError(f"target {target.name} runs {', '.join(target.runtimes)}, not"
                                 f" '{config.runtime}'"
                                 f"{did_you_mean(config.runtime, target.runtimes)}")
-    if host is None and kind.reachable:
+    if host is None and board is None and kind.reachable:
         resolve(kind.reachable)(target, config)
+    if config.outputs_dir is not None:  # the board's side of an SSH bench
+        _atomic.check_output_dir(config.outputs_dir, "--outputs-dir")
+        Path(config.outputs_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
     ssh = None
     if host is not None:
         from edgeconv.bench import remote  # only the SSH path needs it
@@ -56,11 +63,17 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRep
         ssh = remote.check_ssh(host, target, config)  # before copying anything
     with tempfile.TemporaryDirectory(prefix="edgeconv-bench-") as scratch:
         plan = make_plan(collect(list(config.paths), Path(scratch) / "files"), target, config)
-        if ssh is not None:
+        if board is not None:
+            env, results, notes = _bench_on_board(board, plan, config, progress)
+        elif ssh is not None:
             env, results, notes = remote.bench_over_ssh(ssh, plan, config, progress)
         else:
-            results, notes = bench_here(plan, config, progress)
-            env = environment(target)
+            load: dict[str, Any] = {}  # bench_here's load averages before and after
+            results, notes = bench_here(plan, config, progress, load)
+            env = {**environment(target), **load}
+    if env.get("emulated"):  # the board said so (its marker), whatever reached it
+        for row in results:
+            row.timed_on = "emulated"
     report = BenchReport(environment=env, config=config.record(), results=results,
                          notes=notes, out=config.out)
     if config.out is not None:
@@ -68,19 +81,95 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRep
     return report
 
 
+def _emulated_board(target: Target, config: BenchConfig):
+    """The complete emulated board standing in for `target` (--emulated), or one line."""
+    from edgeconv.board import BOARDS, host, load
+
+    if config.host or config.local:
+        other = ("--host names another machine" if config.host
+                 else "--local benches on this one")
+        raise EdgeconvError(f"--emulated benches on an emulated board this machine starts;"
+                            f" {other}: pick one")
+    names = [spec.name for spec in BOARDS.values() if spec.target == target.name]
+    if not names:
+        kind = target.kind_info
+        raise EdgeconvError(f"--emulated runs a board target on its emulated board"
+                            f" ({', '.join(s.target for s in BOARDS.values())}); target"
+                            f" {target.name} is of kind {kind.name} ({kind.description})")
+    board = load(names[0])  # not created, half-built or stale: one line saying what to run
+    host.require_root(f"edgeconv bench --target {target.name} --emulated")
+    return board
+
+
+def _bench_on_board(board, plan: Plan, config: BenchConfig, progress: Progress
+                    ) -> tuple[dict[str, Any], list, list[str]]:
+    """Start the emulated board, bench the plan on it over SSH (its host, key, known_hosts
+    and edgeconv), stop it (also on an error or Ctrl-C)."""
+    from edgeconv.bench import remote
+    from edgeconv.board import start
+
+    progress.start(1, f"starting the emulated board {board.name} ({board.cpu})")
+    with start(board.name) as running:
+        config = replace(config, host=running.host, remote_edgeconv=running.remote_edgeconv,
+                         ssh_options=(*running.ssh_options, *config.ssh_options))
+        ssh = remote.check_ssh(running.host, plan.target, config)
+        env, results, notes = remote.bench_over_ssh(ssh, plan, config, progress)
+    if not env.get("emulated"):  # a board's edgeconv that does not read its marker
+        env["emulated"] = {"board": board.name, "target": board.target, "cpu": board.cpu,
+                           "qemu_cpu": board.qemu_cpu}
+        env["cpu"] = _emulated_cpu(board.cpu)
+    return env, results, notes
+
+
 def environment(target: Target) -> dict[str, Any]:
-    return {"host": platform.node(), "cpu": _cpu_model(), "cores": os.cpu_count(),
-            "machine": platform.machine(), "os": platform.platform(),
-            "python": platform.python_version(), "edgeconv": __version__,
-            "runtimes": runtime_versions(), "target": target.to_dict(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    env = {"host": platform.node(), "cpu": _cpu_model(), "cores": os.cpu_count(),
+           "machine": platform.machine(), "os": platform.platform(),
+           "python": platform.python_version(), "edgeconv": __version__,
+           "runtimes": runtime_versions(), "target": target.to_dict(),
+           "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    marker = emulation()
+    if marker:  # an emulated board (edgeconv board): its timings are not the board's
+        env.update(cpu=_emulated_cpu(marker["cpu"]), emulated=marker)
+    return env
 
 
-def _cpu_model() -> str:
+def _emulated_cpu(cpu: str) -> str:
+    return f"{cpu} (emulated, qemu user mode)"
+
+
+# Arm's part numbers (the Main ID register's PartNum, /proc/cpuinfo `CPU part`, implementer
+# 0x41) of the cores boards carry: an aarch64 kernel prints no "model name".
+ARM_PARTS = {
+    0xd03: "Cortex-A53", 0xd04: "Cortex-A35", 0xd05: "Cortex-A55", 0xd07: "Cortex-A57",
+    0xd08: "Cortex-A72", 0xd09: "Cortex-A73", 0xd0a: "Cortex-A75", 0xd0b: "Cortex-A76",
+    0xd0c: "Neoverse-N1", 0xd0d: "Cortex-A77", 0xd40: "Neoverse-V1", 0xd41: "Cortex-A78",
+    0xd44: "Cortex-X1", 0xd46: "Cortex-A510", 0xd47: "Cortex-A710", 0xd48: "Cortex-X2",
+    0xd49: "Neoverse-N2", 0xd4f: "Neoverse-V2",
+}
+
+
+def _cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's name: x86's "model name", else the Arm core named by `CPU part` (each kind
+    once, in order: "Cortex-A55 + Cortex-A76" on a big.LITTLE board)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
     except OSError:
-        pass
+        text = ""
+    cores: list[str] = []
+    implementer = None
+    for line in text.splitlines():
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "model name" and value:
+            return value
+        if key == "CPU implementer":
+            implementer = value
+        if key == "CPU part" and implementer == "0x41":
+            try:
+                name = ARM_PARTS.get(int(value, 16), f"Arm core {value}")
+            except ValueError:
+                continue
+            if name not in cores:
+                cores.append(name)
+    if cores:
+        return " + ".join(cores)
     return platform.processor() or platform.machine()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -22,21 +23,27 @@ from typing import Any
 
 from edgeconv._child import run_child
 from edgeconv.bench.child import ANSWER_FIELDS, Job
-from edgeconv.bench.plan import BenchConfig, Plan, PlannedRow, dataset_spec
+from edgeconv.bench.plan import (
+    BenchConfig, Plan, PlannedRow, dataset_spec, emulation, outputs_file, staged_split,
+)
 from edgeconv.files import show_path
 from edgeconv.errors import EdgeconvError
 from edgeconv.progress import Progress
 from edgeconv.records import BenchRow
 from edgeconv.runtimes.registry import get_runtime
+from edgeconv.stats import load_note
 from edgeconv.targets import Target
 
 _ARCH_NAMES = {"arm64": "aarch64", "amd64": "x86_64"}  # what macOS / Windows call them
 
 
-def bench_here(plan: Plan, config: BenchConfig, progress: Progress) -> tuple[list[BenchRow],
-                                                                              list[str]]:
-    """Run `plan` on this machine: its rows (in plan order) and notes."""
+def bench_here(plan: Plan, config: BenchConfig, progress: Progress,
+               environment: dict[str, Any] | None = None) -> tuple[list[BenchRow], list[str]]:
+    """Run `plan` on this machine: its rows (in plan order) and notes. `environment`, when
+    given, gets the machine's load averages before and after (`load_before`, `load_after`),
+    and the notes say when they exceeded the cores."""
     _require_runtimes(plan)
+    load_before = load_average()
     rows: list[BenchRow] = []
     with tempfile.TemporaryDirectory(prefix="edgeconv-bench-") as scratch:
         data_files = _prepare_data(plan, config, Path(scratch))
@@ -46,7 +53,19 @@ def bench_here(plan: Plan, config: BenchConfig, progress: Progress) -> tuple[lis
             rows.append(_measure(planned, plan.target, config, data_files, Path(scratch)))
         progress.update(len(plan.rows), "done")
     _add_macs(rows, plan)
-    return rows, plan.notes
+    load_after = load_average()
+    if environment is not None:
+        environment.update(load_before=load_before, load_after=load_after)
+    busy = load_note(load_before, load_after, os.cpu_count())
+    return rows, plan.notes + ([busy] if busy else [])
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages; None where the system has none (Windows)."""
+    try:
+        return [round(load, 2) for load in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def _require_runtimes(plan: Plan) -> None:
@@ -69,9 +88,17 @@ def _prepare_data(plan: Plan, config: BenchConfig, scratch: Path) -> dict[Path, 
     manifests = {a.manifest.directory: a.manifest for a in plan.artifacts_measured()
                  if a.manifest}
     for manifest in manifests.values():
+        try:  # the split the SSH path prepared and sent (the board needs no dataset package)
+            staged = staged_split(manifest)
+        except EdgeconvError as exc:
+            plan.notes.append(f"{manifest.directory}: no accuracy figures ({exc})")
+            continue
+        if staged is not None:
+            files[manifest.directory] = staged
+            continue
         spec = dataset_spec(manifest, config.data, config.data_dir)
         try:
-            prepared = _load_split(spec)
+            prepared = load_split(spec)
         except EdgeconvError as exc:
             plan.notes.append(f"{manifest.directory}: no accuracy figures ({exc})")
             continue
@@ -81,7 +108,7 @@ def _prepare_data(plan: Plan, config: BenchConfig, scratch: Path) -> dict[Path, 
     return files
 
 
-def _load_split(spec: dict[str, Any]):
+def load_split(spec: dict[str, Any]):
     from edgeconv.data import evaluation_subset, load_recorded
 
     if not spec["name"] or not spec["preprocessing"]:
@@ -111,7 +138,8 @@ def _measure(planned: PlannedRow, target: Target, config: BenchConfig,
               min_time=config.min_time, hwc=artifact.hwc, data=str(data) if data else None,
               reference_out=str(reference) if artifact.is_reference and data else None,
               reference_in=str(reference) if not artifact.is_reference and reference.exists()
-              else None, fit=kind.fit, device=kind.device)
+              else None, fit=kind.fit, device=kind.device,
+              outputs=outputs_file(config, planned))  # the SSH path's parity check
     outcome = run_child("edgeconv.bench", what=entry.name, timeout=config.timeout,
                         stdin=json.dumps(asdict(job)))
     row = _answered(row, outcome.payload if outcome.ok
@@ -122,6 +150,9 @@ def _measure(planned: PlannedRow, target: Target, config: BenchConfig,
     if kind.timed_on == "host":
         row.notes.append(f"latency is host time of {row.runtime} on this machine, not"
                          " board time")
+    if row.timed_on == "emulated" and row.ok:
+        row.notes.append(f"latency timed on an emulated {emulation()['cpu']} (qemu user mode):"
+                         " not a board time")
     if data is None and row.ok and row.accuracy is None and row.agreement is None:
         row.notes.append("no labelled data: accuracy not measured")
     return row

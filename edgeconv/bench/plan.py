@@ -13,23 +13,31 @@ model.
 `collect` copies each file it finds into the bench's private scratch folder, hashing the
 bytes it copies (edgeconv.bench.validate.copy_verified), and checks that copy's structure;
 the executors run and send only the copies. The rows keep the user's names.
+
+Also here, as data both sides of an SSH bench read: whether this machine is an emulated
+board (`emulation`, its rows are then timed_on "emulated"), the test split an SSH bench
+stages beside an export's manifest (`staged_split`, checked before use), and where a row's
+raw outputs are saved for the parity check (`outputs_file`).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgeconv.bench.validate import check_model_file, copy_verified
-from edgeconv.files import show_path
+from edgeconv.files import open_regular, read_regular, show_path
 from edgeconv.errors import EdgeconvError
 from edgeconv.formats import FORMATS, format_of
 from edgeconv.manifest import MANIFEST, Manifest, load_manifest
 from edgeconv.records import BenchRow
 from edgeconv.runtimes.registry import default_runtime, get_runtime, runtime_for
-from edgeconv.schema import Int, ListOf, Num, SchemaError, Spec, Str
+from edgeconv.schema import Int, ListOf, Num, Obj, RelPath, SchemaError, Spec, Str
 from edgeconv.targets import MAX_THREADS, Target
 
 # What a bench accepts (docs/bench.md); every caller of the library gets the same one line.
@@ -62,6 +70,11 @@ class BenchConfig:
     ssh_options: tuple[str, ...] = ()  # ssh_config options, Key=Value
     remote_edgeconv: str | None = None  # the board's edgeconv command (default: the target's)
     out: Path | None = None
+    # Bench on the emulated board standing in for the target (edgeconv.board), over SSH.
+    emulated: bool = False
+    # Internal (the board's side of an SSH bench): each measured row's raw outputs on its
+    # evaluation inputs are saved in this folder (outputs_file), for the parity check.
+    outputs_dir: str | None = None
 
     def __post_init__(self) -> None:
         """Numbers finite and within LIMITS, names on one line: one EdgeconvError line."""
@@ -78,8 +91,8 @@ class BenchConfig:
                 _NAME.check(option, "--ssh-option")
         except SchemaError as exc:
             raise EdgeconvError(str(exc)) from None
-        for path in (*self.paths, *(p for p in (self.out, self.data_dir, self.targets_dir)
-                                    if p is not None)):
+        for path in (*self.paths, *(p for p in (self.out, self.data_dir, self.targets_dir,
+                                               self.outputs_dir) if p is not None)):
             if "\0" in os.fspath(path):
                 raise EdgeconvError(f"{show_path(path)}: a path with a NUL character")
 
@@ -209,7 +222,7 @@ class PlannedRow:
                         precision=a.precision, runtime=self.runtime, target=target.name,
                         threads=self.threads, status="unsupported" if self.unsupported
                         else "failed", error=self.unsupported, size_bytes=a.size_bytes,
-                        timed_on=target.kind_info.timed_on)
+                        timed_on=timed_on(target))
 
 
 @dataclass
@@ -265,3 +278,97 @@ def dataset_spec(manifest: Manifest, data: str | None, data_dir: str | None) -> 
     return {"name": data or manifest.dataset.name, "data_dir": data_dir,
             "seed": manifest.dataset.seed, "preprocessing": manifest.input.preprocessing,
             "test_samples": manifest.dataset.test_samples if data is None else None}
+
+
+# --- where rows are timed: an emulated board says so ---------------------------------------
+
+# Written by `edgeconv board create` in an emulated board's root (edgeconv.board.root): the
+# board, its CPU, qemu's CPU model. A bench that finds it marks its rows and environment.
+EMULATION_MARKER = Path("/etc/edgeconv/emulated.json")
+_MARKER = Obj({"board": Str(max_len=100), "target": Str(max_len=100), "cpu": Str(max_len=100),
+               "qemu_cpu": Str(max_len=100), "emulator": Str(max_len=300)},
+              required=("cpu",))
+
+
+@functools.lru_cache(maxsize=1)
+def emulation() -> dict[str, Any] | None:
+    """What this machine's EMULATION_MARKER says when it is an emulated board, else None
+    (no marker; one that cannot be read or does not pass its schema counts as none)."""
+    try:
+        data = json.loads(read_regular(EMULATION_MARKER, 64 << 10, what="marker"))
+        _MARKER.check(data, str(EMULATION_MARKER))
+    except (EdgeconvError, ValueError):  # SchemaError and JSONDecodeError are ValueErrors
+        return None
+    return data
+
+
+def timed_on(target: Target) -> str:
+    """Where a row's latency is timed: the target kind's, unless this is an emulated board."""
+    return "emulated" if emulation() else target.kind_info.timed_on
+
+
+# --- the SSH path's staged test split and saved outputs -------------------------------------
+
+# An export's manifest as the SSH path stages it may name its prepared test split (made on
+# the machine that sends the job, which has the dataset): {"path", "sha256", "size_bytes",
+# "images"}. A board then needs no dataset package (scikit-learn) to measure accuracy.
+BENCH_DATA = "bench_data"
+MAX_DATA_BYTES = 1 << 30  # a staged test split: x float32 + y int64 (.npz)
+_BENCH_DATA = Obj({"path": RelPath(), "sha256": Str(pattern="[0-9a-f]{64}"),
+                   "size_bytes": Int(1, MAX_DATA_BYTES), "images": Int(1, 1 << 40)},
+                  required=("path", "sha256"))
+
+
+def staged_split(manifest: Manifest) -> Path | None:
+    """The test split the manifest's BENCH_DATA names (None: it names none), checked: a
+    regular file in the export's folder of at most MAX_DATA_BYTES with the listed sha256,
+    a .npz holding x (float32, N images of the manifest's input shape) and y (int64, N
+    labels), read without pickles. Anything else is one EdgeconvError line."""
+    import io
+
+    import numpy as np
+
+    given = manifest.data.get(BENCH_DATA)
+    if given is None:
+        return None
+    where = f"{manifest.directory / MANIFEST}: {BENCH_DATA}"
+    try:
+        _BENCH_DATA.check(given, where)
+    except SchemaError as exc:
+        raise EdgeconvError(str(exc)) from None
+    path = manifest.directory / given["path"]
+    if os.path.dirname(os.path.realpath(path)) != os.path.realpath(manifest.directory):
+        raise EdgeconvError(f"{where}: {given['path']!r} is not a file beside the manifest")
+    with open_regular(path, MAX_DATA_BYTES, what="test split", allow_empty=False) as (fh, _):
+        data = fh.read(MAX_DATA_BYTES + 1)
+    if hashlib.sha256(data).hexdigest() != given["sha256"]:
+        raise EdgeconvError(f"{show_path(path)}: sha256 does not match {where}; copy again")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            x, y = npz["x"], npz["y"]
+    except (KeyError, ValueError, OSError, EOFError) as exc:
+        raise EdgeconvError(f"{show_path(path)}: not a test split (.npz with x and y):"
+                            f" {' '.join(str(exc).split())[:200]}") from None
+    shape = (manifest.input.preprocessing or {}).get("input_shape")
+    if x.dtype != np.float32 or x.ndim != 4 or (shape and list(x.shape[1:]) != list(shape)) \
+            or y.dtype != np.int64 or y.shape != x.shape[:1] or not len(y):
+        raise EdgeconvError(f"{show_path(path)}: a test split is x float32 (N, H, W, C) of the"
+                            f" export's input {shape} and y int64 (N,); got x {x.dtype}"
+                            f" {x.shape}, y {y.dtype} {y.shape}")
+    return path
+
+
+def outputs_name(label: str, runtime: str, threads: int | None) -> str:
+    """The file a row's saved outputs go to: named by the row's key, so that the side that
+    sent the job finds it from its own plan (the board's label of the file)."""
+    key = json.dumps([label, runtime, threads])
+    return f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
+
+
+def outputs_file(config: BenchConfig, planned: PlannedRow) -> str | None:
+    """Where the child saves this row's raw outputs (config.outputs_dir), or None."""
+    if config.outputs_dir is None:
+        return None
+    a = planned.artifact
+    return os.path.join(config.outputs_dir, outputs_name(a.label, planned.runtime,
+                                                         planned.threads))

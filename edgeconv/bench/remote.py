@@ -7,6 +7,11 @@ agent, known_hosts and ProxyJump apply and nothing new is installed (docs/bench.
 command is an argument list; the one line ssh hands to the remote shell is built from
 shlex-quoted words only. Host-key checking is never turned off and BatchMode keeps a
 password or host-key prompt from hanging a CI job.
+
+What the rows prove beyond the board's own figures: this side sends each export's test split
+(prepared here, so the board needs no dataset package), and the board saves each row's raw
+outputs on its evaluation inputs; they come back and are compared with the same file run
+here, in the same runtime with the same options, on the same inputs (`row.parity`).
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeconv._child import last_line
-from edgeconv.bench.plan import Artifact, BenchConfig, Plan
+from edgeconv._child import last_line, run_child
+from edgeconv.bench.plan import (
+    BENCH_DATA, MAX_DATA_BYTES, Artifact, BenchConfig, Plan, dataset_spec, outputs_name,
+)
 from edgeconv.bench.ssh_rules import (
     COMMAND_LINE,
     NAMED_FILE,
@@ -32,12 +39,13 @@ from edgeconv.bench.ssh_rules import (
     check_options,
     split_option,
 )
-from edgeconv.files import show_path
+from edgeconv.files import open_regular, show_path
 from edgeconv.errors import EdgeconvError
 from edgeconv.formats import FORMATS
 from edgeconv.manifest import MANIFEST
 from edgeconv.progress import Progress, Steps
 from edgeconv.records import BenchReport, BenchRow, results_from_dict
+from edgeconv.runtimes.registry import get_runtime, installed_version
 from edgeconv.targets import Target
 
 CONNECT_TIMEOUT_S = 10
@@ -46,6 +54,10 @@ _BENCH_SLACK_S = 120  # the board's start-up, dataset and environment, on top of
 _ENFORCED = {"batchmode", "stricthostkeychecking"}
 _SAFE_REMOTE_DIR = re.compile(r"/[A-Za-z0-9._+/-]+")
 _MKTEMP = 'mktemp -d "${TMPDIR:-/tmp}/edgeconv-remote.XXXXXXXX"'
+OUTPUTS = "outputs"  # the job's folder on the board where each row's raw outputs are saved
+STAGED_DATA = "test-data.npz"  # an export's test split, beside its staged manifest
+MAX_OUTPUTS_BYTES = 256 << 20  # one row's saved outputs, fetched back
+_FETCH_S_PER_ROW = 10  # on top of the connect timeout and the step's slack
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,11 @@ class SshHost:
 
     def scp(self, local: Path, remote_dir: str) -> list[str]:
         return ["scp", *self._o(), "-q", "-r", "--", str(local), f"{self.scp_prefix}{remote_dir}/"]
+
+    def fetch(self, remote_path: str, local: Path) -> list[str]:
+        """scp of a folder on the board (a path of ours) to `local`, which must not exist."""
+        return ["scp", *self._o(), "-q", "-r", "--", f"{self.scp_prefix}{remote_path}",
+                str(local)]
 
     def _o(self) -> list[str]:
         return [arg for option in self.options for arg in ("-o", option)]
@@ -118,9 +135,6 @@ class SshBench:
 def check_ssh(host_text: str, target: Target, config: BenchConfig) -> SshBench:
     """The SSH settings of this bench (--host or the target's, --ssh-option and the target's
     ssh_options, remote_edgeconv), or one line saying what is wrong with them."""
-    if config.data_dir is not None:
-        raise EdgeconvError("--data-dir names a folder on this machine; over SSH the board"
-                            " loads the dataset itself (--data NAME, files in its own cache)")
     host = parse_host(host_text, config.ssh_options,
                       tuple(target.extra.get("ssh_options", ())))
     return SshBench(host, _remote_edgeconv(target, config))
@@ -136,25 +150,30 @@ def bench_over_ssh(ssh: SshBench, plan: Plan, config: BenchConfig,
         raise EdgeconvError(f"none of these files runs on {target.name}"
                             f" (it runs {', '.join(target.runtimes)})")
     notes: list[str] = []
-    steps = Steps(progress or Progress(), 3, f"connecting to {host.display}")
+    steps = Steps(progress or Progress(), 4, f"connecting to {host.display}")
     with tempfile.TemporaryDirectory(prefix="edgeconv-ssh-") as scratch:
-        staged = _stage(sent, target, Path(scratch))
+        staged = _stage(sent, target, Path(scratch), config)
         steps.step(f"connecting to {host.display}")
         remote_dir = _make_remote_dir(host)
         job = f"{remote_dir}/{staged.folder.name}"
         try:
             steps.step(f"copying {len(sent)} file(s) to {host.display}")
-            size = sum(a.size_bytes for a in sent)
+            size = sum(a.size_bytes for a in sent) + sum(
+                f.stat().st_size for f in staged.data.values())
             _run(host, host.scp(staged.folder, remote_dir),
                  host.connect_timeout + _STEP_SLACK_S + size / 1e6, "copy to")  # >= 1 MB/s
             steps.step(f"benching on {host.display}")
             report = _remote_bench(host, program, job, staged, target, config,
                                    len(plan.measured()))
+            outputs = _fetch_outputs(host, job, Path(scratch), len(plan.measured()), notes)
         finally:
             if not _remove_remote_dir(host, remote_dir):
                 notes.append(f"could not remove {remote_dir} on {host.display}")
-        steps.progress.update(3, "done")
-    rows = _map_rows(plan, report, job, staged, host)
+        rows = _map_rows(plan, report, job, staged, host)
+        steps.step("running the same files here to compare outputs")
+        _add_parity(plan, rows, outputs, staged, job, config, report.environment,
+                    Path(scratch))
+        steps.progress.update(4, "done")
     environment = {**report.environment, "target": target.to_dict(),
                    "ssh": {"host": host.display, "from": platform.node()}}
     return (environment, rows,
@@ -183,17 +202,22 @@ class Staged:
     names: dict[str, str]  # name in the folder -> the user's path it stands for (messages)
     labels: dict[tuple[Path, Path | None], str]  # artifact key -> how the board labels it
     runs: list[str]  # what the board's bench is given: each bare file and export folder
+    # export folder -> its test split as sent (STAGED_DATA), for this side's parity runs
+    data: dict[Path, Path] = field(default_factory=dict)
 
 
 def _key(artifact: Artifact) -> tuple[Path, Path | None]:
     return artifact.path, artifact.manifest.directory if artifact.manifest else None
 
 
-def _stage(sent: list[Artifact], target: Target, scratch: Path) -> Staged:
+def _stage(sent: list[Artifact], target: Target, scratch: Path,
+           config: BenchConfig | None = None) -> Staged:
     """The folder scp sends: each export's runnable files (the private copies that were
     hashed and checked) under names of ours with a manifest listing only them, each bare
     file, and the target's definition as it was read. No path of the user's reaches a
-    command line or the remote shell, whatever the manifest says (an absolute path, `..`)."""
+    command line or the remote shell, whatever the manifest says (an absolute path, `..`).
+    With the export's test split prepared here (STAGED_DATA, named by the manifest's
+    BENCH_DATA) when this machine has its dataset."""
     folder = scratch / "job"
     (folder / "targets").mkdir(parents=True)
     (folder / "targets" / f"{target.name}.toml").write_text(target.toml_text)
@@ -222,6 +246,11 @@ def _stage(sent: list[Artifact], target: Target, scratch: Path) -> Staged:
             staged.labels[_key(artifact)] = f"{number}/{name}"  # the board: folder/file
             entries.append({**_entry(artifact), "path": name})
         manifest = {**files[0].manifest.data, "artifacts": entries}
+        manifest.pop(BENCH_DATA, None)  # only ever ours
+        split = _stage_data(files[0], config, folder / number) if config else None
+        if split is not None:
+            manifest[BENCH_DATA] = split
+            staged.data[directory] = folder / number / STAGED_DATA
         (folder / number / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return staged
 
@@ -267,6 +296,7 @@ def _remote_bench(host: SshHost, program: list[str], job: str, staged: Staged,
         words += ["--threads", ",".join(map(str, config.threads))]
     if config.data:
         words += ["--data", config.data]
+    words += ["--outputs-dir", f"{job}/{OUTPUTS}"]  # each row's raw outputs, for parity
     budget = host.connect_timeout + _BENCH_SLACK_S + rows * config.timeout
     done = _run(host, host.ssh(remote_command(words)), budget, "bench on",
                 hint=f" (is edgeconv installed there? pip install 'edgeconv[litert]'; name it"
@@ -342,3 +372,167 @@ def _local_text(text: str, job: str, names: dict[str, str]) -> str:
     for name in sorted(names, key=len, reverse=True):  # 10/ before 1/
         text = text.replace(f"{job}/{name}", names[name])
     return text
+
+
+# --- the test split sent, the outputs brought back, parity ---------------------------------
+
+
+def _stage_data(artifact: Artifact, config: BenchConfig, folder: Path) -> dict[str, Any] | None:
+    """The export's test split, prepared here as a local bench prepares it (its dataset or
+    --data, --data-dir, the manifest's subset), saved as folder/STAGED_DATA; its BENCH_DATA
+    entry. None when this machine cannot load the dataset: the board then tries itself."""
+    import hashlib
+
+    import numpy as np
+
+    from edgeconv.bench.local import load_split
+
+    try:
+        prepared = load_split(dataset_spec(artifact.manifest, config.data, config.data_dir))
+    except EdgeconvError:
+        return None
+    if prepared.test.x.nbytes + prepared.test.y.nbytes > MAX_DATA_BYTES:
+        return None  # the board loads it itself
+    file = folder / STAGED_DATA
+    np.savez(file, x=prepared.test.x, y=prepared.test.y)
+    data = file.read_bytes()
+    return {"path": STAGED_DATA, "sha256": hashlib.sha256(data).hexdigest(),
+            "size_bytes": len(data), "images": len(prepared.test.y)}
+
+
+def _fetch_outputs(host: SshHost, job: str, scratch: Path, rows: int,
+                   notes: list[str]) -> Path | None:
+    """The board's saved outputs (its OUTPUTS folder) copied here, bounded in time; None,
+    with a note, when they cannot be fetched (the rows stand, without parity)."""
+    local = scratch / "fetched"
+    try:
+        _run(host, host.fetch(f"{job}/{OUTPUTS}", local),
+             host.connect_timeout + _STEP_SLACK_S + rows * _FETCH_S_PER_ROW, "copy from")
+    except EdgeconvError as exc:
+        notes.append(f"no output parity: {exc}")
+        return None
+    return local
+
+
+def _add_parity(plan: Plan, rows: list[BenchRow], outputs: Path | None, staged: Staged,
+                job: str, config: BenchConfig, environment: dict[str, Any],
+                scratch: Path) -> None:
+    """row.parity for each row the board measured: its saved outputs against the same file
+    run here (a child process, the same runtime and options, the same inputs)."""
+    if outputs is None:
+        return
+    by_key = {(r.artifact, r.runtime, r.threads): r for r in rows}
+    here = scratch / "here"
+    here.mkdir()
+    for n, planned in enumerate(plan.measured()):
+        row = by_key.get(planned.key)
+        if row is None or not row.ok:
+            continue
+        artifact = planned.artifact
+        label = staged.labels[_key(artifact)]
+        if artifact.manifest is None:
+            label = f"{job}/{label}"  # the board labels a bare file by its path there
+        export = artifact.manifest.directory if artifact.manifest else None
+        try:
+            row.parity = _parity(planned, outputs / outputs_name(label, planned.runtime,
+                                                                 planned.threads),
+                                 here / f"{n}.npz", staged.data.get(export), config,
+                                 environment)
+        except EdgeconvError as exc:
+            row.notes.append(f"no output parity: {exc}")
+
+
+def _parity(planned, board_file: Path, here_file: Path, data: Path | None,
+            config: BenchConfig, environment: dict[str, Any]) -> dict[str, Any]:
+    from edgeconv.bench.child import Job
+
+    entry = get_runtime(planned.runtime)
+    if not entry.available():
+        raise EdgeconvError(f"{entry.name} is not installed on this machine"
+                            f" (pip install 'edgeconv[{entry.extra}]')")
+    if not board_file.exists():
+        raise EdgeconvError("the board saved no outputs for this row")
+    board = _load_outputs(board_file, "the board's")
+    artifact = planned.artifact
+    options = {"threads": planned.threads} if entry.threaded else {}
+    job = Job(path=str(artifact.loaded), format=artifact.format, entry=Job.entry_of(entry),
+              options=options, warmup=0, runs=1, min_time=0.0, hwc=artifact.hwc,
+              data=str(data) if data else None, outputs=str(here_file))
+    outcome = run_child("edgeconv.bench", what=entry.name, timeout=config.timeout,
+                        stdin=json.dumps(asdict(job)))
+    answer = outcome.payload or {}
+    if not outcome.ok or answer.get("status") != "ok" or not here_file.exists():
+        raise EdgeconvError(f"the same file did not run here:"
+                            f" {outcome.error or answer.get('error') or 'no outputs'}")
+    mine = _load_outputs(here_file, "this machine's")
+    if board["x_sha256"] != mine["x_sha256"]:
+        raise EdgeconvError(f"the board ran on other inputs ({board['source']}) than this"
+                            f" machine ({mine['source']})")
+    parity = output_parity(board["out"], mine["out"])
+    return {**parity, "reference": _reference(entry), "cpu": environment.get("cpu"),
+            "on": mine["source"]}
+
+
+def _load_outputs(path: Path, whose: str) -> dict[str, Any]:
+    """A saved outputs file (child.save_outputs): a regular file of bounded size, an .npz
+    read without pickles, holding `out` (numbers), `x_sha256` and `source` (text)."""
+    import io
+
+    import numpy as np
+
+    with open_regular(path, MAX_OUTPUTS_BYTES, what="outputs file", allow_empty=False) \
+            as (fh, _):
+        data = fh.read(MAX_OUTPUTS_BYTES + 1)
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            found = {"out": npz["out"], "x_sha256": str(npz["x_sha256"]),
+                     "source": str(npz["source"])[:100]}
+    except (KeyError, ValueError, OSError, EOFError) as exc:
+        raise EdgeconvError(f"{whose} outputs are not readable"
+                            f" ({' '.join(str(exc).split())[:200]})") from None
+    if found["out"].dtype.kind not in "biuf" or found["out"].ndim < 1:
+        raise EdgeconvError(f"{whose} outputs are {found['out'].dtype} {found['out'].shape},"
+                            " not numbers per input")
+    return found
+
+
+def output_parity(board: Any, here: Any) -> dict[str, Any]:
+    """Two runs' raw outputs on the same inputs (first axis: the inputs), compared value by
+    value: inputs, values, how many differ, the largest difference in the outputs' own
+    units (LSB for integer outputs), equal; and per input: those whose every value is equal
+    (inputs_equal) and those whose top-1 class is the same (top1_equal). NaN equals NaN; a
+    difference that is not finite counts, but not in max_abs_diff."""
+    import numpy as np
+
+    board, here = np.asarray(board), np.asarray(here)
+    if board.shape != here.shape or board.dtype != here.dtype:
+        raise EdgeconvError(f"the outputs differ in kind: {board.dtype} {board.shape} on the"
+                            f" board, {here.dtype} {here.shape} here")
+    inputs = board.shape[0] if board.ndim else 1
+    if board.dtype.kind in "biu":
+        diff = np.abs(board.astype(np.int64) - here.astype(np.int64)).astype(np.float64)
+        differs = diff != 0
+    else:
+        a, b = board.astype(np.float64), here.astype(np.float64)
+        same = (a == b) | (np.isnan(a) & np.isnan(b))
+        differs = ~same
+        with np.errstate(invalid="ignore"):
+            diff = np.where(same, 0.0, np.abs(a - b))
+    finite = diff[np.isfinite(diff)]
+    largest = float(finite.max()) if finite.size else 0.0
+    per_input = differs.reshape(inputs, -1).any(axis=1) if board.size else np.zeros(0, bool)
+    top1 = (board.reshape(inputs, -1).argmax(axis=1) == here.reshape(inputs, -1).argmax(axis=1)
+            if board.size else np.zeros(0, bool))
+    return {"inputs": int(inputs), "values": int(board.size),
+            "differing": int(differs.sum()),
+            "max_abs_diff": int(largest) if board.dtype.kind in "biu" else largest,
+            "equal": not bool(differs.any()),
+            "inputs_equal": int(inputs - per_input.sum()), "top1_equal": int(top1.sum())}
+
+
+def _reference(entry) -> str:
+    """What ran on this side: "x86_64 litert 2.3.0 XNNPACK"."""
+    versions = [v for distributions in entry.libraries.values()
+                if (v := installed_version(*distributions))]
+    path = " XNNPACK" if entry.name == "litert" else ""  # LiteRT's default CPU path
+    return f"{platform.machine()} {entry.name} {versions[0] if versions else '?'}{path}"

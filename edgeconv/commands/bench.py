@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,7 @@ import typer
 
 from edgeconv import render
 from edgeconv.commands._options import JsonFlag
+from edgeconv.commands.export import percent_with_interval
 from edgeconv.errors import EdgeconvError
 from edgeconv.runtimes.registry import runtime_names
 
@@ -51,6 +53,14 @@ def bench(
                         " SSH path runs on the board).")] = False,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Write results.json here.", show_default=False)] = None,
+    emulated: Annotated[bool, typer.Option(
+        "--emulated", help="Bench on the emulated board standing in for the target (rpi4,"
+                           " rpi5; `edgeconv board create`), over SSH: proves the files run on"
+                           " aarch64 and agree with this machine; its latencies are not board"
+                           " times.")] = False,
+    outputs_dir: Annotated[Path | None, typer.Option(
+        hidden=True, help="Internal (the board's side of an SSH bench): save each row's raw"
+                          " outputs here.")] = None,
     json: JsonFlag = False,
 ) -> None:
     """Measure latency, memory, size and accuracy of exported models on a target."""
@@ -63,7 +73,8 @@ def bench(
         warmup=warmup, runs=runs, min_time=min_time, data=data,
         data_dir=None if data_dir is None else str(data_dir), timeout=timeout,
         targets_dir=None if targets_dir is None else str(targets_dir), host=host, local=local,
-        ssh_options=tuple(ssh_option or ()), remote_edgeconv=remote_edgeconv, out=out)
+        ssh_options=tuple(ssh_option or ()), remote_edgeconv=remote_edgeconv, out=out,
+        emulated=emulated, outputs_dir=None if outputs_dir is None else str(outputs_dir))
     with RichProgress(render.stderr_console()) as progress:
         report = run_bench(config, progress)
     if json:
@@ -71,22 +82,35 @@ def bench(
         return
     env = report.environment
     title = f"{target} ({env['target']['description']}) on {env['cpu']}, {env['cores']} cores"
+    if env.get("load_before") and env.get("load_after"):
+        title += (f", load {env['load_before'][0]:.1f} before / {env['load_after'][0]:.1f}"
+                  " after")
     if "ssh" in env:
         title += f", {env['host']} over SSH ({env['ssh']['host']})"
     rows = [[r.artifact, r.runtime, r.precision or "", r.threads or "", _status(r),
-             _ms(r.latency_ms, "p50"), _ms(r.latency_ms, "p90"), _ms(r.latency_ms, "p99"),
-             _f(r.init_ms), _f(r.first_ms), r.runs or "", render.nbytes(r.size_bytes),
-             render.nbytes(r.peak_rss_bytes), _pct(r.accuracy), _pct(r.agreement),
+             _p50(r.latency_ms), _pair(_ms(r.latency_ms, "p90"), _ms(r.latency_ms, "p99")),
+             _pair(_f(r.init_ms), _f(r.first_ms)), r.runs or "", render.nbytes(r.size_bytes),
+             render.nbytes(r.peak_rss_bytes),
+             percent_with_interval(r.accuracy, r.accuracy_interval), _pct(r.agreement),
              render.nbytes(r.arena_bytes), render.nbytes(r.flash_bytes),
              "" if r.fits is None else ("yes" if r.fits else "NO")]
             for r in report.results]
-    columns = ["artifact", "runtime", "precision", "threads", "status", "p50 ms", "p90 ms",
-               "p99 ms", "init ms", "first ms", "runs", "size", "peak RSS", "accuracy",
-               "agrees", "arena", "flash", "fits"]
+    columns = ["artifact", "runtime", "precision", "threads", "status", "p50 ms [95% CI]",
+               "p90/p99 ms", "init/first ms", "runs", "size", "peak RSS",
+               "accuracy [95% CI]", "agrees", "arena", "flash", "fits"]
     kind = KINDS.get(report.target_kind)
     if kind is None or not kind.fit:  # arena, flash and fits come from the fit check
-        columns, rows = columns[:15], [row[:15] for row in rows]
-    render.stdout_console().print(render.table(title, columns, rows, right=set(columns[5:])))
+        columns, rows = columns[:-3], [row[:-3] for row in rows]
+    stdout = render.stdout_console()
+    table = render.table(title, columns, rows, right=set(columns[5:]))
+    table.columns[5].no_wrap = True  # a p50 and its interval stay on one line
+    table.columns[4].no_wrap = True  # "ok (emulated)": never cut to "ok (emulat…"
+    stdout.print(table)
+    if any(r.latency_ms for r in report.results):  # how the intervals were obtained
+        stdout.print("p50 [95% CI]: order statistics of the timed runs (none below 6 runs);"
+                     " accuracy [95% CI]: Wilson score interval on the test images",
+                     highlight=False, soft_wrap=True, markup=False)
+    _emulation_lines(stdout, report)
     console = render.stderr_console()
     for r in report.results:
         if r.error:
@@ -134,11 +158,60 @@ def _threads(text: str | None) -> tuple[int, ...] | None:
 
 
 def _status(row) -> str:
-    return row.status if row.timed_on == "target" or row.status != "ok" else "ok (host time)"
+    shown = {"host": "ok (host time)", "emulated": "ok (emulated)"}
+    return shown.get(row.timed_on, row.status) if row.status == "ok" else row.status
+
+
+def _emulation_lines(console, report) -> None:
+    """Under the table: that emulated latencies are not board times, and each row's outputs
+    against this machine's (what an SSH bench proves beyond its own figures)."""
+    if any(r.timed_on == "emulated" for r in report.results):
+        cpu = (report.environment.get("emulated") or {}).get("cpu", "board")
+        console.print(f"emulated: latencies were timed on an emulated {cpu} (qemu user mode,"
+                      " tens to hundreds of times slower than native): NOT board times; what"
+                      " the rows show is that the files run on aarch64, their accuracy, and"
+                      " parity below",
+                      highlight=False, soft_wrap=True, markup=False)
+    for r in report.results:
+        if r.parity:
+            console.print(f"parity: {r.artifact} [{r.runtime}"
+                          f"{f' x{r.threads}' if r.threads else ''}]: {parity_text(r.parity)}",
+                          highlight=False, soft_wrap=True, markup=False)
+
+
+def parity_text(p: dict) -> str:
+    """A row's outputs against this machine's, in words (records.PARITY)."""
+    on = f"{p['inputs']} {p.get('on', 'inputs')}"
+    if p["equal"]:
+        return f"bit-exact with {p.get('reference')} on {on} ({p['values']} values)"
+    top1 = f"top-1 equal on {p['top1_equal']}/{p['inputs']}, " if "top1_equal" in p else ""
+    exact = (f"bit-exact on {p['inputs_equal']}/{p['inputs']}, " if "inputs_equal" in p
+             else "")
+    return (f"vs {p.get('reference')} on {on}: {top1}{exact}{p['differing']} of {p['values']}"
+            f" values differ, max |diff| {p['max_abs_diff']:g}")
 
 
 def _ms(stats, key: str) -> str:
-    return "" if not stats else f"{getattr(stats, key):.3f}"
+    return "" if not stats else _sig(getattr(stats, key))
+
+
+def _p50(stats) -> str:
+    """0.707 [0.701–0.716]: the p50 and its interval, when there were runs enough."""
+    if not stats:
+        return ""
+    if stats.p50_low is None or stats.p50_high is None:
+        return _sig(stats.p50)
+    return f"{_sig(stats.p50)} [{_sig(stats.p50_low)}–{_sig(stats.p50_high)}]"
+
+
+def _sig(ms: float) -> str:
+    """Three significant digits, never in exponent form (0.0123, 0.707, 82.1, 1234)."""
+    digits = 2 - math.floor(math.log10(ms)) if ms > 0 else 3
+    return f"{ms:.{max(0, digits)}f}"
+
+
+def _pair(first: str, second: str) -> str:
+    return f"{first}/{second}" if first or second else ""
 
 
 def _f(value: float | None) -> str:

@@ -91,18 +91,28 @@ def _print_export(result) -> None:
     rows = []
     for a in result.artifacts:
         micro = a.micro or {}
-        rows.append([a.path, a.format, a.precision, render.nbytes(a.size_bytes),
-                     _pct(a.accuracy), _pct(a.agreement),
+        rows.append([a.path, render.nbytes(a.size_bytes),
+                     percent_with_interval(a.accuracy, a.accuracy_interval),
+                     "reference" if a.format == "keras" else _versus_float(a.versus_float),
+                     _pct(a.agreement),
                      "" if a.max_abs_diff is None else f"{a.max_abs_diff:.1e}",
                      render.nbytes(micro.get("arena_bytes")) if micro.get("ok")
                      else ("fails" if micro else "")])
-    title = (f"{result.model} exported to {result.run_dir} in {result.seconds:.1f} s"
-             f" (float accuracy {_pct(result.float_accuracy)})")
+    counts = {a.eval_samples for a in result.artifacts if a.eval_samples}
+    images = f" on {counts.pop():,} test images" if len(counts) == 1 else ""
+    title = (f"{result.model} exported to {result.run_dir} in {result.seconds:.1f} s,"
+             f" measured{images} (float accuracy {_pct(result.float_accuracy)})")
+    columns = ["file", "size", "accuracy [95% CI]", "vs float", "agrees", "max |diff|",
+               "TFLM arena"]
     stdout = render.stdout_console()
-    stdout.print(render.table(title, ["file", "format", "precision", "size", "accuracy",
-                                      "agrees", "max |diff|", "TFLM arena"], rows,
-                              right={"size", "accuracy", "agrees", "max |diff|",
-                                     "TFLM arena"}))
+    stdout.print(render.table(title, columns, rows, right=set(columns[1:])))
+    if any(a.versus_float for a in result.artifacts):
+        # how the figures were obtained, once, rather than in every cell
+        stdout.print("accuracy [95% Wilson score interval]; vs float: this file's accuracy"
+                     " minus the Keras model's on the same images, in points [95% Newcombe"
+                     " paired interval], exact McNemar p (images only float / only this file"
+                     " gets right)",
+                     highlight=False, soft_wrap=True, markup=False)
     stdout.print(f"manifest: {result.manifest}")
     for note in result.notes:
         render.stderr_console().print(f"note: {note}", highlight=False, soft_wrap=True)
@@ -110,6 +120,32 @@ def _print_export(result) -> None:
 
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.2f}%"
+
+
+def percent_with_interval(value: float | None, interval: list[float] | None) -> str:
+    """97.49% [96.9, 98.0]: a share and its interval, in percent."""
+    if value is None or not interval:
+        return _pct(value)
+    low, high = (100 * v for v in interval)
+    digits = 2 if high - low < 1 else 1  # enough to show the width of a narrow interval
+    return f"{_pct(value)} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _versus_float(versus: dict | None) -> str:
+    """-0.28 [-0.9, +0.3] pt, p=0.63 (3/2): the change from the float model's accuracy (the
+    drop's negative), its interval, McNemar's p and the discordant images."""
+    if not versus:
+        return ""
+    change = -100 * versus["drop"] + 0.0  # + 0.0: no drop prints +0.00, not -0.00
+    low, high = (-100 * v + 0.0 for v in reversed(versus["drop_interval"]))
+    digits = 2 if high - low < 1 else 1
+    return (f"{change:+.2f} [{low:+.{digits}f}, {high:+.{digits}f}] pt,"
+            f" p={_p_value(versus['mcnemar_p'])}"
+            f" ({versus['reference_only']}/{versus['candidate_only']})")
+
+
+def _p_value(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.2g}"
 
 
 def quant_report(

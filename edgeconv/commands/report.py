@@ -24,13 +24,21 @@ def report(
         help="Also write the report's text and tables, without plots or title, to this"
              " Markdown file (scripts/reproduce makes docs/RESULTS.md from it).",
         show_default=False)] = None,
+    baselines: Annotated[list[Path] | None, typer.Option(
+        "--baselines", metavar="FILE",
+        help="Published Fashion-MNIST reference points: the dataset's README (its table of"
+             " submitted results, .md or .md.gz) or its benchmark's baselines.json or results;"
+             " repeat for several. Default: the files the dataset-fashion-mnist package"
+             " installs under /usr/share/doc/dataset-fashion-mnist/, when present.",
+        show_default=False)] = None,
     json: JsonFlag = False,
 ) -> None:
     """Write report.md, report.html and plots: the articles' claims, measured."""
     from edgeconv.report import ReportConfig, build_report
 
     with render.stderr_console().status("report...") as status:
-        result = build_report(ReportConfig(tuple(paths), out, arithmetic, plots, summary),
+        result = build_report(ReportConfig(tuple(paths), out, arithmetic, plots, summary,
+                                           None if not baselines else tuple(baselines)),
                               progress=lambda what: status.update(f"report: {what}"))
     if json:
         render.print_json(result.to_dict())

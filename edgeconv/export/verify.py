@@ -1,6 +1,10 @@
 """Verification: each written file run in its own runtime on the test images, against the
 Keras float model: accuracy, agreement, max |diff|, tensor info, the int8 boundary's scale
-and zero-point, and for files TFLite Micro would run on a board, a probe in TFLite Micro."""
+and zero-point, and for files TFLite Micro would run on a board, a probe in TFLite Micro.
+
+How sure each figure is (edgeconv.stats) comes from the same images: the number measured, a
+Wilson interval for accuracy and agreement, and for each file the paired comparison of its
+per-image correctness with the Keras model's (`versus_float`)."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from edgeconv.formats import CALIBRATED, FLOAT, get_format
 from edgeconv.manifest import Artifact, describe_file
 from edgeconv.quant.calibration import check_input_quantization
 from edgeconv.runtimes.registry import installed_version
+from edgeconv.stats import paired, proportion
 
 MICRO = "tflite-micro"  # the microcontroller interpreter (edgeconv.runtimes registry)
 FP32_TOLERANCE = 1e-4  # an fp32 file further than this from Keras gets a note
@@ -29,13 +34,18 @@ class Verifier:
         self.data = data
         self.reference = np.asarray(model.predict(data.test.x, batch_size=32, verbose=0),
                                     dtype=np.float32)
-        self.float_accuracy = accuracy(self.reference, data.test.y)
+        self.reference_top1 = np.argmax(self.reference, axis=-1)
+        # image by image: what each file's paired comparison is made against
+        self.reference_right = self.reference_top1 == data.test.y
+        self.float_accuracy, self.float_interval = proportion(self.reference_right)
 
     def reference_artifact(self, keras_file: Path) -> Artifact:
         """The Keras model itself: the float reference every file is compared with."""
         return Artifact(**describe_file(keras_file, keras_file.parent), format="keras",
                         precision=FLOAT, accuracy=self.float_accuracy, agreement=1.0,
-                        max_abs_diff=0.0, runtime=f"keras {installed_version('keras')}")
+                        max_abs_diff=0.0, runtime=f"keras {installed_version('keras')}",
+                        eval_samples=len(self.reference_right),
+                        accuracy_interval=self.float_interval)
 
     def measure(self, path: Path, fmt: str, precision: str, made: Converted) -> Artifact:
         """Run the written file in its own runtime on the test images; describe it."""
@@ -48,14 +58,20 @@ class Verifier:
             inputs = [asdict(t) for t in runtime.inputs()]
             outs = [asdict(t) for t in runtime.outputs()]
             runtime_name = f"{runtime.name} {getattr(runtime, 'version', '')}".strip()
+        top1 = np.argmax(outputs, axis=-1)
+        right = top1 == self.data.test.y
+        top1_accuracy, accuracy_interval = proportion(right)
+        agreement, agreement_interval = proportion(top1 == self.reference_top1)
         return Artifact(
             **describe_file(path, path.parent), format=fmt, precision=precision,
-            accuracy=accuracy(outputs, self.data.test.y),
-            agreement=float(np.mean(np.argmax(outputs, -1) == np.argmax(self.reference, -1))),
+            accuracy=top1_accuracy, agreement=agreement,
             max_abs_diff=float(np.max(np.abs(outputs - self.reference))),
             runtime=runtime_name, inputs=inputs, outputs=outs, options=dict(made.options),
             quantization=_boundary(precision, made, inputs, outs),
             micro=_micro_check(path) if _runs_on_micro(fmt, precision) else None,
+            eval_samples=len(right), accuracy_interval=accuracy_interval,
+            agreement_interval=agreement_interval,
+            versus_float=paired(self.reference_right, right).to_record(),
         )
 
     def accuracy_of(self, fmt: str, content: bytes) -> float:

@@ -28,9 +28,11 @@ class GateReport:
         return all(c.passed for c in self.checks)
 
     def to_dict(self) -> dict[str, Any]:
+        # failed counts every check that did not pass, the undecided ones among them
         return {"passed": self.passed, "policy": self.policy, "inputs": self.inputs,
                 "checks": [c.to_dict() for c in self.checks],
-                "failed": sum(not c.passed for c in self.checks), "notes": self.notes}
+                "failed": sum(not c.passed for c in self.checks),
+                "undecided": sum(c.undecided for c in self.checks), "notes": self.notes}
 
 
 def run_gate(policy: str | Path, paths: list[Path]) -> GateReport:

@@ -3,17 +3,29 @@
 A figure that is missing (no accuracy recorded, a row that did not run) fails its check with
 the reason; a rule that selects nothing is an error (exit 2) saying which selector found
 nothing. Nothing passes for lack of a number.
+
+Under `at_confidence` a budget with an interval is checked on the interval's pessimistic end
+(the lower bound of an accuracy, the upper bound of a drop or a p50): an interval that
+straddles the budget fails. A check that cannot be decided at the asked confidence (no
+interval recorded, too few images for the rule's `min_eval_samples`) is UNDECIDED, its own
+result, and does not pass either.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from edgeconv import stats
 from edgeconv.errors import EdgeconvError, did_you_mean
 from edgeconv.gate.evidence import Evidence, Exported, Row
-from edgeconv.gate.policy import BUDGETS, Budget, Policy, Rule
+from edgeconv.gate.policy import (
+    BUDGETS, LATENCY, ON_IMAGES, RECORDED_CONFIDENCE, Budget, Policy, Rule,
+)
+
+PASS, FAIL, UNDECIDED = "PASS", "FAIL", "UNDECIDED"
 
 
 @dataclass(frozen=True)
@@ -22,12 +34,38 @@ class Check:
     subject: str  # the artifact ("dir/file") or bench row ("dir/file @ target (runtime xN)")
     budget: str  # the policy key, e.g. min_agreement
     limit: Any  # the budget's value: a number, bytes, true, or a target pattern
-    value: Any  # what was measured; None when it is missing
+    value: Any  # what was judged (the bound under at_confidence); None when missing
     passed: bool
     reason: str | None = None  # why it failed beyond the numbers, or a caveat on a pass
+    undecided: bool = False  # could not be decided at the asked confidence (never passes)
+    # Under at_confidence, for a budget with an interval: which end was judged, the point
+    # estimate, the interval [low, high] (in the budget's unit), its confidence and method,
+    # and the images it rests on.
+    bound: str | None = None  # "lower" | "upper"
+    point: Any = None
+    interval: list[float] | None = None
+    confidence: float | None = None
+    method: str | None = None
+    samples: int | None = None
+
+    @property
+    def result(self) -> str:
+        return UNDECIDED if self.undecided else (PASS if self.passed else FAIL)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "result": self.result}
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A budget's figure as an interval at the rule's confidence."""
+
+    value: float  # the end judged, in the budget's unit
+    point: float
+    interval: tuple[float, float]
+    confidence: float
+    method: str
+    samples: int | None
 
 
 def evaluate(policy: Policy, evidence: Evidence) -> list[Check]:
@@ -38,11 +76,27 @@ def evaluate(policy: Policy, evidence: Evidence) -> list[Check]:
         if not subjects:
             # The issue's contract: a rule that selects nothing is an error, never a pass.
             raise EdgeconvError(f"rule '{rule.name}' {_nothing(rule, pool)}")
+        emulated = [s for s in subjects if isinstance(s, Row) and s.row.timed_on == "emulated"]
+        skipped = {id(s) for s in emulated}
+        timed = [k for k in rule.budgets if k in LATENCY]
+        if timed and emulated:
+            # An emulated board's latency (qemu user mode) is not a board time: never judged.
+            if len(emulated) == len(subjects):
+                raise EdgeconvError(
+                    f"rule '{rule.name}' judges latency ({', '.join(timed)}) but selects only"
+                    f" rows timed on an emulated board ({len(emulated)}), whose times are not"
+                    " board times; bench on the board itself, or drop the latency budget")
+            evidence.notes.append(
+                f"rule '{rule.name}': {', '.join(timed)} skipped for {len(emulated)} row(s)"
+                " timed on an emulated board (not a board time): "
+                + ", ".join(s.label for s in emulated[:3]) + (" ..." if len(emulated) > 3 else ""))
         for subject in subjects:
             for key, limit in rule.budgets.items():
                 if key == "must_run_on":
                     checks.extend(_runs_on(rule, subject, pattern, evidence.rows)
                                   for pattern in limit)
+                elif key in LATENCY and id(subject) in skipped:
+                    continue
                 else:
                     checks.append(_check(rule, subject, BUDGETS[key], limit))
     return checks
@@ -84,16 +138,158 @@ def _nothing(rule: Rule, pool: list[Exported] | list[Row]) -> str:
     return f"selects nothing: no {kind} matches all of {wanted} together"
 
 
+def _compare(op: str, value: Any, limit: Any) -> bool:
+    return {">=": lambda: value >= limit, "<=": lambda: value <= limit,
+            "is": lambda: value is True}[op]()
+
+
 def _check(rule: Rule, subject: Exported | Row, budget: Budget, limit: Any) -> Check:
     value, missing = _figure(subject, budget.figure)
     if missing is not None:
+        if budget.key == "min_eval_samples" and _ran(subject):
+            # how sure a figure is was not recorded: undecided, like a missing interval
+            return _undecided(rule, subject, budget, limit, None, missing)
         return Check(rule.name, subject.label, budget.key, limit, None, False, missing)
-    passed = {">=": lambda: value >= limit, "<=": lambda: value <= limit,
-              "is": lambda: value is True}[budget.op]()
-    caveat = None
+    notes = []
     if isinstance(subject, Row) and budget.unit == "ms" and subject.row.timed_on == "host":
-        caveat = "host time of TFLite Micro on the bench machine, not board time"
-    return Check(rule.name, subject.label, budget.key, limit, value, passed, caveat)
+        notes.append("host time of TFLite Micro on the bench machine, not board time")
+    wanted = rule.budgets.get("min_eval_samples")
+    if wanted is not None and budget.key in ON_IMAGES:
+        samples = _own(subject, "eval_samples")
+        if samples is None or samples < wanted:
+            # too few images to judge an accuracy at all, by the rule's own demand
+            return _undecided(rule, subject, budget, limit, value, (
+                f"no image count recorded in {subject.source}: {_redo(subject)}"
+                if samples is None else
+                f"measured on {samples:,} images, fewer than the rule's min_eval_samples"
+                f" {wanted:,}"))
+    if rule.confidence is None or budget.bound is None:
+        if rule.confidence is not None and not budget.exact:
+            # p90, p99 in an at_confidence rule: noisy, but no interval of them is recorded
+            notes.append(f"no interval of {budget.figure} is recorded: judged on the point")
+        return Check(rule.name, subject.label, budget.key, limit, value,
+                     _compare(budget.op, value, limit), "; ".join(notes) or None)
+    bound = _bound(subject, budget, rule.confidence)
+    if isinstance(bound, str):
+        return _undecided(rule, subject, budget, limit, value, bound)
+    return Check(rule.name, subject.label, budget.key, limit, bound.value,
+                 _compare(budget.op, bound.value, limit), "; ".join(notes) or None,
+                 bound=budget.bound, point=bound.point, interval=list(bound.interval),
+                 confidence=bound.confidence, method=bound.method, samples=bound.samples)
+
+
+def _undecided(rule: Rule, subject: Exported | Row, budget: Budget, limit: Any, point: Any,
+               reason: str) -> Check:
+    return Check(rule.name, subject.label, budget.key, limit, None, False, reason,
+                 undecided=True, bound=budget.bound if rule.confidence else None, point=point,
+                 confidence=rule.confidence)
+
+
+def _ran(subject: Exported | Row) -> bool:
+    return not isinstance(subject, Row) or subject.row.ok
+
+
+def _own(subject: Exported | Row, name: str) -> Any:
+    """A figure of the subject itself: a row's from results.json, an artifact's from its
+    manifest."""
+    return getattr(subject.row if isinstance(subject, Row) else subject, name, None)
+
+
+def _redo(subject: Exported | Row) -> str:
+    return ("re-bench with this edgeconv" if isinstance(subject, Row)
+            else "re-export with this edgeconv")
+
+
+def _bound(subject: Exported | Row, budget: Budget, confidence: float) -> Bound | str:
+    """The budget's figure as an interval at `confidence`, or why it cannot be had."""
+    if budget.figure in ("accuracy", "agreement"):
+        return _proportion(subject, budget, confidence)
+    if budget.figure == "accuracy_drop":
+        return _drop(subject, confidence)
+    if budget.figure == "p50_ms":
+        return _p50(subject)
+    raise AssertionError(f"no interval for {budget.figure}")  # policy.BUDGETS says which
+
+
+def _end(budget: Budget, low: float, high: float) -> float:
+    return low if budget.bound == "lower" else high
+
+
+def _proportion(subject: Exported | Row, budget: Budget, confidence: float) -> Bound | str:
+    """An accuracy or agreement: the recorded 95% Wilson interval, or Wilson recomputed from
+    the image count at another confidence (the count of right images is accuracy x n)."""
+    figure = budget.figure
+    point = _own(subject, figure)
+    recorded = _own(subject, f"{figure}_interval")
+    samples = _own(subject, "eval_samples")
+    if recorded is not None and math.isclose(confidence, RECORDED_CONFIDENCE):
+        low, high = recorded
+        return Bound(_end(budget, low, high), point, (low, high), RECORDED_CONFIDENCE,
+                     "Wilson score, as recorded", samples)
+    if samples is None or samples <= 0:
+        if recorded is None:
+            return (f"no {figure} interval recorded in {subject.source}: {_redo(subject)}")
+        return (f"only the 95% {figure} interval is recorded in {subject.source}, with no"
+                f" image count to recompute it at {confidence:g}: {_redo(subject)}")
+    right = round(point * samples)
+    if abs(right - point * samples) > 1e-6 * samples:
+        return f"{figure} {point!r} is not a whole number of images out of {samples:,}"
+    interval = stats.wilson(right, samples, confidence)
+    return Bound(_end(budget, interval.low, interval.high), point,
+                 (interval.low, interval.high), confidence,
+                 f"Wilson score, recomputed from {right:,} of {samples:,}", samples)
+
+
+def _drop(subject: Exported | Row, confidence: float) -> Bound | str:
+    """float accuracy - this file's, in points, on the same images: the recorded paired
+    interval, or recomputed from the paired counts at another confidence."""
+    if isinstance(subject, Row):  # the policy refuses this; a guard, not a path
+        return "a bench row records no paired comparison with the float model"
+    versus = subject.versus_float
+    if versus is None:
+        if subject.format == "keras":  # the float model itself: no drop, exactly
+            return Bound(0.0, 0.0, (0.0, 0.0), confidence, "the float model itself",
+                         subject.eval_samples)
+        return (f"no paired comparison with the float model (versus_float) recorded in"
+                f" {subject.source}: {_redo(subject)}")
+    recorded = versus.get("confidence")
+    recorded = RECORDED_CONFIDENCE if recorded is None else recorded
+    n = versus["n"]
+    if math.isclose(confidence, recorded):
+        low, high = versus["drop_interval"]
+        return Bound(100 * high, 100 * versus["drop"], (100 * low, 100 * high), recorded,
+                     (versus.get("method") or "Newcombe paired") + ", as recorded", n)
+    both, only_ref, only_cand = (versus.get(k) for k in
+                                 ("both_right", "reference_only", "candidate_only"))
+    if both is None:
+        return (f"versus_float in {subject.source} has no both_right count, which the paired"
+                f" interval needs to be recomputed at {confidence:g}: {_redo(subject)}")
+    neither = n - both - only_ref - only_cand
+    if neither < 0:
+        return f"versus_float in {subject.source} has counts that add up to more than n = {n:,}"
+    paired = stats.paired_counts(both, only_ref, only_cand, neither, confidence)
+    low, high = paired.drop_interval.low, paired.drop_interval.high
+    return Bound(100 * high, 100 * paired.drop, (100 * low, 100 * high), confidence,
+                 f"{paired.drop_interval.method}, recomputed from the counts", n)
+
+
+# A p50 interval needs this many timed runs (stats.median_interval: none below it at 95%).
+_MIN_RUNS = 6
+
+
+def _p50(subject: Exported | Row) -> Bound | str:
+    """The recorded 95% order-statistics interval of the p50 (policy refuses another
+    confidence: it cannot be recomputed without the timed runs)."""
+    row = subject.row if isinstance(subject, Row) else None
+    latency = row.latency_ms if row else None
+    if latency is None or latency.p50_low is None or latency.p50_high is None:
+        runs = row.runs if row else None
+        if runs is not None and runs < _MIN_RUNS:
+            return (f"no p50 interval: {runs} timed run(s), fewer than the {_MIN_RUNS} an"
+                    f" interval needs; re-bench with --runs {_MIN_RUNS} or more")
+        return f"no p50 interval recorded in {subject.source}: re-bench with this edgeconv"
+    return Bound(latency.p50_high, latency.p50, (latency.p50_low, latency.p50_high),
+                 RECORDED_CONFIDENCE, "order statistics, as recorded", row.runs)
 
 
 def _figure(subject: Exported | Row, figure: str) -> tuple[Any, str | None]:
@@ -138,6 +334,8 @@ def _why_missing(subject: Exported | Row, figure: str) -> str:
         return " (a bench row; pass the export directory for the manifest's figures)"
     if isinstance(subject, Row) and figure in ("arena_bytes", "flash_bytes", "fits"):
         return " (only bench rows on MCU targets have it)"
+    if figure == "eval_samples":
+        return f": {_redo(subject)}"
     return ""
 
 

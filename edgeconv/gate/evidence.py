@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edgeconv import records
 from edgeconv.errors import EdgeconvError
@@ -32,6 +33,12 @@ class Exported:
     agreement: float | None
     float_accuracy: float | None  # the Keras model's accuracy, for the drop
     source: str  # the file these figures come from
+    # How sure the figures are (manifest.json since it records them; None before): the test
+    # images measured, the 95% Wilson intervals, the paired comparison with the float model.
+    eval_samples: int | None = None
+    accuracy_interval: list[float] | None = None
+    agreement_interval: list[float] | None = None
+    versus_float: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +132,9 @@ def _exported(manifest: Manifest) -> list[Exported]:
                      file=Path(a.path).name, model=manifest.model, format=a.format,
                      precision=a.precision, sha256=a.sha256, size_bytes=a.size_bytes,
                      accuracy=a.accuracy, agreement=a.agreement,
-                     float_accuracy=manifest.float_accuracy, source=source)
+                     float_accuracy=manifest.float_accuracy, source=source,
+                     eval_samples=a.eval_samples, accuracy_interval=a.accuracy_interval,
+                     agreement_interval=a.agreement_interval, versus_float=a.versus_float)
             for a in manifest.artifacts]
 
 

@@ -41,23 +41,40 @@ class Budget:
     key: str
     figure: str  # the figure it reads: a results.json row's or a manifest's (gate.evaluate)
     op: str  # ">=", "<=", or "is" (a flag that must be true) / "on" (must_run_on)
-    unit: str  # fraction | points | bytes | ms | flag | targets
+    unit: str  # fraction | points | bytes | ms | flag | targets | count
     bench_only: bool  # only a bench row has this figure
+    # Under `at_confidence`: the end of the figure's interval the budget is checked on (the
+    # pessimistic one: "lower" for a minimum, "upper" for a maximum); None: judged on the
+    # point, because the figure is exact (`exact`) or no interval of it is recorded.
+    bound: str | None = None
+    exact: bool = False
+    # The confidences its interval can be had at: None, any (recomputed from the counts);
+    # else only these, as recorded (a latency interval needs the timed runs to recompute).
+    confidences: tuple[float, ...] | None = None
 
+
+# What export and bench record: 95% intervals (edgeconv.stats.CONFIDENCE).
+RECORDED_CONFIDENCE = 0.95
 
 BUDGETS = {b.key: b for b in (
-    Budget("min_accuracy", "accuracy", ">=", "fraction", False),
-    Budget("max_accuracy_drop", "accuracy_drop", "<=", "points", False),
-    Budget("min_agreement", "agreement", ">=", "fraction", False),
-    Budget("max_size_bytes", "size_bytes", "<=", "bytes", False),
-    Budget("max_p50_ms", "p50_ms", "<=", "ms", True),
+    Budget("min_accuracy", "accuracy", ">=", "fraction", False, bound="lower"),
+    Budget("max_accuracy_drop", "accuracy_drop", "<=", "points", False, bound="upper"),
+    Budget("min_agreement", "agreement", ">=", "fraction", False, bound="lower"),
+    Budget("min_eval_samples", "eval_samples", ">=", "count", False, exact=True),
+    Budget("max_size_bytes", "size_bytes", "<=", "bytes", False, exact=True),
+    Budget("max_p50_ms", "p50_ms", "<=", "ms", True, bound="upper",
+           confidences=(RECORDED_CONFIDENCE,)),
     Budget("max_p90_ms", "p90_ms", "<=", "ms", True),
     Budget("max_p99_ms", "p99_ms", "<=", "ms", True),
-    Budget("max_arena_bytes", "arena_bytes", "<=", "bytes", True),
-    Budget("max_flash_bytes", "flash_bytes", "<=", "bytes", True),
-    Budget("must_fit", "fits", "is", "flag", True),
-    Budget("must_run_on", "runs_on", "on", "targets", False),
+    Budget("max_arena_bytes", "arena_bytes", "<=", "bytes", True, exact=True),
+    Budget("max_flash_bytes", "flash_bytes", "<=", "bytes", True, exact=True),
+    Budget("must_fit", "fits", "is", "flag", True, exact=True),
+    Budget("must_run_on", "runs_on", "on", "targets", False, exact=True),
 )}
+# Budgets on an accuracy-type figure: measured on images, so `min_eval_samples` guards them.
+ON_IMAGES = ("min_accuracy", "max_accuracy_drop", "min_agreement")
+# Budgets on a latency: an emulated board's time is never judged by them.
+LATENCY = tuple(k for k, b in BUDGETS.items() if b.unit == "ms")
 
 # Binary units as device budgets are stated (KiB), SI ones as written (kB); "KB" or "K" is
 # ambiguous, so it is refused rather than guessed.
@@ -74,7 +91,10 @@ MAX_TEXT = 200  # characters in a rule name or a pattern
 MAX_ROW_THREADS = 65_536  # as results.json bounds a row's threads
 # The largest budget per unit (the smallest is 0): a fraction of 1, drop points out of 100,
 # a day of latency, a TiB.
-LIMITS = {"fraction": 1.0, "points": 100.0, "ms": 86_400_000.0, "bytes": 1024**4}
+LIMITS = {"fraction": 1.0, "points": 100.0, "ms": 86_400_000.0, "bytes": 1024**4,
+          "count": 2**53}
+# at_confidence: from a coin toss to 99.9%; 1 would be an infinite interval.
+CONFIDENCE_RANGE = (0.5, 0.999)
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,9 @@ class Rule:
     selectors: dict[str, tuple[str, ...]]  # key -> glob patterns, any of which matches
     budgets: dict[str, Any]  # key -> limit (float, int bytes, True, or target patterns), in
     # the order the policy wrote them
+    # at_confidence: budgets with a `bound` are checked on that end of the figure's interval
+    # at this confidence, not on the point; None: on the point
+    confidence: float | None = None
 
     @property
     def on_rows(self) -> bool:
@@ -143,15 +166,44 @@ def _rule(raw: dict[str, Any], path: Path, number: int) -> Rule:
     validate(raw, RULE, where)  # closed: an unknown key is refused with the closest one
     selectors = {k: RULE.fields[k].check(v, k) for k, v in raw.items() if k in SELECTORS}
     budgets = {k: RULE.fields[k].check(v, k) for k, v in raw.items() if k in BUDGETS}
+    confidence = (RULE.fields["at_confidence"].check(raw["at_confidence"], "at_confidence")
+                  if "at_confidence" in raw else None)
     for key, patterns in selectors.items():
         _known(key, patterns, f"{where}: {key}")
     if not budgets:
         raise EdgeconvError(f"{where}: no budget; set one of {', '.join(BUDGETS)}")
-    rule = Rule(name=name, selectors=selectors, budgets=budgets)
+    if confidence is not None:
+        _confidence_applies(budgets, confidence, where)
+    rule = Rule(name=name, selectors=selectors, budgets=budgets, confidence=confidence)
     if rule.on_rows and "must_run_on" in budgets:
         raise EdgeconvError(f"{where}: must_run_on checks exported artifacts; put it in a rule"
                             " without target/runtime/threads or latency/arena/flash budgets")
+    if rule.on_rows and confidence is not None and "max_accuracy_drop" in budgets:
+        # it could never decide: only manifest.json holds the paired comparison
+        raise EdgeconvError(f"{where}: max_accuracy_drop at_confidence is judged on the paired"
+                            " comparison with the float model that manifest.json records"
+                            " (versus_float); bench rows have none: put it in a rule without"
+                            " target/runtime/threads or latency/arena/flash budgets")
     return rule
+
+
+def _confidence_applies(budgets: dict[str, Any], confidence: float, where: str) -> None:
+    """at_confidence must have a budget to act on, and each such budget an interval that can
+    be had at that confidence: a latency interval is recorded at 95% only."""
+    bounded = [k for k in budgets if BUDGETS[k].bound]
+    if not bounded:
+        judged = [k for k, b in BUDGETS.items() if b.bound]
+        raise EdgeconvError(f"{where}: at_confidence has no budget to act on ("
+                            f"{', '.join(budgets)} {'is' if len(budgets) == 1 else 'are'}"
+                            f" judged on the point); it applies to {', '.join(judged)}")
+    for key in bounded:
+        allowed = BUDGETS[key].confidences
+        if allowed is not None and not any(math.isclose(confidence, c) for c in allowed):
+            raise EdgeconvError(
+                f"{where}: at_confidence {confidence:g} cannot judge {key}: its interval is"
+                f" recorded at {' or '.join(f'{c:g}' for c in allowed)} only and needs the"
+                " timed runs to be recomputed; use at_confidence = 0.95 or move the latency"
+                " budget to a rule of its own")
 
 
 def _known(key: str, patterns: tuple[str, ...], where: str) -> None:
@@ -224,6 +276,12 @@ class Limit(Spec):
                 return _size(value)
             except ValueError as exc:
                 raise _refuse(where, str(exc), value) from None
+        if unit == "count":  # min_eval_samples: a whole number of images
+            if isinstance(value, bool) or not isinstance(value, int) \
+                    or not 1 <= value <= LIMITS["count"]:
+                raise _refuse(where, f"takes a whole number of images from 1 to"
+                                     f" {LIMITS['count']:,}", value)
+            return value
         number = value
         if isinstance(value, str) and unit == "fraction" and value.strip().endswith("%"):
             try:
@@ -238,6 +296,24 @@ class Limit(Spec):
                 raise _refuse(where, "is a fraction of 1 as in manifest.json (0.97, or"
                                      " \"97%\")", value)
             raise _refuse(where, f"takes a number >= 0 and <= {high:,.0f} ({unit})", value)
+        return float(number)
+
+
+@dataclass
+class Confidence(Spec):
+    """at_confidence: a fraction (0.95) or a percentage ("95%") in CONFIDENCE_RANGE."""
+
+    def check(self, value: Any, where: str) -> float:
+        number = value
+        if isinstance(value, str) and value.strip().endswith("%"):
+            try:
+                number = float(value.strip()[:-1]) / 100
+            except ValueError:
+                number = None
+        low, high = CONFIDENCE_RANGE
+        if not _in_range(number, 1.0) or not low <= float(number) <= high:
+            raise _refuse(where, f"takes a confidence from {low:g} to {high:g} (0.95, or"
+                                 " \"95%\"); export and bench record 0.95", value)
         return float(number)
 
 
@@ -262,7 +338,8 @@ def _fits(spec: Spec, value: Any) -> bool:
 
 RULE = Obj(fields={"name": _NAME,
                    **{k: Patterns(numbers=k == "threads") for k in SELECTORS},
-                   **{k: Limit(b) for k, b in BUDGETS.items()}},
+                   **{k: Limit(b) for k, b in BUDGETS.items()},
+                   "at_confidence": Confidence()},
            required=("name",), closed=True)
 
 

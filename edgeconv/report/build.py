@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeconv import _atomic
+from edgeconv.report import baselines
 from edgeconv.report import document as d
 from edgeconv.report import plots
 from edgeconv.report.arithmetic import Arithmetic
@@ -27,6 +28,9 @@ class ReportConfig:
     arithmetic: bool = True  # params / MACs from the Keras models (needs the train extra)
     plots: bool = True
     summary: Path | None = None  # also write the report's tables, no plots, as Markdown here
+    # published Fashion-MNIST reference points: these files, or None for the ones the
+    # dataset-fashion-mnist package installs (edgeconv.report.baselines)
+    baselines: tuple[Path, ...] | None = None
 
 
 @dataclass
@@ -54,6 +58,7 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
         _atomic.check_output_file(config.summary, "--summary")
     progress("reading manifests and results")
     data = collect(list(config.paths))
+    published = baselines.load(None if config.baselines is None else list(config.baselines))
     config.out.mkdir(parents=True, exist_ok=True)
     arithmetic = Arithmetic(config.arithmetic)
     progress("params and MACs from the models' arithmetic")
@@ -61,6 +66,8 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
     progress("judging the claims")
     verdicts = judge_all(Context(data, arithmetic))
     notes = list(data.notes)
+    if any(r.export.dataset == "fashion_mnist" and r.export.trained for r in rows):
+        notes += published.notes
     if arithmetic.unavailable:
         notes.append(f"params and MACs not computed: {arithmetic.unavailable}")
     no_plots = plots.available() if config.plots else "plots skipped (--no-plots)"
@@ -92,6 +99,9 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
     gap = [r for r in rows if r.export.model == "gap-mnist"]
     sections.append(d.gap_section(rows, lambda name: draw(plots.gap_figure)(name, gap, host)))
     sections.append(d.mcu_section(data, draw(plots.mcu_figure)))
+    reference = d.baselines_section(rows, published)
+    if reference is not None:
+        sections.append(reference)
     if notes:
         sections.append(d.Section("Notes", [f"{n}" for n in notes]))
     doc = d.Document(TITLE, sections)

@@ -23,7 +23,9 @@ ARTICLES: dict[str, str] = {
     "D": "Optimisation techniques on a text CNN (Char_CNN, PyTorch)",
     "E": "CNN basics (TF2 tutorial)",
 }
-VERDICTS = ("reproduced", "partly", "not reproduced", "not measurable here")
+# "within noise": the comparison's 95% interval includes "no difference" (a speed ratio of
+# 1), so the measurement neither supports nor contradicts the claim.
+VERDICTS = ("reproduced", "partly", "within noise", "not reproduced", "not measurable here")
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,12 @@ CLAIMS: tuple[Claim, ...] = (
           "the FC head takes most of the prediction time (so dropping it is faster)", "most",
           "latency p50 of the fp32 TFLite files of `dense-mnist` vs `fcn-mnist` and"
           " `gap-mnist` on each host target", "faster",
-          "reproduced if both compact models are faster than dense-mnist on every target"
-          " measured; partly if one is, or on some targets; not reproduced if neither is",
+          "faster means a p50 ratio (dense-mnist / compact) whose 95% interval lies above 1"
+          " (slower: below 1; within noise: it includes 1); without p50 intervals (older"
+          " files, fewer than 6 runs) the two p50s are compared as points, and the verdict"
+          " says so. Reproduced if both compact models are faster on every target measured;"
+          " partly if some comparisons are; within noise if none is faster or slower; not"
+          " reproduced if none is faster and one is slower",
           {"base": "dense-mnist", "compact": ("fcn-mnist", "gap-mnist"), "precision": FLOAT}),
     Claim("A-fc-memory", "A", "the FC head costs memory", "-",
           "fp32 TFLite file size of `dense-mnist` vs `fcn-mnist` / `gap-mnist`", "smaller",
@@ -105,8 +111,13 @@ CLAIMS: tuple[Claim, ...] = (
           " other than CIFAR-10 at most partly",
           {"base": "vgg-cifar", "compact": "separable-vgg-cifar", "dataset": "cifar10"}),
     Claim("B-vgg-epoch-time", "B", "the separable VGG trains slightly faster per epoch",
-          "slightly faster", "mean seconds per epoch (train.json of each run, this machine)",
-          "epoch_faster", "reproduced if separable-vgg-cifar's mean epoch is shorter",
+          "slightly faster", "seconds per epoch (train.json of each run, this machine)",
+          "epoch_faster",
+          "the ratio of the median epoch times (first epoch excluded) with its 95% interval"
+          " when each run has 6 or more such epochs: reproduced if the interval lies above 1"
+          " (separable-vgg-cifar's epochs shorter), not reproduced if below, within noise if"
+          " it includes 1; with fewer epochs the mean epochs are compared as points, and the"
+          " verdict says so",
           {"base": "vgg-cifar", "compact": "separable-vgg-cifar"}),
     Claim("B-depth-kernel", "B", "the gains grow with depth and kernel size", "-",
           "would need a sweep of depth and kernel size", "unmeasurable",

@@ -24,11 +24,20 @@ models, as `edgeconv inspect` prints it; speed, size, memory and accuracy are me
 claims; edgeconv measures them.
 
 `edgeconv report` (see [report.md](report.md)) gives every claim below a verdict, with the
-figure it measured and the evidence or the command that would produce it:"""
+figure it measured and the evidence or the command that would produce it. Every accuracy is
+shown with its 95% interval, its number of images and its dataset; a claim about the
+articles' data (MNIST, CIFAR-10, ImageNet) measured on other data (digits, Fashion-MNIST)
+says so in its verdict, and is at most partly reproduced:"""
 
 _VERDICT_MEANING = {
     "reproduced": "the measurement meets the claim's rule (last column)",
     "partly": "it meets a weaker form of the rule, or on other data than the article's",
+    "within noise": "the comparison was measured, but the difference is smaller than the"
+                    " measurement's own noise: the 95% interval of the ratio of the two"
+                    " medians (p50 latencies, epoch times) includes 1, so the data neither"
+                    " shows the claimed difference nor the opposite. More timed runs, or a"
+                    " quieter machine, narrow the interval; without intervals (older files,"
+                    " fewer than 6 runs) a rule compares the points and its evidence says so",
     "not reproduced": "a measurement contradicts the claim",
     "not measurable here": "edgeconv has no model, data or figure for it; the report says"
                            " which, and the command that would produce it when one would",

@@ -89,7 +89,9 @@ class ExportRecord:
 
     @property
     def weights(self) -> str:
-        return f"trained ({self.dataset})" if self.trained else "untrained"
+        from edgeconv.report.figures import dataset_name  # figures reads this module
+
+        return f"trained ({dataset_name(self.dataset)})" if self.trained else "untrained"
 
 
 @dataclass(frozen=True)

@@ -109,9 +109,10 @@ def _grouped(ax, rows, names, what, xlabel, series) -> None:
     ax.legend(fontsize=7)
 
 
-def pareto_figure(points: list[tuple[str, float, float]], target: str, path: Path) -> Path:
-    """Accuracy (%) against latency p50 (ms); the Pareto front (nothing both faster and more
-    accurate) is joined by a line."""
+def pareto_figure(points: list[tuple[str, float, float]], target: str, dataset: str,
+                  path: Path) -> Path:
+    """Accuracy (%) on `dataset` against latency p50 (ms); the Pareto front (nothing both
+    faster and more accurate) is joined by a line."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9, 5.5))
     # colour = model, marker = precision: labels on every point would overlap
@@ -133,8 +134,9 @@ def pareto_figure(points: list[tuple[str, float, float]], target: str, path: Pat
                     textcoords="offset points", color="red")
     ax.set_xscale("log")
     ax.set_xlabel(f"latency p50 on {target}, ms (log scale)")
-    ax.set_ylabel("test accuracy, %")
-    ax.set_title(f"accuracy vs latency on {target} (trained exports, TFLite files)")
+    ax.set_ylabel(f"test accuracy on {dataset}, %")
+    ax.set_title(f"accuracy on {dataset} vs latency on {target} (trained exports, TFLite"
+                 " files)")
     ax.legend(fontsize=7, loc="lower right")
     return _save(fig, path)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgeconv.formats import FLOAT
+from edgeconv.manifest import Artifact
 from edgeconv.report.arithmetic import Arithmetic
 from edgeconv.report.collect import (BenchRecord, Collection, ExportRecord,
                                      micro_arena_bytes)
@@ -33,6 +34,7 @@ class ModelRow:
     latencies: list[BenchRecord]  # timed rows, one per (target, file): the fewest threads
     int8_accuracy: float | None  # the int8 TFLite file, as export measured it
     arena_bytes: int | None
+    int8: Artifact | None = None  # that file's manifest entry (its interval, its drop)
 
     def latency(self, target: str, precision: str, fmt: str = SHOWN_FORMAT
                 ) -> BenchRecord | None:
@@ -63,13 +65,16 @@ def _row(export: ExportRecord, data: Collection, arithmetic: Arithmetic) -> Mode
         micro_arena_bytes(int8) if int8 else None)
     return ModelRow(export=export, params=figures.params if figures else None, macs=macs,
                     sizes=sizes, latencies=_latencies(rows),
-                    int8_accuracy=int8.accuracy if int8 else None, arena_bytes=arena)
+                    int8_accuracy=int8.accuracy if int8 else None, arena_bytes=arena,
+                    int8=int8)
 
 
 def _latencies(rows: list[BenchRecord]) -> list[BenchRecord]:
-    """One timed row per (target, file): the fewest threads measured."""
+    """One timed row per (target, file): the fewest threads measured. Rows timed on an
+    emulated board are left out: their time is qemu's, not the board's."""
     best: dict[tuple[str, str], BenchRecord] = {}
-    for r in sorted((r for r in rows if r.ok), key=lambda r: r.row.threads or 0):
+    for r in sorted((r for r in rows if r.ok and r.row.timed_on != "emulated"),
+                    key=lambda r: r.row.threads or 0):
         best.setdefault((r.row.target, r.file), r)
     return list(best.values())
 

@@ -12,14 +12,16 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from edgeconv import stats
 from edgeconv.formats import FLOAT
+from edgeconv.report import figures
 from edgeconv.report.arithmetic import Arithmetic, Figures, inspect_command
 from edgeconv.report.claims import CLAIMS, VERDICTS, Claim
 from edgeconv.report.collect import BenchRecord, Collection, ExportRecord, output_shape
 from edgeconv.zoo.pairs import Entry
 
 _NAMES = {"params": "params", "macs": "MACs"}
-REPRODUCED, PARTLY, NOT_REPRODUCED, UNMEASURABLE = VERDICTS
+REPRODUCED, PARTLY, WITHIN_NOISE, NOT_REPRODUCED, UNMEASURABLE = VERDICTS
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,11 @@ class Context:
         return [e for e in self.data.exports if e.model == model]
 
     def host_rows(self, export: ExportRecord, fmt: str, precision: str) -> list[BenchRecord]:
-        """ok rows of one file on targets that time themselves (not TFLite Micro on the host),
-        the fewest threads per target."""
+        """ok rows of one file on targets that time themselves (not TFLite Micro on the host,
+        not an emulated board: neither is a board time), the fewest threads per target."""
         rows = [r for r in self.data.rows if r.export is export and r.ok
-                and r.row.format == fmt and r.precision == precision and r.row.timed_on != "host"]
+                and r.row.format == fmt and r.precision == precision
+                and r.row.timed_on == "target"]
         best: dict[str, BenchRecord] = {}
         for r in sorted(rows, key=lambda r: r.row.threads or 0):
             best.setdefault(r.row.target, r)
@@ -212,8 +215,9 @@ def scaling(claim: Claim, ctx: Context) -> Verdict:
 @rule
 def faster(claim: Claim, ctx: Context) -> Verdict:
     base, compact, precision = claim.args["base"], claim.args["compact"], claim.args["precision"]
-    wins: list[bool] = []
+    outcomes: list[str] = []
     lines: list[str] = []
+    points = 0  # comparisons without a p50 interval on both sides
     for b in ctx.exports(base):
         for brow in ctx.host_rows(b, "tflite", precision):
             for name in compact:
@@ -223,18 +227,38 @@ def faster(claim: Claim, ctx: Context) -> Verdict:
                     for crow in ctx.host_rows(c, "tflite", precision):
                         if crow.row.target != brow.row.target:
                             continue
-                        wins.append(crow.p50_ms < brow.p50_ms)
-                        lines.append(f"{name} {crow.p50_ms:.3f} ms vs {base} {brow.p50_ms:.3f} ms"
-                                     f" p50 on {brow.row.target}")
-    if not wins:
+                        speed = figures.speedup(brow, crow)
+                        if speed is None:
+                            continue
+                        outcomes.append(speed.outcome)
+                        points += speed.interval is None
+                        lines.append(f"{name} {figures.p50(crow)} ms vs {base}"
+                                     f" {figures.p50(brow)} ms p50 on {brow.row.target}:"
+                                     f" {speed.text()}")
+    if not outcomes:
         return Verdict(claim, UNMEASURABLE, "-",
                        f"{_export_command([base, *compact])}; then"
                        " `edgeconv bench runs/... --target cpu`",
                        f"no {precision} TFLite latency of {base} and a compact model on the same"
                        " target in the inputs")
-    verdict = REPRODUCED if all(wins) else (PARTLY if any(wins) else NOT_REPRODUCED)
-    return Verdict(claim, verdict, "; ".join(lines),
-                   f"{precision} TFLite files, LiteRT, fewest threads, `edgeconv bench`")
+    verdict = _speed_verdict(outcomes)
+    evidence = (f"{precision} TFLite files, LiteRT, fewest threads, `edgeconv bench`; ratio of"
+                " p50s (x = times faster than " + base + ") with its 95% interval")
+    if points:
+        evidence += (f"; no interval: point comparison for {points} of {len(outcomes)}"
+                     " (files without a p50 interval, or fewer than 6 timed runs)")
+    return Verdict(claim, verdict, "; ".join(lines), evidence)
+
+
+def _speed_verdict(outcomes: list[str]) -> str:
+    """Every comparison faster: reproduced; some: partly; none faster and none slower:
+    within noise; none faster and one slower: not reproduced."""
+    faster_ = outcomes.count(figures.FASTER)
+    if faster_ == len(outcomes):
+        return REPRODUCED
+    if faster_:
+        return PARTLY
+    return NOT_REPRODUCED if figures.SLOWER in outcomes else WITHIN_NOISE
 
 
 @rule
@@ -300,16 +324,27 @@ def similar_accuracy(claim: Claim, ctx: Context) -> Verdict:
     a, b = found
     diff = abs(a.float_accuracy - b.float_accuracy) * 100
     verdict = REPRODUCED if diff <= 2 else (PARTLY if diff <= 5 else NOT_REPRODUCED)
-    reason = ""
-    if a.dataset != claim.args["dataset"] or b.dataset != claim.args["dataset"]:
-        reason = f"measured on {a.dataset}, not {claim.args['dataset']}"
-        if verdict == REPRODUCED:
-            verdict = PARTLY
+    reason = _other_data(claim, a, b)
+    if reason and verdict == REPRODUCED:
+        verdict = PARTLY
     return Verdict(claim, verdict,
-                   f"{models[0]} {a.float_accuracy:.1%} vs {models[1]} {b.float_accuracy:.1%}"
-                   f" float test accuracy ({diff:.1f} points apart)",
+                   f"{models[0]} {figures.float_accuracy(a)} vs {models[1]}"
+                   f" {figures.float_accuracy(b)} float test accuracy, {diff:.1f} points"
+                   " apart (95% Wilson intervals in brackets)",
                    f"manifest.json float_accuracy of {a.directory.name}, {b.directory.name}",
                    reason)
+
+
+def _other_data(claim: Claim, *exports: ExportRecord) -> str:
+    """'measured on Fashion-MNIST (...), not CIFAR-10': the claim's data is not what the
+    exports were trained and measured on ('' when it is)."""
+    wanted = claim.args["dataset"]
+    other = list(dict.fromkeys(figures.described(e.dataset, e.manifest.input.preprocessing)
+                               for e in exports if e.dataset != wanted))
+    if not other:
+        return ""
+    return (f"measured on {'; '.join(other)}, not {figures.DESCRIBED.get(wanted, wanted)}:"
+            " the claim is about the article's data")
 
 
 def _train_pair(claim: Claim, ctx: Context) -> tuple[ExportRecord, ExportRecord] | Verdict:
@@ -335,9 +370,9 @@ def overfit_less(claim: Claim, ctx: Context) -> Verdict:
     base, compact = pair
     gb, gc = gap(base), gap(compact)
     verdict = REPRODUCED if gc < gb else NOT_REPRODUCED
-    reason = ""
-    if verdict == REPRODUCED and compact.dataset != claim.args["dataset"]:
-        verdict, reason = PARTLY, f"measured on {compact.dataset}, not {claim.args['dataset']}"
+    reason = _other_data(claim, base, compact)  # said whatever the verdict
+    if verdict == REPRODUCED and reason:
+        verdict = PARTLY
     return Verdict(claim, verdict,
                    f"train - val accuracy at the best epoch: {claim.args['base']} {gb:+.1f}"
                    f" points, {claim.args['compact']} {gc:+.1f} points"
@@ -350,16 +385,29 @@ def epoch_faster(claim: Claim, ctx: Context) -> Verdict:
     pair = _train_pair(claim, ctx)
     if isinstance(pair, Verdict):
         return pair
-
-    def mean_epoch(e: ExportRecord) -> float:
-        seconds = e.train.epoch_seconds
-        return statistics.mean(seconds[1:] or seconds)  # epoch 1 includes graph tracing
-
     base, compact = pair
-    sb, sc = mean_epoch(base), mean_epoch(compact)
-    return Verdict(claim, REPRODUCED if sc < sb else NOT_REPRODUCED,
-                   f"{claim.args['base']} {sb:.2f} s vs {claim.args['compact']} {sc:.2f} s per"
-                   " epoch (mean, first epoch excluded)",
+    # epoch 1 includes graph tracing: left out
+    sb, sc = base.train.epoch_seconds[1:], compact.train.epoch_seconds[1:]
+    ib, ic = stats.median_interval(sb), stats.median_interval(sc)  # None below 6 epochs
+    if ib is not None and ic is not None and statistics.median(sc) > 0:
+        mb, mc = statistics.median(sb), statistics.median(sc)
+        speed, how = figures.ratio(mb, ib, mc, ic), "median"
+        shown = (f"{claim.args['base']} {mb:.2f} s [{ib.low:.2f}, {ib.high:.2f}] vs"
+                 f" {claim.args['compact']} {mc:.2f} s [{ic.low:.2f}, {ic.high:.2f}]")
+    else:
+        mb = statistics.mean(sb or base.train.epoch_seconds)
+        mc = statistics.mean(sc or compact.train.epoch_seconds)
+        if not (mb > 0 and mc > 0):
+            return Verdict(claim, UNMEASURABLE, "-", f"train.json of {base.directory.name},"
+                           f" {compact.directory.name}", "an epoch time of 0 s is recorded")
+        speed, how = figures.ratio(mb, None, mc, None), "mean"
+        shown = f"{claim.args['base']} {mb:.2f} s vs {claim.args['compact']} {mc:.2f} s"
+    verdict = {figures.FASTER: REPRODUCED, figures.SLOWER: NOT_REPRODUCED,
+               figures.NOISE: WITHIN_NOISE}[speed.outcome]
+    data = ", ".join(dict.fromkeys(figures.dataset_name(e.dataset) for e in pair))
+    return Verdict(claim, verdict,
+                   f"{shown} per epoch ({how}, first epoch excluded; on {data}):"
+                   f" {speed.text()}",
                    f"train.json of {base.directory.name}, {compact.directory.name}",
                    "timed on this machine's CPU, which was shared with other work")
 
