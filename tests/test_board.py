@@ -300,7 +300,7 @@ def test_output_parity_of_a_file_with_itself_and_a_perturbed_copy(tmp_path):
     from edgeconv.bench import BenchConfig
     from edgeconv.bench.child import Job
     from edgeconv.bench.plan import collect, make_plan
-    from edgeconv.bench.remote import _load_outputs, _parity, output_parity
+    from edgeconv.bench.parity import _load_outputs, _parity, output_parity
     from edgeconv.records import PARITY
     from edgeconv.runtimes.registry import get_runtime
     from edgeconv.targets import get_target

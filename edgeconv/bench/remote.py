@@ -23,11 +23,11 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeconv._child import last_line, run_child
+from edgeconv._child import last_line
 from edgeconv.bench.plan import (
     BENCH_DATA, MAX_DATA_BYTES, Artifact, BenchConfig, Plan, dataset_spec, outputs_name,
 )
@@ -39,13 +39,13 @@ from edgeconv.bench.ssh_rules import (
     check_options,
     split_option,
 )
-from edgeconv.files import open_regular, show_path
+from edgeconv.bench.parity import add_parity
 from edgeconv.errors import EdgeconvError
+from edgeconv.files import show_path
 from edgeconv.formats import FORMATS
 from edgeconv.manifest import MANIFEST
 from edgeconv.progress import Progress, Steps
 from edgeconv.records import BenchReport, BenchRow, results_from_dict
-from edgeconv.runtimes.registry import get_runtime, installed_version
 from edgeconv.targets import Target
 
 CONNECT_TIMEOUT_S = 10
@@ -56,7 +56,6 @@ _SAFE_REMOTE_DIR = re.compile(r"/[A-Za-z0-9._+/-]+")
 _MKTEMP = 'mktemp -d "${TMPDIR:-/tmp}/edgeconv-remote.XXXXXXXX"'
 OUTPUTS = "outputs"  # the job's folder on the board where each row's raw outputs are saved
 STAGED_DATA = "test-data.npz"  # an export's test split, beside its staged manifest
-MAX_OUTPUTS_BYTES = 256 << 20  # one row's saved outputs, fetched back
 _FETCH_S_PER_ROW = 10  # on top of the connect timeout and the step's slack
 
 
@@ -171,8 +170,9 @@ def bench_over_ssh(ssh: SshBench, plan: Plan, config: BenchConfig,
                 notes.append(f"could not remove {remote_dir} on {host.display}")
         rows = _map_rows(plan, report, job, staged, host)
         steps.step("running the same files here to compare outputs")
-        _add_parity(plan, rows, outputs, staged, job, config, report.environment,
-                    Path(scratch))
+        if outputs is not None:
+            add_parity(_compared(plan, outputs, staged, job), rows, config,
+                       report.environment, Path(scratch))
         steps.progress.update(4, "done")
     environment = {**report.environment, "target": target.to_dict(),
                    "ssh": {"host": host.display, "from": platform.node()}}
@@ -414,125 +414,17 @@ def _fetch_outputs(host: SshHost, job: str, scratch: Path, rows: int,
     return local
 
 
-def _add_parity(plan: Plan, rows: list[BenchRow], outputs: Path | None, staged: Staged,
-                job: str, config: BenchConfig, environment: dict[str, Any],
-                scratch: Path) -> None:
-    """row.parity for each row the board measured: its saved outputs against the same file
-    run here (a child process, the same runtime and options, the same inputs)."""
-    if outputs is None:
-        return
-    by_key = {(r.artifact, r.runtime, r.threads): r for r in rows}
-    here = scratch / "here"
-    here.mkdir()
-    for n, planned in enumerate(plan.measured()):
-        row = by_key.get(planned.key)
-        if row is None or not row.ok:
-            continue
+def _compared(plan: Plan, outputs: Path, staged: Staged, job: str
+              ) -> list[tuple[Any, Path, Path | None]]:
+    """For each measured row: the board's saved outputs and the test images it ran on."""
+    compared = []
+    for planned in plan.measured():
         artifact = planned.artifact
         label = staged.labels[_key(artifact)]
         if artifact.manifest is None:
             label = f"{job}/{label}"  # the board labels a bare file by its path there
         export = artifact.manifest.directory if artifact.manifest else None
-        try:
-            row.parity = _parity(planned, outputs / outputs_name(label, planned.runtime,
-                                                                 planned.threads),
-                                 here / f"{n}.npz", staged.data.get(export), config,
-                                 environment)
-        except EdgeconvError as exc:
-            row.notes.append(f"no output parity: {exc}")
-
-
-def _parity(planned, board_file: Path, here_file: Path, data: Path | None,
-            config: BenchConfig, environment: dict[str, Any]) -> dict[str, Any]:
-    from edgeconv.bench.child import Job
-
-    entry = get_runtime(planned.runtime)
-    if not entry.available():
-        raise EdgeconvError(f"{entry.name} is not installed on this machine"
-                            f" (pip install 'edgeconv[{entry.extra}]')")
-    if not board_file.exists():
-        raise EdgeconvError("the board saved no outputs for this row")
-    board = _load_outputs(board_file, "the board's")
-    artifact = planned.artifact
-    options = {"threads": planned.threads} if entry.threaded else {}
-    job = Job(path=str(artifact.loaded), format=artifact.format, entry=Job.entry_of(entry),
-              options=options, warmup=0, runs=1, min_time=0.0, hwc=artifact.hwc,
-              data=str(data) if data else None, outputs=str(here_file))
-    outcome = run_child("edgeconv.bench", what=entry.name, timeout=config.timeout,
-                        stdin=json.dumps(asdict(job)))
-    answer = outcome.payload or {}
-    if not outcome.ok or answer.get("status") != "ok" or not here_file.exists():
-        raise EdgeconvError(f"the same file did not run here:"
-                            f" {outcome.error or answer.get('error') or 'no outputs'}")
-    mine = _load_outputs(here_file, "this machine's")
-    if board["x_sha256"] != mine["x_sha256"]:
-        raise EdgeconvError(f"the board ran on other inputs ({board['source']}) than this"
-                            f" machine ({mine['source']})")
-    parity = output_parity(board["out"], mine["out"])
-    return {**parity, "reference": _reference(entry), "cpu": environment.get("cpu"),
-            "on": mine["source"]}
-
-
-def _load_outputs(path: Path, whose: str) -> dict[str, Any]:
-    """A saved outputs file (child.save_outputs): a regular file of bounded size, an .npz
-    read without pickles, holding `out` (numbers), `x_sha256` and `source` (text)."""
-    import io
-
-    import numpy as np
-
-    with open_regular(path, MAX_OUTPUTS_BYTES, what="outputs file", allow_empty=False) \
-            as (fh, _):
-        data = fh.read(MAX_OUTPUTS_BYTES + 1)
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            found = {"out": npz["out"], "x_sha256": str(npz["x_sha256"]),
-                     "source": str(npz["source"])[:100]}
-    except (KeyError, ValueError, OSError, EOFError) as exc:
-        raise EdgeconvError(f"{whose} outputs are not readable"
-                            f" ({' '.join(str(exc).split())[:200]})") from None
-    if found["out"].dtype.kind not in "biuf" or found["out"].ndim < 1:
-        raise EdgeconvError(f"{whose} outputs are {found['out'].dtype} {found['out'].shape},"
-                            " not numbers per input")
-    return found
-
-
-def output_parity(board: Any, here: Any) -> dict[str, Any]:
-    """Two runs' raw outputs on the same inputs (first axis: the inputs), compared value by
-    value: inputs, values, how many differ, the largest difference in the outputs' own
-    units (LSB for integer outputs), equal; and per input: those whose every value is equal
-    (inputs_equal) and those whose top-1 class is the same (top1_equal). NaN equals NaN; a
-    difference that is not finite counts, but not in max_abs_diff."""
-    import numpy as np
-
-    board, here = np.asarray(board), np.asarray(here)
-    if board.shape != here.shape or board.dtype != here.dtype:
-        raise EdgeconvError(f"the outputs differ in kind: {board.dtype} {board.shape} on the"
-                            f" board, {here.dtype} {here.shape} here")
-    inputs = board.shape[0] if board.ndim else 1
-    if board.dtype.kind in "biu":
-        diff = np.abs(board.astype(np.int64) - here.astype(np.int64)).astype(np.float64)
-        differs = diff != 0
-    else:
-        a, b = board.astype(np.float64), here.astype(np.float64)
-        same = (a == b) | (np.isnan(a) & np.isnan(b))
-        differs = ~same
-        with np.errstate(invalid="ignore"):
-            diff = np.where(same, 0.0, np.abs(a - b))
-    finite = diff[np.isfinite(diff)]
-    largest = float(finite.max()) if finite.size else 0.0
-    per_input = differs.reshape(inputs, -1).any(axis=1) if board.size else np.zeros(0, bool)
-    top1 = (board.reshape(inputs, -1).argmax(axis=1) == here.reshape(inputs, -1).argmax(axis=1)
-            if board.size else np.zeros(0, bool))
-    return {"inputs": int(inputs), "values": int(board.size),
-            "differing": int(differs.sum()),
-            "max_abs_diff": int(largest) if board.dtype.kind in "biu" else largest,
-            "equal": not bool(differs.any()),
-            "inputs_equal": int(inputs - per_input.sum()), "top1_equal": int(top1.sum())}
-
-
-def _reference(entry) -> str:
-    """What ran on this side: "x86_64 litert 2.3.0 XNNPACK"."""
-    versions = [v for distributions in entry.libraries.values()
-                if (v := installed_version(*distributions))]
-    path = " XNNPACK" if entry.name == "litert" else ""  # LiteRT's default CPU path
-    return f"{platform.machine()} {entry.name} {versions[0] if versions else '?'}{path}"
+        compared.append((planned, outputs / outputs_name(label, planned.runtime,
+                                                         planned.threads),
+                         staged.data.get(export)))
+    return compared

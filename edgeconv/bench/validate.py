@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
-import stat
 import struct
 from pathlib import Path
 from typing import Any

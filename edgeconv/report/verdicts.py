@@ -74,8 +74,8 @@ def _inspect(*entries: Entry) -> str:
 def _arith(claim: Claim, ctx: Context, *entries: Entry) -> list[Figures] | Verdict:
     """Params and MACs of each entry, or `not measurable` naming the first that has none."""
     found = [ctx.arithmetic.of(e.model, e.options) for e in entries]
-    for entry, figures in zip(entries, found):
-        if figures is None:
+    for entry, figures_of in zip(entries, found):
+        if figures_of is None:
             return Verdict(claim, UNMEASURABLE, "-", _inspect(entry),
                            ctx.arithmetic.unavailable or f"cannot build {entry.label}")
     return found

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from edgeconv.errors import EdgeconvError
-from edgeconv.runtimes.registry import installed_version  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11; edgeconv supports 3.10
