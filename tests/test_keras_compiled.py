@@ -146,7 +146,8 @@ def test_auto_falls_back_to_tf_function_when_xla_cannot_compile(saved, monkeypat
             runtime.compiled_note and "\n" not in runtime.compiled_note
         np.testing.assert_allclose(runtime.run(x), _eager(path, x), rtol=TOLERANCE,
                                    atol=TOLERANCE)
-    with pytest.raises(EdgeconvError, match="XLA cannot compile fixed.keras: InvalidArgumentError: Detected"):
+    with pytest.raises(EdgeconvError,
+                       match="XLA cannot compile fixed.keras: InvalidArgumentError: Detected"):
         open_runtime(path, "keras", mode="xla")
 
 

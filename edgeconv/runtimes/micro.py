@@ -27,7 +27,8 @@ import numpy as np
 from edgeconv._child import REASON_CHARS, run_child
 from edgeconv._lazy import require
 from edgeconv.errors import EdgeconvError, one_line
-from edgeconv.runtimes.base import Runtime, TensorInfo, installed_version
+from edgeconv.runtimes.base import Runtime, TensorInfo
+from edgeconv.runtimes.registry import installed_version
 
 _ARENA_TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
 

@@ -27,7 +27,8 @@ class RuntimeEntry:
     formats: tuple[str, ...]  # the file formats it reads (edgeconv.formats)
     description: str
     # Keyword options its constructor takes: threads, xnnpack, reference (litert), providers
-    # (onnxruntime), arena_size (tflite-micro). A bench sweeps threads only where listed.
+    # (onnxruntime), mode (keras: compiled or eager), arena_size (tflite-micro). A bench
+    # sweeps threads only where listed.
     options: tuple[str, ...] = ()
     extra: str = ""  # pip install 'edgeconv[extra]' provides it
     modules: tuple[str, ...] = ()  # import names, any of which provides it (in order)
@@ -93,7 +94,8 @@ for _entry in (
         on_gpu="edgeconv.runtimes.onnxrt:use_gpu"),
     RuntimeEntry(
         "keras", "edgeconv.runtimes.keras:KerasRuntime", ("keras",),
-        "Keras 3 on TensorFlow: the float reference", extra="train",
+        "Keras 3 on TensorFlow: the float reference, compiled (tf.function, XLA where"
+        " faster; mode: auto, xla, function or eager)", options=("mode",), extra="train",
         modules=("tensorflow",),
         libraries={"tensorflow": ("tensorflow", "tensorflow-cpu"), "keras": ("keras",)},
         on_gpu="edgeconv.runtimes.keras:use_gpu"),
