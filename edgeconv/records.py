@@ -56,8 +56,7 @@ COUNT = Int(0, MAX_COUNT)
 SEED = Int(0, 2**63 - 1)
 NAME = Str(max_len=1000, allow_empty=False)
 TEXT = Str(one_line=False)  # free text a program wrote (an error, a note): folded on reading
-# [low, high] of a 95% interval (edgeconv.stats); a fraction's, or a latency's in ms
-INTERVAL = ListOf(Num(), 2, 2)
+# [low, high] of a 95% Wilson interval of a share (edgeconv.stats)
 FRACTION_INTERVAL = ListOf(FRACTION, 2, 2)
 # A file against the float model on the same images (edgeconv.stats.PairedComparison):
 # the images only one of them gets right, the accuracy drop with its interval, McNemar's p.

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -288,11 +288,6 @@ def contained(folder: str | os.PathLike[str], relative: str) -> bool:
     except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         return False
     return target == base or base in target.parents
-
-
-def unique_by(items: Iterable[Any], key: Callable[[Any], Any]) -> bool:
-    keys = [key(i) for i in items]
-    return len(keys) == len(set(keys))
 
 
 def _join(where: str, key: str) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeconv._child import REASON_CHARS
 from edgeconv.errors import EdgeconvError, one_line
 from edgeconv.formats import resolve
 from edgeconv.records import BenchRow
@@ -122,10 +123,11 @@ def measure(job: Job) -> dict[str, Any]:
             if job.fit:
                 result["arena_bytes"] = runtime.arena_used_bytes()
                 _kernel_agreement(runtime, entry, job, result)
-            elif job.data:
-                _quality(runtime, job, result)
+            computed = None
+            if not job.fit and job.data:
+                computed = _quality(runtime, job, result)
             if job.outputs:
-                save_outputs(runtime, job)
+                save_outputs(runtime, job, computed)
         except EdgeconvError as exc:
             result["status"], result["error"] = "failed", str(exc)
     result["peak_rss_bytes"] = _peak_rss()
@@ -173,11 +175,18 @@ def random_input(info: TensorInfo, hwc: list[int] | None, seed: int) -> np.ndarr
     return rng.random(shape, dtype=np.float32).astype(dtype)
 
 
-def _quality(runtime: Runtime, job: Job, result: dict[str, Any]) -> None:
-    """Accuracy on the test split; top-1 agreement with the Keras reference's."""
+def _quality(runtime: Runtime, job: Job, result: dict[str, Any]
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy on the test split; top-1 agreement with the Keras reference's. Returns the
+    inputs as the runtime quantised them and its raw outputs (what `run` computes), so that
+    saving them for parity does not run the split again (slow on an emulated board)."""
+    from edgeconv.runtimes.base import dequantize, quantize
+
     with np.load(job.data) as data:
         x, y = data["x"], data["y"]
-    top1 = _top1(runtime.run(x))
+    x = quantize(x, runtime.inputs()[0])
+    raw = runtime.run_raw(x)
+    top1 = _top1(dequantize(raw, runtime.outputs()[0]))
     _share(result, "accuracy", top1 == y)
     if job.reference_out:
         from edgeconv.runtimes.keras import load_model  # Keras is loaded in this process
@@ -189,6 +198,7 @@ def _quality(runtime: Runtime, job: Job, result: dict[str, Any]) -> None:
         with np.load(job.reference_in) as reference:
             _share(result, "agreement", top1 == reference["top1"])
         result["notes"].append("agreement: top-1 vs the Keras float model on the test split")
+    return x, raw
 
 
 def _kernel_agreement(runtime: Runtime, entry: RuntimeEntry, job: Job,
@@ -230,7 +240,8 @@ def _share(result: dict[str, Any], key: str, right: np.ndarray) -> None:
     result["eval_samples"] = len(right)
 
 
-def save_outputs(runtime: Runtime, job: Job) -> None:
+def save_outputs(runtime: Runtime, job: Job,
+                 computed: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """The engine's raw outputs (int8 stays int8) on the evaluation inputs, saved as
     job.outputs: the test split as the runtime quantises it, else _AGREEMENT_SAMPLES seeded
     random inputs; with the sha256 of those raw inputs (dtype, shape, bytes) and what they
@@ -238,7 +249,10 @@ def save_outputs(runtime: Runtime, job: Job) -> None:
     from edgeconv.runtimes.base import quantize
 
     info = runtime.inputs()[0]
-    if job.data:
+    out = None
+    if computed is not None:  # the test split, already run by _quality
+        (x, out), source = computed, "test images"
+    elif job.data:
         with np.load(job.data) as data:
             x = quantize(data["x"], info)
         source = "test images"
@@ -248,7 +262,8 @@ def save_outputs(runtime: Runtime, job: Job) -> None:
         source = "seeded random inputs"
     x = np.ascontiguousarray(x)
     digest = hashlib.sha256(f"{x.dtype.str}{x.shape}".encode() + x.tobytes()).hexdigest()
-    np.savez(job.outputs, out=runtime.run_raw(x), x_sha256=np.str_(digest),
+    np.savez(job.outputs, out=runtime.run_raw(x) if out is None else out,
+             x_sha256=np.str_(digest),
              source=np.str_(source))
 
 
@@ -272,7 +287,7 @@ def main() -> None:
     try:
         result = measure(Job(**json.loads(sys.stdin.read())))
     except Exception as exc:  # noqa: BLE001 - any failure of a runtime is this row's reason
-        result = {"status": "failed", "error": one_line(exc)[:500],
+        result = {"status": "failed", "error": one_line(exc)[:REASON_CHARS],
                   "peak_rss_bytes": _peak_rss()}
     print(json.dumps({k: v for k, v in result.items() if k in ANSWER_FIELDS}), flush=True)
 

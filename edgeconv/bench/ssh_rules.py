@@ -27,6 +27,7 @@ import shlex
 from dataclasses import dataclass
 
 from edgeconv.errors import EdgeconvError
+from edgeconv.files import in_pseudo_fs
 
 COMMAND_LINE, NAMED_FILE, WORKING_DIR = "--ssh-option", "named file", "working dir"
 
@@ -54,7 +55,6 @@ _HOST = re.compile(r"(?:([A-Za-z0-9_.+-]+)@)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+
                    r"(?::([0-9]{1,5}))?")
 _OPTION = re.compile(r"[ \t]*([A-Za-z][A-Za-z0-9]*)[ \t]*(?:=|[ \t])[ \t]*"
                      r"([^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*?)[ \t]*")
-_NOT_A_STORE = ("/dev", "/proc", "/sys")
 
 
 @dataclass(frozen=True)
@@ -174,8 +174,7 @@ def _paths(value: str, here: str) -> list[str]:
 def _device(path: str) -> bool:
     if "%" in path or "${" in path:
         return False  # expanded by ssh; accept-new with it is refused in check_host_keys
-    real = os.path.realpath(os.path.expanduser(path))
-    return any(real == root or real.startswith(root + "/") for root in _NOT_A_STORE)
+    return in_pseudo_fs(os.path.expanduser(path))  # /dev, /proc, /sys keep no keys
 
 
 def _quoted(text: object) -> str:

@@ -73,11 +73,14 @@ def load_evidence(paths: list[Path]) -> Evidence:
     for path in paths:
         if path.is_dir():
             found = False
+            # each file once however often it is named: loaded only when not seen yet
             if (path / MANIFEST).is_file():
-                manifests.setdefault(path.resolve(), load_manifest(path))
+                if path.resolve() not in manifests:
+                    manifests[path.resolve()] = load_manifest(path)
                 found = True
             if (path / RESULTS).is_file():
-                results.setdefault((path / RESULTS).resolve(), records.load_results(path / RESULTS))
+                if (path / RESULTS).resolve() not in results:
+                    results[(path / RESULTS).resolve()] = records.load_results(path / RESULTS)
                 found = True
             if not found:
                 raise EdgeconvError(f"{path} has no {MANIFEST} or {RESULTS}; run `edgeconv"

@@ -62,7 +62,7 @@ def _load(environment: dict) -> str:
         return ""
     text = " / ".join(f"{load[0]:.2f}" if load else "?" for load in loads)
     cores = environment.get("cores")
-    busy = cores and max(load[0] for load in loads if load) > cores
+    busy = stats.load_note(*loads, cores) is not None  # the bench's own rule
     return text + (f" (**busy**: over {cores} cores)" if busy else "")
 
 

@@ -82,8 +82,8 @@ def float_figures(export: ExportRecord) -> tuple[float | None, list[float] | Non
         versus = artifact.versus_float or {}
         if versus.get("both_right") is not None and versus.get("n"):
             right, n = versus["both_right"] + versus["reference_only"], versus["n"]
-            interval = stats.wilson(right, n)  # the float model's right images, same n
-            return export.float_accuracy, [interval.low, interval.high], n
+            # the float model's right images, on the same n
+            return export.float_accuracy, stats.pair(stats.wilson(right, n)), n
     samples = keras.eval_samples if keras is not None else None
     return export.float_accuracy, None, samples
 

@@ -32,9 +32,8 @@ class ModelRow:
     macs: int | None
     sizes: dict[str, int]  # SHOWN_FORMAT file bytes by precision
     latencies: list[BenchRecord]  # timed rows, one per (target, file): the fewest threads
-    int8_accuracy: float | None  # the int8 TFLite file, as export measured it
     arena_bytes: int | None
-    int8: Artifact | None = None  # that file's manifest entry (its interval, its drop)
+    int8: Artifact | None = None  # the int8 TFLite file's manifest entry (accuracy, drop)
 
     def latency(self, target: str, precision: str, fmt: str = SHOWN_FORMAT
                 ) -> BenchRecord | None:
@@ -65,8 +64,7 @@ def _row(export: ExportRecord, data: Collection, arithmetic: Arithmetic) -> Mode
         micro_arena_bytes(int8) if int8 else None)
     return ModelRow(export=export, params=figures.params if figures else None, macs=macs,
                     sizes=sizes, latencies=_latencies(rows),
-                    int8_accuracy=int8.accuracy if int8 else None, arena_bytes=arena,
-                    int8=int8)
+                    arena_bytes=arena, int8=int8)
 
 
 def _latencies(rows: list[BenchRecord]) -> list[BenchRecord]:

@@ -389,8 +389,8 @@ def epoch_faster(claim: Claim, ctx: Context) -> Verdict:
     # epoch 1 includes graph tracing: left out
     sb, sc = base.train.epoch_seconds[1:], compact.train.epoch_seconds[1:]
     ib, ic = stats.median_interval(sb), stats.median_interval(sc)  # None below 6 epochs
-    if ib is not None and ic is not None and statistics.median(sc) > 0:
-        mb, mc = statistics.median(sb), statistics.median(sc)
+    if ib is not None and ic is not None and (mc := statistics.median(sc)) > 0:
+        mb = statistics.median(sb)
         speed, how = figures.ratio(mb, ib, mc, ic), "median"
         shown = (f"{claim.args['base']} {mb:.2f} s [{ib.low:.2f}, {ib.high:.2f}] vs"
                  f" {claim.args['compact']} {mc:.2f} s [{ic.low:.2f}, {ic.high:.2f}]")
