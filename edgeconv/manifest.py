@@ -31,6 +31,7 @@ from edgeconv.schema import (
     validate,
 )
 from edgeconv.files import open_regular
+from edgeconv.quant.output_parity import OUTPUT_PARITY  # stdlib only at its top
 from edgeconv.zoo._registry import MAX_SIDE
 
 MANIFEST = "manifest.json"
@@ -63,6 +64,10 @@ class Artifact:
     accuracy_interval: list[float] | None = None
     agreement_interval: list[float] | None = None
     versus_float: dict[str, Any] | None = None
+    # Every output against the float reference's on the same images (part B's
+    # edgeconv.quant.output_parity: max |diff|, RMSE, cosine, SNR dB per output); None in
+    # manifests written before, and for the reference itself.
+    output_parity: list[dict[str, Any]] | None = None
 
     @classmethod
     def from_checked(cls, data: dict[str, Any]) -> Artifact:
@@ -79,6 +84,10 @@ class ModelInfo:
     name: str
     options: dict[str, Any]
     trained: bool
+    # A user model's export (edgeconv export PATH): {"kind": keras | h5 | savedmodel | onnx
+    # | tflite, "file": the name given, "sha256": of the file (of saved_model.pb for a
+    # SavedModel)}; None for a zoo model.
+    source: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,7 @@ class InputInfo:
     """The model's input and how images are prepared for it (what a bench must repeat)."""
 
     shape: list[int | None]  # with the batch dimension first, e.g. [None, 28, 28, 1]
-    layout: str  # NHWC
+    layout: str  # NHWC, or NCHW for a user model that takes it (shape is then N, C, H, W)
     dtype: str
     preprocessing: dict[str, Any]  # edgeconv.data.Preprocessing.to_dict(), as recorded
 
@@ -106,6 +115,9 @@ class DatasetInfo:
     # The test images each file was measured on, when fewer than the whole test split:
     # {"samples": n, "of": total, "seed": s}; a bench measures on the same ones.
     test_subset: dict[str, Any] | None = None
+    # A user export's images (edgeconv.data.user.UserDataSpec.to_dict()): where they were
+    # read and how they were split; bench reads them again from there. None for a zoo one.
+    user: dict[str, Any] | None = None
 
     @property
     def test_samples(self) -> int | None:
@@ -221,13 +233,15 @@ def _header(data: dict[str, Any]) -> dict[str, Any]:
     float_accuracy = data.get("float_accuracy")
     return {
         "model_info": ModelInfo(name=model["name"], options=dict(model.get("options") or {}),
-                                trained=bool(model.get("trained", True))),
+                                trained=bool(model.get("trained", True)),
+                                source=model.get("source")),
         "input": InputInfo(shape=list(given.get("shape") or []),
                            layout=given.get("layout") or "NHWC",
                            dtype=given.get("dtype") or "float32",
                            preprocessing=dict(given.get("preprocessing") or {})),
         "dataset": DatasetInfo(name=dataset.get("name"), seed=dataset.get("seed") or 0,
-                               test_subset=dataset.get("test_subset")),
+                               test_subset=dataset.get("test_subset"),
+                               user=dataset.get("user")),
         "float_accuracy": None if float_accuracy is None else float(float_accuracy),
     }
 
@@ -298,10 +312,22 @@ ARTIFACT = Obj({
                      required=("ok",))),
     "eval_samples": Opt(COUNT), "accuracy_interval": Opt(FRACTION_INTERVAL),
     "agreement_interval": Opt(FRACTION_INTERVAL), "versus_float": Opt(VERSUS_FLOAT),
+    "output_parity": Opt(OUTPUT_PARITY),
 }, required=("path", "format", "precision", "size_bytes", "sha256"))
+# Where a user model came from (ModelInfo.source) and where its images were read
+# (DatasetInfo.user, edgeconv.data.user: `bench` and `quant-report` read them again, as
+# images through Pillow or an .npz through files.open_regular, never as code).
+USER_DATA = Obj({"kind": Str(choices=("dataset", "folder", "npz")),
+                 "name": Opt(Str(max_len=100)), "path": Opt(Str(max_len=4096)),
+                 "data_dir": Opt(Str(max_len=4096)), "calibration": Opt(Str(max_len=4096)),
+                 "seed": Opt(SEED)}, required=("kind",), closed=True)
+MODEL_SOURCE = Obj({"kind": Str(choices=("keras", "h5", "savedmodel", "onnx", "tflite")),
+                    "file": Str(max_len=4096), "sha256": Opt(SHA256)},
+                   required=("kind", "file"))
 MANIFEST_DOC = Obj({
     "schema_version": Int(), "created": Opt(Str(max_len=100)),
-    "model": Obj({"name": NAME, "options": Opt(MODEL_OPTIONS), "trained": Opt(Bool())},
+    "model": Obj({"name": NAME, "options": Opt(MODEL_OPTIONS), "trained": Opt(Bool()),
+                  "source": Opt(MODEL_SOURCE)},
                  required=("name",)),
     "input": Opt(Obj({
         # with the batch dimension first: [null, 28, 28, 1]
@@ -313,7 +339,8 @@ MANIFEST_DOC = Obj({
         "name": Opt(Str(max_len=4096)), "seed": Opt(SEED),
         "test_subset": Opt(Obj({"samples": Int(1, COUNT.max), "of": Opt(COUNT),
                                 "seed": Opt(SEED)},
-                               required=("samples",)))})),
+                               required=("samples",))),
+        "user": Opt(USER_DATA)})),
     "float_accuracy": Opt(FRACTION), "versions": Opt(DictOf(Opt(Str(max_len=1000)))),
     "calibration": Opt(Obj()),
     "artifacts": Each((ListOf(Each((ARTIFACT, _ArtifactRules())), max_len=1000),

@@ -40,8 +40,11 @@ TRAIN = "train.json"
 
 STATUSES = ("ok", "unsupported", "failed")
 # Where a row's latency was measured: on the target itself, on this host for a target it
-# stands in for (TFLite Micro's interpreter on x86 for a microcontroller), or on an emulated
-# board (qemu user mode: ~100x slower than the board; never a board time).
+# stands in for (TFLite Micro's interpreter on x86 for a microcontroller: "x86 host,
+# reference kernels"), or emulated: on an emulated Linux board (qemu user mode: ~100x slower
+# than the board; never a board time), or a microcontroller's firmware on an emulated
+# Cortex-M (qemu system mode: instructions counted, no time at all; the row's estimate_ms
+# turns them into an estimated board latency, and latency_ms stays empty).
 TIMED_ON = ("target", "host", "emulated")
 
 MAX_RECORD_BYTES = 64 << 20  # a JSON record (manifest, results, train): read whole
@@ -94,6 +97,10 @@ PREPROCESSING = Obj({
     "input_shape": ImageShape(free=False), "source_shape": Opt(ListOf(Int(1, 1 << 20), 3, 3)),
     "resize": Opt(Str(max_len=100)), "channels": Opt(Str(max_len=100)), "scale": Num(),
     "offset": Num(), "input_dtype": Opt(Str(max_len=100)),
+    # a user model's (edgeconv export PATH); absent in records written before them
+    "layout": Opt(Str(choices=("NHWC", "NCHW"))),
+    "color": Opt(Str(choices=("rgb", "bgr", "gray"))),
+    "mean": Opt(ListOf(Num(), 1, MAX_CHANNELS)), "std": Opt(ListOf(Num(), 1, MAX_CHANNELS)),
 }, required=("input_shape", "scale", "offset"))
 LOSS = Num(finite=False, nan=True)  # a diverged run logs inf or NaN, and its record stays
 EPOCH = Obj({"epoch": COUNT, "loss": LOSS, "accuracy": FRACTION, "val_loss": LOSS,
@@ -179,8 +186,21 @@ class BenchRow:
     accuracy_interval: list[float] | None = None
     agreement_interval: list[float] | None = None
     # Outputs against the same file run on this (x86) machine on the same inputs: on an
-    # emulated or remote board, what the row proves (records.PARITY).
+    # emulated or remote board, what the row proves (records.PARITY). For an MCU firmware:
+    # against the host TFLite Micro interpreter.
     parity: dict[str, Any] | None = None
+    # --- an MCU firmware run on an emulated Cortex-M (edgeconv.mcu; timed_on "emulated") ---
+    # core, kernel set, machine, source tree, how instructions were counted, instructions per
+    # invoke and for set-up, the firmware's flash without the model, the model, static data
+    mcu: dict[str, Any] | None = None
+    # the estimated board latency (edgeconv.mcu.calibration.Estimate): never a measurement
+    estimate_ms: dict[str, Any] | None = None
+    ram_bytes: int | None = None  # arena + stack peak + static data
+    stack_bytes: int | None = None  # stack peak
+    # per operator in execution order: index, op, instructions, share, macs, instructions_per_mac
+    ops: list[dict[str, Any]] | None = None
+    # the firmware's outputs against LiteRT's reference kernels on the same inputs
+    reference_parity: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -222,6 +242,20 @@ PARITY = Obj({
     # ("test images", "seeded random inputs")
     "inputs_equal": Opt(COUNT), "top1_equal": Opt(COUNT), "on": Opt(Str(max_len=1000)),
 }, required=("inputs", "values", "differing", "max_abs_diff", "equal"))
+ESTIMATE = Obj({**{name: Num(min=0) for name in ("low", "mid", "high", "cpi_low", "cpi_mid",
+                                                  "cpi_high")}, "basis": TEXT},
+               required=("low", "mid", "high", "basis"))
+MCU = Obj({"core": NAME, "kernels": NAME, "machine": Opt(NAME), "tree": Opt(TEXT),
+           "counter": Opt(TEXT), "invoke_instructions": COUNT, "setup_instructions": Opt(COUNT),
+           "runtime_flash_bytes": Opt(COUNT), "model_bytes": Opt(COUNT),
+           "static_bytes": Opt(COUNT), "arena_bytes": Opt(COUNT),
+           "host_arena_bytes": Opt(COUNT), "clock_mhz": Opt(Num(min=0)),
+           **{key: Opt(Num(min=0)) for key in ("library_seconds", "firmware_seconds",
+                                               "run_seconds")}},
+          required=("core", "kernels", "invoke_instructions"))
+OP = Obj({"index": COUNT, "op": NAME, "instructions": COUNT, "share": FRACTION,
+          "macs": Opt(COUNT), "instructions_per_mac": Opt(Num(min=0))},
+         required=("index", "op", "instructions"))
 LATENCY = Obj({**{name: Num(min=0) for name in ("p50", "p90", "p99", "mean", "std", "min")},
                "p50_low": Opt(Num(min=0)), "p50_high": Opt(Num(min=0))},
               required=("p50", "p90", "p99", "mean", "std", "min"))
@@ -238,6 +272,9 @@ ROW = Obj({
     "fits": Opt(Bool()), "notes": ListOf(TEXT, max_len=1000),
     "eval_samples": Opt(COUNT), "accuracy_interval": Opt(FRACTION_INTERVAL),
     "agreement_interval": Opt(FRACTION_INTERVAL), "parity": Opt(PARITY),
+    "mcu": Opt(MCU), "estimate_ms": Opt(ESTIMATE), "ram_bytes": Opt(COUNT),
+    "stack_bytes": Opt(COUNT), "ops": Opt(ListOf(OP, max_len=100_000)),
+    "reference_parity": Opt(PARITY),
 }, required=_ROW_REQUIRED)
 # What report and gate read of where a bench ran; the rest (the whole target, versions) is
 # kept as written. `config` (how the bench was run) is a record for people: an object.

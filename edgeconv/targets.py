@@ -4,8 +4,15 @@ add targets or override shipped ones of the same name.
 
 A target says what runs there (runtimes, in order of preference: a file runs in the first
 that reads its format), threads, what it is (`kind`) and, for a microcontroller, the SRAM /
-flash budgets and the runtime's flash overhead. What differs between kinds of target is the
-`KINDS` table below, read by the bench and the CLI; nothing else branches on a kind's name.
+flash budgets, its Arm core (`core`: the firmware path builds TFLite Micro for it and runs
+it in an emulator, edgeconv.mcu) and the kernel sets it runs (`kernels`, default
+cmsis-nn). A microcontroller without a core (esp32s3's Xtensa) has no firmware path.
+
+Older target files may still carry `[runtime] flash_overhead_bytes / _source` (a 22 KB guess
+at TFLM's code size): they load, the values are ignored, and the target keeps a note saying
+so (flash now comes from the linked firmware).
+
+What differs between kinds of target is the `KINDS` table below, read by the bench and the CLI; nothing else branches on a kind's name.
 
 Every file is checked on load against `target_spec()` (edgeconv.schema: types, ranges, known
 keys with a did-you-mean, one-line strings), one line naming the file and the field. Where a
@@ -28,6 +35,7 @@ from typing import Any
 from edgeconv.bench.ssh_rules import NAMED_FILE, WORKING_DIR, check_host, check_options
 from edgeconv.files import read_regular, show_path
 from edgeconv.errors import EdgeconvError, did_you_mean
+from edgeconv.mcu.cores import CORES, KERNEL_SETS
 from edgeconv.runtimes.registry import runtime_names
 from edgeconv.schema import Each, Int, ListOf, Num, Obj, Rule, SchemaError, Spec, Str, validate
 
@@ -86,7 +94,10 @@ def builtin_dir() -> Path:
 
 MAX_THREADS = 256  # per thread count, in a target file and in --threads
 MAX_TARGET_BYTES = 1 << 20  # a target file is a few hundred bytes; refuse anything huge
-MAX_BYTES = 1 << 40  # 1 TiB: sram_bytes, flash_bytes, flash_overhead_bytes
+MAX_BYTES = 1 << 40  # 1 TiB: sram_bytes, flash_bytes
+DEFAULT_KERNELS = ("cmsis-nn",)  # what a board with an Arm core runs unless its file says
+# Keys of [runtime] older target files carry: accepted, ignored, noted.
+_OLD_RUNTIME_KEYS = ("flash_overhead_bytes", "flash_overhead_source")
 TARGET_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 _LINE = r"[^\x00-\x1f\x7f]*"  # one line, no control characters
 
@@ -104,14 +115,17 @@ class Target:
     clock_mhz: float | None = None
     sram_bytes: int | None = None
     flash_bytes: int | None = None
-    flash_overhead_bytes: int | None = None  # the runtime's code in flash (TFLM), an estimate
-    flash_overhead_source: str | None = None
+    # An MCU's Arm core (a key of edgeconv.mcu.CORES) and the TFLM kernel sets it runs, first
+    # the default; None / (): no firmware path (no core the emulator models).
+    core: str | None = None
+    kernels: tuple[str, ...] = ()
     host: str | None = None  # user@board for a board reached over SSH
     aliases: tuple[str, ...] = ()
     source: str = ""  # the file it was read from
     extra: dict[str, Any] = field(default_factory=dict)  # ssh_options, remote_edgeconv
     # The file's text as checked, what the SSH path sends to the board (not re-read).
     toml_text: str = field(default="", repr=False, compare=False)
+    notes: tuple[str, ...] = ()  # what loading it said (ignored old keys)
 
     @property
     def kind_info(self) -> Kind:
@@ -166,7 +180,11 @@ def target_spec(runtimes: tuple[str, ...] | list[str]) -> Obj:
         "host": Str(max_len=300, expected="[user@]host[:port]"),
         "ssh_options": ListOf(Str(max_len=1000), max_len=64),
         "remote_edgeconv": _Command(),
+        "core": Str(choices=tuple(CORES)),
+        "kernels": ListOf(Str(choices=KERNEL_SETS), min_len=1, max_len=len(KERNEL_SETS),
+                          unique=True),
         "budgets": Obj({"sram_bytes": size(1), "flash_bytes": size(1)}, closed=True),
+        # older files: accepted and ignored (module docstring)
         "runtime": Obj({"flash_overhead_bytes": size(0),
                         "flash_overhead_source": text}, closed=True),
     }, required=("kind", "runtimes"), closed=True)
@@ -230,6 +248,13 @@ def _read(file: Path, origin: str) -> Target:
     if KINDS[kind].fit and not set(FIT_BUDGETS) <= budgets.keys():
         raise EdgeconvError(f"{shown}: an {kind} target needs [budgets] "
                             f"{' and '.join(FIT_BUDGETS)}")
+    if ("core" in data or "kernels" in data) and kind != "mcu":
+        raise EdgeconvError(f"{shown}: core and kernels are for an mcu target, not {kind}")
+    if "kernels" in data and "core" not in data:
+        raise EdgeconvError(f"{shown}: kernels need a core (cortex-m4, cortex-m7): without one"
+                            " no firmware is built")
+    notes = tuple(f"{shown}: [runtime] {key} is ignored (flash is the linked firmware's"
+                  " size, edgeconv.mcu)" for key in _OLD_RUNTIME_KEYS if key in runtime)
     extra: dict[str, Any] = {}
     if origin == WORKING_DIR:
         for key in ("host", "remote_edgeconv"):
@@ -253,6 +278,6 @@ def _read(file: Path, origin: str) -> Target:
         clock_mhz=data.get("clock_mhz"), host=data.get("host"),
         aliases=tuple(data.get("aliases", ())),
         sram_bytes=budgets.get("sram_bytes"), flash_bytes=budgets.get("flash_bytes"),
-        flash_overhead_bytes=runtime.get("flash_overhead_bytes"),
-        flash_overhead_source=runtime.get("flash_overhead_source"),
-        source=str(file), extra=extra, toml_text=text)
+        core=data.get("core"),
+        kernels=tuple(data.get("kernels", DEFAULT_KERNELS)) if "core" in data else (),
+        source=str(file), extra=extra, toml_text=text, notes=notes)

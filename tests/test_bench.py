@@ -82,22 +82,66 @@ def test_bench_path_never_imports_tensorflow():
     assert done.stdout.strip() == "False"
 
 
+def _no_tree_env(**extra: str) -> dict[str, str]:
+    """This environment without any TFLM source tree the MCU path would find."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGECONV_TFLM_TREE")}
+    return {**env, **extra}
+
+
 @needs_models
-def test_mcu_target_gives_arena_and_fit():
-    done = bench(str(MODELS / "mlcommons-tiny" / "vww_96_int8.tflite"), "--target", "stm32h7",
-                 "--json", *FAST)
+def test_mcu_target_without_a_source_tree_gives_the_host_arena_and_says_why():
+    """No TFLM tree: the row is the host interpreter's (arena, x86 time labelled as such),
+    flash unknown, fits on RAM alone, and one note says how to point at a tree."""
+    done = subprocess.run([*EDGECONV, "bench", str(MODELS / "mlcommons-tiny" /
+                                                    "vww_96_int8.tflite"),
+                           "--target", "stm32h7", "--json", *FAST], capture_output=True,
+                          text=True, timeout=300, env=_no_tree_env())
     assert done.returncode == 0, done.stderr
     (row,) = json.loads(done.stdout)["results"]
     assert row["status"] == "ok" and row["timed_on"] == "host"
     assert isinstance(row["arena_bytes"], int) and 50_000 < row["arena_bytes"] < 200_000
-    assert row["flash_bytes"] > row["size_bytes"] and row["fits"] is True
+    assert row["flash_bytes"] is None and row["fits"] is True  # 101 KB arena in 1 MB SRAM
+    assert row["estimate_ms"] is None and row["mcu"] is None and row["ops"] is None
     assert row["agreement"] is not None  # TFLM vs LiteRT reference kernels
+    notes = " ".join(row["notes"])
+    assert "no firmware run" in notes and "--tflm-tree" in notes and "EDGECONV_TFLM_TREE" in notes
+    assert "fits judged on RAM only" in notes and "x86 host, reference kernels" in notes
+
+
+@needs_models
+def test_an_xtensa_board_gets_no_firmware_and_no_estimate():
+    """esp32s3 has no core the emulator models: whatever tree is given, the host interpreter
+    with its time labelled, never an estimate or a board time."""
+    done = subprocess.run([*EDGECONV, "bench", str(MODELS / "mlcommons-tiny" /
+                                                    "ad01_int8.tflite"),
+                           "--target", "esp32s3", "--json", *FAST], capture_output=True,
+                          text=True, timeout=300,
+                          env=_no_tree_env(EDGECONV_TFLM_TREE=str(MODELS.parent)))
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)["results"]
+    assert row["timed_on"] == "host" and row["estimate_ms"] is None and row["mcu"] is None
+    assert "esp32s3 has no Arm core" in " ".join(row["notes"])
+
+
+@needs_models
+def test_mcu_target_without_the_toolchain_names_the_packages(tmp_path):
+    """No arm-none-eabi-gcc / qemu-system-arm on PATH: one note naming the Debian packages,
+    whatever tree is given; the text output shows the host time under its own label."""
+    tree = MODELS.parent / "third_party" / "tflm-tree-cmsis-nn.tgz"
+    done = subprocess.run([*EDGECONV, "bench", str(MODELS / "mlcommons-tiny" /
+                                                    "ad01_int8.tflite"),
+                           "--target", "nrf52840", "--tflm-tree", str(tree), *FAST],
+                          capture_output=True, text=True, timeout=300,
+                          env=_no_tree_env(PATH=str(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    assert "x86 host, reference kernels" in done.stdout
+    assert "gcc-arm-none-eabi" in done.stderr and "no firmware run" in done.stderr
 
 
 @needs_models
 def test_an_arena_larger_than_the_boards_sram_does_not_fit(tmp_path):
     """TFLM gets the board's SRAM as its arena: vww_96_int8 needs ~101 KiB, not in 64 KiB."""
-    (tmp_path / "tiny.toml").write_text(
+    (tmp_path / "tiny.toml").write_text(  # no core: the host interpreter alone
         'kind = "mcu"\nruntimes = ["tflite-micro"]\n'
         '[budgets]\nsram_bytes = 65536\nflash_bytes = 1048576\n')
     done = bench(str(MODELS / "mlcommons-tiny" / "vww_96_int8.tflite"), "--target", "tiny",
@@ -235,3 +279,214 @@ def test_a_registered_runtime_benches_on_a_target_that_lists_it(tmp_path, monkey
     assert "do not run on zerobox (it runs zeros, litert)" in onnx.error
     assert [r.to_dict() for r in load_results(tmp_path / "results.json").results] == [
         r.to_dict() for r in report.results]
+
+
+# --- MCU rows: the latency estimate's arithmetic, the records, no toolchain needed ---------
+
+
+def test_the_calibration_reproduces_the_published_cycles_per_instruction():
+    """CPI = published latency x clock / our instructions, per model (CORTEX_M.md's table)."""
+    from edgeconv.mcu import calibration as c
+
+    m4 = "microtvm-cmsis-nn@NUCLEO-L4R5ZI"
+    assert c.PUBLISHED[m4].latency_ms("vww_96_int8") == pytest.approx(301.2, abs=0.1)
+    expected = {(m4, "cortex-m4"): (1.50, 1.56, 1.57, 1.77),
+                ("tflm-2.3.1@NUCLEO-L4R5ZI", "cortex-m4"): (2.99, 2.84, 2.83, 2.07),
+                ("x-cube-ai-7.3@NUCLEO-L4R5ZI", "cortex-m4"): (1.15, 1.17, 0.91, 1.56),
+                ("x-cube-ai-7.3@NUCLEO-H7A3ZI", "cortex-m7"): (0.59, 0.61, 0.51, 0.88)}
+    for (key, core), cpis in expected.items():
+        got = tuple(c.cpi(key, model, core) for model in c.MODELS)
+        assert got == pytest.approx(cpis, abs=0.015), key
+    # the engine on both boards: the M7 needs 0.5-0.57x the M4's cycles
+    assert all(0.5 < c.m7_over_m4(m) < 0.58 for m in c.MODELS)
+
+
+def test_an_estimate_is_instructions_times_the_cpi_band_at_the_clock():
+    from edgeconv.mcu.calibration import cpi_band, estimate_ms
+
+    est = estimate_ms(24_030_000, "cortex-m7", "cmsis-nn", 480)
+    band = cpi_band("cortex-m7", "cmsis-nn")
+    assert est.mid == pytest.approx(24_030_000 * band.mid / 480e3)
+    assert est.low < est.mid < est.high and est.cpi_mid == band.mid
+    assert est.high / est.mid >= 1.2 - 1e-9 and est.low / est.mid <= 0.8 + 1e-9  # >= +-20%
+    assert "estimate" in est.basis and "480 MHz" in est.basis and "MLPerf Tiny" in est.basis
+    # reference kernels: no published point, a wider band around the same centre
+    ref = estimate_ms(24_030_000, "cortex-m7", "reference", 480)
+    assert ref.mid == pytest.approx(est.mid) and ref.high > est.high and ref.low < est.low
+    assert "no published point" in ref.basis
+    # no Arm core (esp32s3's Xtensa), no clock: no estimate at all
+    assert estimate_ms(1e6, None, "cmsis-nn", 240) is None
+    assert estimate_ms(1e6, "cortex-m4", "cmsis-nn", None) is None
+
+
+def test_the_m4_board_estimate_is_slower_by_clock_and_cycle_ratio():
+    """nrf52840 (M4, 64 MHz) vs stm32h7 (M7, 480 MHz) on about the same instructions."""
+    from edgeconv.mcu.calibration import cpi_band, estimate_ms
+    from edgeconv.targets import load_targets
+
+    targets = load_targets()
+    nrf, stm = targets["nrf52840"], targets["stm32h7"]
+    m4 = estimate_ms(24_100_000, nrf.core, "cmsis-nn", nrf.clock_mhz)
+    m7 = estimate_ms(24_030_000, stm.core, "cmsis-nn", stm.clock_mhz)
+    cycle_ratio = cpi_band("cortex-m4", "cmsis-nn").mid / cpi_band("cortex-m7", "cmsis-nn").mid
+    assert 1.7 < cycle_ratio < 2.0
+    assert m4.mid / m7.mid == pytest.approx(480 / 64 * cycle_ratio, rel=0.01)
+
+
+def test_the_calibrated_estimate_lands_on_the_published_m4_latencies():
+    """The fit's own check: on the L4R5ZI each reference model's published latency lies in
+    the band (the H7A3ZI figure is X-CUBE-AI, faster than TFLM: the table shows the ratio)."""
+    from edgeconv.mcu.calibration import calibration_table
+
+    table = calibration_table()
+    assert len(table) == 8
+    for row in table:
+        low, mid, high = row["estimate_ms"]
+        if row["board"] == "NUCLEO-L4R5ZI":
+            assert low <= row["published_ms"] <= high, row
+        else:
+            assert 0.9 < row["ratio"] < 1.8, row
+
+
+def _firmware_row() -> dict:
+    return {"artifact": "m.tflite", "sha256": "0" * 64, "format": "tflite", "precision": "int8",
+            "runtime": "tflite-micro", "target": "stm32h7", "threads": 1, "status": "ok",
+            "timed_on": "emulated", "arena_bytes": 100_708, "stack_bytes": 1_100,
+            "ram_bytes": 102_400, "flash_bytes": 405_000, "fits": True,
+            "estimate_ms": {"low": 33.6, "mid": 42.0, "high": 50.6, "cpi_low": 0.67,
+                            "cpi_mid": 0.84, "cpi_high": 1.01, "basis": "estimate: ..."},
+            "mcu": {"core": "cortex-m7", "kernels": "cmsis-nn", "machine": "mps2-an500",
+                    "invoke_instructions": 24_030_000, "setup_instructions": 1_000_000,
+                    "runtime_flash_bytes": 80_000, "model_bytes": 325_000,
+                    "static_bytes": 592},
+            "ops": [{"index": 0, "op": "CONV_2D", "instructions": 17_500_000, "share": 0.73,
+                     "macs": 5_000_000, "instructions_per_mac": 3.5},
+                    {"index": 1, "op": "SOFTMAX", "instructions": 6_530_000, "share": 0.27,
+                     "macs": None, "instructions_per_mac": None}],
+            "parity": {"inputs": 8, "values": 16, "differing": 0, "max_abs_diff": 0,
+                       "equal": True, "reference": "x86_64 tflite-micro host interpreter"}}
+
+
+def test_firmware_rows_round_trip_and_old_rows_still_load(tmp_path):
+    from edgeconv.records import BenchRow, results_from_dict
+
+    row = BenchRow.from_dict(_firmware_row())
+    assert BenchRow.from_dict(row.to_dict()) == row
+    assert row.latency_ms is None and row.estimate_ms["mid"] == 42.0
+    assert row.mcu["invoke_instructions"] == 24_030_000 and row.ops[0]["op"] == "CONV_2D"
+    old = {k: v for k, v in _firmware_row().items()
+           if k not in ("estimate_ms", "mcu", "ops", "ram_bytes", "stack_bytes")}
+    old["timed_on"] = "host"  # a results.json of an edgeconv before the firmware path
+    loaded = results_from_dict({"schema_version": 1, "results": [old]}, "old.json").results[0]
+    assert loaded.mcu is None and loaded.estimate_ms is None and loaded.ram_bytes is None
+    for bad, where in ((("estimate_ms", "mid"), -1.0), (("mcu", "invoke_instructions"), "x"),
+                       (("ops", 0), {"op": "CONV_2D"})):
+        broken = json.loads(json.dumps(_firmware_row()))
+        broken[bad[0]][bad[1]] = where
+        with pytest.raises(EdgeconvError, match=bad[0]):
+            results_from_dict({"schema_version": 1, "results": [broken]}, "bad.json")
+
+
+# --- MCU rows with the firmware: the Arm toolchain, QEMU and the shared TFLM tree ---------
+
+TREE = MODELS.parent / "third_party" / "tflm-tree-cmsis-nn.tgz"
+needs_tree = pytest.mark.skipif(not TREE.is_file(), reason="../shared/third_party not present")
+
+
+@pytest.mark.mcu
+@needs_models
+@needs_tree
+def test_firmware_rows_on_the_m7_and_the_m4_boards():
+    """vww_96_int8 in CMSIS-NN firmware on stm32h7 (M7, 480 MHz) and nrf52840 (M4, 64 MHz):
+    CORTEX_M.md's instruction counts and arena, exact RAM and flash, per-op profile, outputs
+    bit-exact with the host interpreter, and the M4's estimate slower by clock x CPI ratio."""
+    from edgeconv.mcu.calibration import cpi_band
+
+    rows = {}
+    for target in ("stm32h7", "nrf52840"):
+        done = subprocess.run([*EDGECONV, "bench", str(MODELS / "mlcommons-tiny" /
+                                                        "vww_96_int8.tflite"),
+                               "--target", target, "--json", *FAST], capture_output=True,
+                              text=True, timeout=3600,
+                              env=_no_tree_env(EDGECONV_TFLM_TREE=str(TREE)))
+        assert done.returncode == 0, done.stderr
+        (rows[target],) = json.loads(done.stdout)["results"]
+    m7, m4 = rows["stm32h7"], rows["nrf52840"]
+    for row, core, instructions in ((m7, "cortex-m7", 24.03e6), (m4, "cortex-m4", 24.10e6)):
+        assert row["status"] == "ok" and row["timed_on"] == "emulated", row
+        assert row["latency_ms"] is None  # no time was measured: only the estimate
+        mcu = row["mcu"]
+        assert (mcu["core"], mcu["kernels"]) == (core, "cmsis-nn")
+        assert mcu["invoke_instructions"] == pytest.approx(instructions, rel=0.05)
+        assert row["arena_bytes"] == 100_708
+        assert row["flash_bytes"] == mcu["runtime_flash_bytes"] + row["size_bytes"]
+        assert row["ram_bytes"] == row["arena_bytes"] + row["stack_bytes"] + mcu["static_bytes"]
+        assert 40_000 < mcu["runtime_flash_bytes"] < 150_000 and row["fits"] is True
+        est = row["estimate_ms"]
+        assert est["low"] < est["mid"] < est["high"] and "estimate" in est["basis"]
+        shares = {}
+        for op in row["ops"]:
+            shares[op["op"]] = shares.get(op["op"], 0) + op["share"]
+        assert sum(shares.values()) == pytest.approx(1.0)
+        assert 0.6 < shares["CONV_2D"] < 0.85 and 0.15 < shares["DEPTHWISE_CONV_2D"] < 0.4
+        assert row["parity"]["equal"] and row["parity"]["inputs"] == 8  # vs host TFLM
+        assert row["reference_parity"]["inputs"] == 8  # vs LiteRT's reference kernels
+    cycles = cpi_band("cortex-m4", "cmsis-nn").mid / cpi_band("cortex-m7", "cmsis-nn").mid
+    ratio = m4["estimate_ms"]["mid"] / m7["estimate_ms"]["mid"]
+    assert ratio == pytest.approx(480 / 64 * cycles, rel=0.05)
+
+
+@pytest.mark.mcu
+@needs_tree
+def test_bench_prints_the_estimate_memory_and_top_operators(export_dir):
+    done = subprocess.run([*EDGECONV, "bench", str(export_dir), "--target", "stm32h7",
+                           "--tflm-tree", str(TREE), *FAST], capture_output=True, text=True,
+                          timeout=3600, env=_no_tree_env())
+    assert done.returncode == 0, done.stderr
+    out = " ".join(done.stdout.split())
+    assert "ok (emulated)" in out and "cortex-m7 cmsis-nn" in out
+    assert "emulated, estimate" in out and "not a measurement" in out
+    assert "top operators: fcn/fcn-mnist_int8.tflite" in out and "instr/MAC" in out
+    assert "parity vs host TFLM" in out and "bit-exact" in out
+    assert "x86 host, reference kernels" in out  # the fp32 .tflite: host interpreter, labelled
+
+
+def test_the_docs_table_compares_bench_rows_with_the_published_figures():
+    """`python -m edgeconv.mcu.calibration results.json`: our estimate from the bench's own
+    instruction count vs the published figure for that board (docs/bench.md)."""
+    from edgeconv.mcu.calibration import measured_table
+    from edgeconv.records import BenchRow
+
+    data = _firmware_row()
+    data["artifact"] = "/models/vww_96_int8.tflite"
+    data["mcu"]["clock_mhz"] = 280  # nucleo-h7a3zi's core and clock
+    other = {**_firmware_row(), "artifact": "fcn.tflite"}  # not a reference model
+    (row,) = measured_table([BenchRow.from_dict(data), BenchRow.from_dict(other)])
+    assert (row["board"], row["model"], row["instructions"]) == (
+        "NUCLEO-H7A3ZI", "vww_96_int8", 24_030_000)
+    assert row["published_ms"] == pytest.approx(1000 / 19.722)
+    assert row["ratio"] == pytest.approx(42.0 / (1000 / 19.722))
+
+
+@pytest.mark.mcu
+@needs_models
+@needs_tree
+def test_a_target_with_both_kernel_sets_gets_a_row_for_each(tmp_path):
+    """kernels = ["cmsis-nn", "reference"]: two rows per file, the trees found in a folder
+    holding both; the reference kernels run more instructions, with the wider band."""
+    (tmp_path / "m7both.toml").write_text(
+        'kind = "mcu"\nruntimes = ["tflite-micro"]\ncore = "cortex-m7"\nclock_mhz = 480\n'
+        'kernels = ["cmsis-nn", "reference"]\n'
+        '[budgets]\nsram_bytes = 1048576\nflash_bytes = 2097152\n')
+    done = subprocess.run([*EDGECONV, "bench", str(MODELS / "mlcommons-tiny" /
+                                                    "ad01_int8.tflite"),
+                           "--target", "m7both", "--targets-dir", str(tmp_path), "--json",
+                           *FAST], capture_output=True, text=True, timeout=3600,
+                          env=_no_tree_env(EDGECONV_TFLM_TREE=str(TREE.parent)))
+    assert done.returncode == 0, done.stderr
+    cmsis, reference = json.loads(done.stdout)["results"]
+    assert (cmsis["mcu"]["kernels"], reference["mcu"]["kernels"]) == ("cmsis-nn", "reference")
+    assert cmsis["mcu"]["invoke_instructions"] == pytest.approx(0.58e6, rel=0.05)
+    assert reference["mcu"]["invoke_instructions"] == pytest.approx(1.95e6, rel=0.05)
+    assert "no published point" in reference["estimate_ms"]["basis"]
+    assert cmsis["parity"]["equal"] and reference["parity"]["equal"]

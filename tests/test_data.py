@@ -603,7 +603,7 @@ def test_preprocessing_apply_matches_prepare(digits: RawDataset) -> None:
     "change, message",
     [
         ({"channels": "gray_to_rgb"}, "does not match 1 -> 1 channels"),
-        ({"resize": "bicubic"}, "resize must be one of"),
+        ({"resize": "sinc"}, "resize must be one of"),
         ({"scale": "x"}, "scale must be a finite number"),
         ({"input_shape": [4, 4, 1]}, "resize is 'none'"),
         ({"input_dtype": "int8"}, "input_dtype must be 'float32'"),

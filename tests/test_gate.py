@@ -589,3 +589,32 @@ def test_confidence_keys_are_checked_with_the_policy(tmp_path, text, message):
     assert done.exit_code == 2, done.output
     [line] = done.stderr.strip().splitlines()
     assert message in line, line
+
+
+def test_an_mcu_firmware_row_is_gated_on_exact_memory_and_never_on_its_estimate(run, tmp_path):
+    """A row the firmware ran (bench on an MCU target with the toolchain and a TFLM tree):
+    timed_on "emulated", no latency_ms, an estimate_ms apart. RAM and flash budgets judge its
+    exact figures; a latency budget never judges the estimate."""
+    manifest = json.loads((run / "manifest.json").read_text())
+    int8 = next(a for a in manifest["artifacts"] if a["path"].endswith("_int8.tflite"))
+    row = {"artifact": f"fcn/{int8['path']}", "sha256": int8["sha256"], "format": "tflite",
+           "precision": "int8", "runtime": "tflite-micro", "target": "stm32h7", "threads": 1,
+           "status": "ok", "timed_on": "emulated", "size_bytes": int8["size_bytes"],
+           "latency_ms": None, "arena_bytes": 16_000, "ram_bytes": 17_500,
+           "stack_bytes": 1_000, "flash_bytes": 140_000, "fits": True,
+           "estimate_ms": {"low": 0.2, "mid": 0.25, "high": 0.3, "cpi_low": 0.67,
+                           "cpi_mid": 0.84, "cpi_high": 1.01, "basis": "estimate: ..."},
+           "mcu": {"core": "cortex-m7", "kernels": "cmsis-nn", "invoke_instructions": 140_000}}
+    results = tmp_path / "results-stm32h7.json"
+    results.write_text(json.dumps({"schema_version": 1, "results": [row]}))
+    fits = policy(tmp_path, '[[rule]]\nname = "fits"\ntarget = "stm32h7"\nmust_fit = true\n'
+                            'max_arena_bytes = "16 KiB"\nmax_flash_bytes = "128 KiB"\n')
+    done = gate(results, "--policy", fits, "--json")
+    assert done.exit_code == 1, done.output
+    checks = {c["budget"]: c for c in json.loads(done.stdout)["checks"]}
+    assert checks["must_fit"]["passed"] and checks["max_arena_bytes"]["passed"]
+    assert not checks["max_flash_bytes"]["passed"]  # 140,000 B > 128 KiB: the exact figure
+    assert checks["max_flash_bytes"]["value"] == 140_000
+    timed = policy(tmp_path, '[[rule]]\nname = "fast"\ntarget = "stm32h7"\nmax_p50_ms = 1\n')
+    done = gate(results, "--policy", timed)
+    assert done.exit_code == 2 and "emulated" in done.output  # never judged as a measurement

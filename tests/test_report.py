@@ -402,7 +402,9 @@ def test_todays_files_load_unchanged_in_report_and_gate(tmp_path):
     assert "| fcn-mnist 28x28 | trained (digits) |" in md
     assert "0.031 (0.037)" in md and "0.022 (0.026)" in md  # cpu p50 (p90), fp32 and int8
     assert "fcn-mnist 28x28 on digits (3 epochs)" in md
-    assert "| fcn-mnist 28x28 int8 | ok | 18.3 KiB |" in md  # the stm32h7 table
+    # the stm32h7 table: an older row (host interpreter, the old flash guess), said so
+    assert ("| fcn-mnist 28x28 int8 | ok | 1.250 (x86 host, reference kernels) |  | 18.3 KiB"
+            " |  | 82.0 KiB (old estimate) | yes |") in md
 
     policy = tmp_path / "gate.toml"
     policy.write_text('[[rule]]\nname = "int8"\nprecision = "int8"\nmax_accuracy_drop = 1.5\n'
@@ -691,3 +693,52 @@ def test_a_bad_baselines_file_is_one_line_and_exit_2(tmp_path, content, message)
     assert done.exit_code == 2
     assert message in done.output and len(done.output.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_mcu_rows_show_the_estimate_ram_flash_and_op_breakdown(tmp_path):
+    """An MCU bench with the firmware (stm32h7: emulated, estimated) and without it
+    (esp32s3: the host interpreter): each figure says how it was obtained, and neither
+    reaches a latency column named after the board."""
+    run = _todays_run(tmp_path)
+    manifest = json.loads((run / "manifest.json").read_text())
+    int8 = next(a for a in manifest["artifacts"] if a["path"].endswith("int8.tflite"))
+    base = {"artifact": f"fcn/{int8['path']}", "sha256": int8["sha256"], "format": "tflite",
+            "precision": "int8", "runtime": "tflite-micro", "threads": 1, "status": "ok",
+            "size_bytes": int8["size_bytes"], "notes": []}
+    firmware = {**base, "target": "stm32h7", "timed_on": "emulated", "latency_ms": None,
+                "arena_bytes": 15_000, "stack_bytes": 1_000, "ram_bytes": 16_600,
+                "flash_bytes": 140_000, "fits": True,
+                "estimate_ms": {"low": 0.21, "mid": 0.26, "high": 0.32, "cpi_low": 0.67,
+                                "cpi_mid": 0.84, "cpi_high": 1.01,
+                                "basis": "estimate: emulated instructions x 0.67-1.01"},
+                "mcu": {"core": "cortex-m7", "kernels": "cmsis-nn", "machine": "mps2-an500",
+                        "invoke_instructions": 150_000, "runtime_flash_bytes": 78_000,
+                        "model_bytes": 62_000, "static_bytes": 600},
+                "ops": [{"index": 0, "op": "CONV_2D", "instructions": 120_000, "share": 0.8,
+                         "macs": 60_000, "instructions_per_mac": 2.0},
+                        {"index": 1, "op": "MEAN", "instructions": 30_000, "share": 0.2}],
+                "parity": {"inputs": 8, "values": 80, "differing": 0, "max_abs_diff": 0,
+                           "equal": True, "reference": "x86_64 tflite-micro host interpreter"},
+                "reference_parity": {"inputs": 8, "values": 80, "differing": 2,
+                                     "max_abs_diff": 1, "equal": False}}
+    host = {**base, "target": "esp32s3", "timed_on": "host", "latency_ms": _latency(0.9),
+            "arena_bytes": 18_768, "flash_bytes": None, "fits": True}
+    env = {"target": {"kind": "mcu", "sram_bytes": 1 << 20, "flash_bytes": 2 << 20}}
+    _write(tmp_path / "results-stm32h7.json", {"schema_version": 1, "environment": env,
+                                               "results": [firmware]})
+    _write(tmp_path / "results-esp32s3.json", {"schema_version": 1, "environment": env,
+                                               "results": [host]})
+    done = runner.invoke(app, ["report", str(tmp_path), "-o", str(tmp_path / "out"),
+                               "--no-arithmetic"])
+    assert done.exit_code == 0, done.output
+    md = (tmp_path / "out" / "report.md").read_text()
+    section = md[md.index("## Microcontrollers"):]
+    assert ("| fcn-mnist 28x28 int8 | ok | ~0.26 [0.21–0.32] (emulated, estimate) | 0.15M |"
+            " 14.6 KiB | 16.2 KiB | 136.7 KiB | yes | bit-exact (8) / 2/80 differ, max 1 |")\
+        in section
+    assert "0.900 (x86 host, reference kernels)" in section  # esp32s3: labelled, not a board time
+    assert "CONV_2D 80%, 2.0 instr/MAC" in section and "mcu-ops-stm32h7.png" in section
+    assert (tmp_path / "out" / "mcu-ops-stm32h7.png").stat().st_size > 0
+    # no latency column named after an MCU; the firmware row is not an "emulated board"
+    assert "stm32h7 int8 p50" not in md and "esp32s3 int8 p50" not in md
+    assert "Emulated boards" not in md and "Boards against x86" not in md

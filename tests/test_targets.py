@@ -28,9 +28,18 @@ def test_shipped_targets_have_their_budgets():
         "mcu", "Cortex-M7", 1024 * 1024, 2 * 1024 * 1024, 480)
     assert (targets["nrf52840"].sram_bytes, targets["nrf52840"].flash_bytes) == (
         256 * 1024, 1024 * 1024)
-    for target in targets.values():
-        if target.kind_info.fit:
-            assert target.flash_overhead_bytes and "estimate" in target.flash_overhead_source
+    # the MLPerf Tiny boards the latency estimate is calibrated on
+    l4, h7 = targets["nucleo-l4r5zi"], targets["nucleo-h7a3zi"]
+    assert (l4.core, l4.clock_mhz, l4.sram_bytes, l4.flash_bytes) == (
+        "cortex-m4", 120, 640 * 1024, 2 * 1024 * 1024)
+    assert (h7.core, h7.clock_mhz, h7.flash_bytes) == ("cortex-m7", 280, 2 * 1024 * 1024)
+    assert 1.3e6 < h7.sram_bytes < 1.5e6
+    # an Arm core runs CMSIS-NN unless told; Xtensa has no core the emulator models
+    assert (stm.core, stm.kernels) == ("cortex-m7", ("cmsis-nn",))
+    assert (targets["nrf52840"].core, targets["nrf52840"].kernels) == ("cortex-m4", ("cmsis-nn",))
+    assert (targets["esp32s3"].core, targets["esp32s3"].kernels) == (None, ())
+    for target in targets.values():  # the 22 KB flash guess is gone
+        assert "flash_overhead" not in json.dumps(target.to_dict())
 
 
 def test_unknown_target_suggests_close_match():
@@ -94,7 +103,40 @@ def test_fit_check_targets_have_budgets():
     for target in load_targets().values():
         if target.kind_info.fit:
             assert target.sram_bytes and target.flash_bytes, target.name
-            assert target.flash_overhead_bytes is not None, target.name
+        if target.core is not None:  # every core the targets name is one the emulator runs
+            from edgeconv.mcu.cores import CORES, KERNEL_SETS
+
+            assert target.core in CORES and set(target.kernels) <= set(KERNEL_SETS)
+            assert target.clock_mhz, target.name  # the latency estimate needs the clock
+
+
+def test_old_target_files_with_the_flash_guess_still_load(tmp_path):
+    """Files written for older edgeconv set [runtime] flash_overhead_*: they load, the values
+    are ignored (flash is the linked firmware's), and the target says so."""
+    (tmp_path / "oldboard.toml").write_text(
+        'kind = "mcu"\nruntimes = ["tflite-micro"]\ncore = "cortex-m4"\nclock_mhz = 64\n'
+        '[budgets]\nsram_bytes = 1024\nflash_bytes = 2048\n'
+        '[runtime]\nflash_overhead_bytes = 22528\nflash_overhead_source = "estimate"\n')
+    target = load_targets(tmp_path)["oldboard"]
+    assert (target.core, target.kernels) == ("cortex-m4", ("cmsis-nn",))
+    assert len(target.notes) == 2 and all("ignored" in n for n in target.notes)
+    assert not hasattr(target, "flash_overhead_bytes")
+
+
+@pytest.mark.parametrize("text, message", [
+    ('kind = "mcu"\nruntimes = ["tflite-micro"]\ncore = "cortex-m33"\n'
+     '[budgets]\nsram_bytes = 1\nflash_bytes = 2\n', "core must be one of"),
+    ('kind = "host"\nruntimes = ["litert"]\ncore = "cortex-m4"\n', "for an mcu target"),
+    ('kind = "mcu"\nruntimes = ["tflite-micro"]\nkernels = ["cmsis-nn"]\n'
+     '[budgets]\nsram_bytes = 1\nflash_bytes = 2\n', "kernels need a core"),
+    ('kind = "mcu"\nruntimes = ["tflite-micro"]\ncore = "cortex-m4"\nkernels = ["fast"]\n'
+     '[budgets]\nsram_bytes = 1\nflash_bytes = 2\n', "kernels"),
+])
+def test_bad_core_or_kernels_is_one_line(tmp_path, text, message):
+    (tmp_path / "box.toml").write_text(text)
+    with pytest.raises(EdgeconvError, match=message) as error:
+        load_targets(tmp_path)
+    assert "\n" not in str(error.value)
 
 
 def test_a_target_naming_an_unknown_runtime_is_one_line(tmp_path):

@@ -59,6 +59,7 @@ class Job:
     # .npz to save the raw outputs on the evaluation inputs in (save_outputs): what the SSH
     # path compares with this file's outputs on the machine that sent the job
     outputs: str | None = None
+    save_inputs: bool = False  # `outputs` also keeps the raw inputs (a few, for the MCU path)
 
     @staticmethod
     def entry_of(entry: RuntimeEntry) -> dict[str, Any]:
@@ -262,9 +263,10 @@ def save_outputs(runtime: Runtime, job: Job,
         source = "seeded random inputs"
     x = np.ascontiguousarray(x)
     digest = hashlib.sha256(f"{x.dtype.str}{x.shape}".encode() + x.tobytes()).hexdigest()
+    # save_inputs: x too, which the MCU path feeds its firmware (bench/firmware.py)
+    extra = {"x": x} if job.save_inputs else {}
     np.savez(job.outputs, out=runtime.run_raw(x) if out is None else out,
-             x_sha256=np.str_(digest),
-             source=np.str_(source))
+             x_sha256=np.str_(digest), source=np.str_(source), **extra)
 
 
 def _top1(outputs: np.ndarray) -> np.ndarray:

@@ -1,6 +1,8 @@
 """The plan run on this machine: each measured row in its own child process
 (`python -m edgeconv.bench`, through edgeconv._child.run_child), its answer merged into the
-planned row, then what the parent adds (the fit check, MACs from the reference row).
+planned row, then what the parent adds (the fit check, MACs from the reference row). On an
+MCU target with an Arm core, an int8 .tflite row then runs in TFLite Micro firmware on the
+emulated core (edgeconv.bench.firmware): the row becomes the firmware's.
 
 A child opens the artifact's private copy (plan.Artifact.copy: the bytes that were hashed
 and checked), never the user's path; its reasons and notes name the user's path again.
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeconv._child import run_child
+from edgeconv.bench import firmware
 from edgeconv.bench.child import ANSWER_FIELDS, Job
 from edgeconv.bench.plan import (
     BenchConfig, Plan, PlannedRow, dataset_spec, emulation, outputs_file, staged_split,
@@ -45,19 +48,24 @@ def bench_here(plan: Plan, config: BenchConfig, progress: Progress,
     _require_runtimes(plan)
     load_before = load_average()
     rows: list[BenchRow] = []
+    planned_rows: list[PlannedRow] = []  # the plan's row each measured row comes from
     with tempfile.TemporaryDirectory(prefix="edgeconv-bench-") as scratch:
         data_files = _prepare_data(plan, config, Path(scratch))
         progress.start(len(plan.rows), "benching")
         for done, planned in enumerate(plan.rows):
             progress.update(done, planned.describe())
-            rows.append(_measure(planned, plan.target, config, data_files, Path(scratch)))
+            measured = _measure(planned, plan.target, config, data_files, Path(scratch),
+                                progress)
+            rows.extend(measured)
+            planned_rows.extend([planned] * len(measured))  # a row per MCU kernel set
+            progress.start(len(plan.rows), "benching", completed=done + 1)
         progress.update(len(plan.rows), "done")
-    _add_macs(rows, plan)
+    _add_macs(rows, planned_rows)
     load_after = load_average()
     if environment is not None:
         environment.update(load_before=load_before, load_after=load_after)
     busy = load_note(load_before, load_after, os.cpu_count())
-    return rows, plan.notes + ([busy] if busy else [])
+    return rows, list(plan.target.notes) + plan.notes + ([busy] if busy else [])
 
 
 def load_average() -> list[float] | None:
@@ -111,6 +119,14 @@ def _prepare_data(plan: Plan, config: BenchConfig, scratch: Path) -> dict[Path, 
 def load_split(spec: dict[str, Any]):
     from edgeconv.data import evaluation_subset, load_recorded
 
+    if spec.get("user"):  # a user model's export: its images, prepared as export did
+        from edgeconv.data import user
+
+        data = user.load_recorded_user(spec["user"], spec["preprocessing"])
+        if data.test.y is None:
+            raise EdgeconvError("the export's images have no labels")
+        samples = spec.get("test_samples")
+        return user.evaluation_subset(data, samples, seed=spec["seed"]) if samples else data
     if not spec["name"] or not spec["preprocessing"]:
         raise EdgeconvError("the manifest names no dataset")
     data = load_recorded(spec["name"], spec["preprocessing"], data_dir=spec["data_dir"],
@@ -120,10 +136,12 @@ def load_split(spec: dict[str, Any]):
 
 
 def _measure(planned: PlannedRow, target: Target, config: BenchConfig,
-             data_files: dict[Path, Path], scratch: Path) -> BenchRow:
+             data_files: dict[Path, Path], scratch: Path,
+             progress: Progress | None = None) -> list[BenchRow]:
+    """The planned row measured; on an MCU target with several kernel sets, a row per set."""
     row = planned.row(target)
     if not planned.measured:
-        return row
+        return [row]
     kind, entry, artifact = target.kind_info, get_runtime(planned.runtime), planned.artifact
     directory = artifact.manifest.directory if artifact.manifest else None
     data = data_files.get(directory) if directory else None
@@ -146,7 +164,10 @@ def _measure(planned: PlannedRow, target: Target, config: BenchConfig,
                     else {"status": "failed", "error": outcome.error})
     _name_the_users_file(row, artifact)
     if kind.fit:
-        _fit(row, target)
+        rows = _fit(row, target, config, artifact, data, scratch, progress)
+        for each in rows:
+            _name_the_users_file(each, artifact)
+        return rows
     if kind.timed_on == "host":
         row.notes.append(f"latency is host time of {row.runtime} on this machine, not"
                          " board time")
@@ -155,7 +176,7 @@ def _measure(planned: PlannedRow, target: Target, config: BenchConfig,
                          " not a board time")
     if data is None and row.ok and row.accuracy is None and row.agreement is None:
         row.notes.append("no labelled data: accuracy not measured")
-    return row
+    return [row]
 
 
 def _answered(row: BenchRow, answer: dict[str, Any]) -> BenchRow:
@@ -176,27 +197,42 @@ def _name_the_users_file(row: BenchRow, artifact) -> None:
     row.notes = [note.replace(copy, shown) for note in row.notes]
 
 
-def _fit(row: BenchRow, target: Target) -> None:
-    """Flash = model + the runtime's code (an estimate, see the target file); RAM = arena."""
-    overhead = target.flash_overhead_bytes or 0
-    row.flash_bytes = (row.size_bytes or 0) + overhead
-    row.notes.append(f"flash = model + {overhead} B runtime ({target.flash_overhead_source})")
-    if row.arena_bytes is not None:
-        row.fits = row.arena_bytes <= target.sram_bytes and row.flash_bytes <= target.flash_bytes
-    elif row.error and "Failed to resize buffer" in row.error:
-        # TFLM was given the board's whole SRAM as its arena and could not plan in it.
-        row.fits = False
-        row.notes.append(f"the tensor arena does not fit in {target.sram_bytes} B of SRAM")
+def _fit(row: BenchRow, target: Target, config: BenchConfig, artifact, data: Path | None,
+         scratch: Path, progress: Progress | None) -> list[BenchRow]:
+    """The fit check: the firmware's exact RAM and flash where it runs (a row per kernel set
+    of the target), else the host interpreter's arena with flash unknown (bench/firmware.py
+    says why in the row's notes)."""
+    if not firmware.firmware_applies(row, target) or row.status == "unsupported":
+        # (an unsupported row: TFLite Micro refuses the file, e.g. a free input size that
+        # the firmware would run as its 1x1 placeholder; its error says why)
+        reason = None if target.core is None else (
+            f"the firmware runs int8 .tflite files, this is {row.precision or row.format}"
+            if row.status != "unsupported" else "TFLite Micro refuses this file")
+        firmware.host_row(row, target, reason)
+        return [row]
+    tree = firmware.tree_option(config.tflm_tree)
+    rows, host = [], row.to_dict()  # each kernel set starts from the host's row
+    for n, kernels in enumerate(target.kernels):
+        each = row if n == 0 else BenchRow.from_checked(host)
+        missing = firmware.unavailable(target, kernels, tree)
+        if missing:
+            firmware.host_row(each, target, missing)
+        else:
+            firmware.add_firmware(each, target, kernels, model=artifact.loaded, data=data,
+                                  hwc=artifact.hwc, tree=tree, scratch=scratch,
+                                  timeout=config.timeout, progress=progress)
+        rows.append(each)
+    return rows
 
 
-def _add_macs(rows: list[BenchRow], plan: Plan) -> None:
+def _add_macs(rows: list[BenchRow], planned_rows: list[PlannedRow]) -> None:
     """MACs come from the Keras model (only its child imports Keras): they hold for every
     file of the same export, whose ops are the same layers."""
     by_export = {}
-    for row, planned in zip(rows, plan.rows):
+    for row, planned in zip(rows, planned_rows):
         if row.macs and planned.artifact.manifest is not None:
             by_export[planned.artifact.manifest.directory] = row.macs
-    for row, planned in zip(rows, plan.rows):
+    for row, planned in zip(rows, planned_rows):
         manifest = planned.artifact.manifest
         macs = by_export.get(manifest.directory) if manifest else None
         if macs and row.latency_ms:

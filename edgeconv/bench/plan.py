@@ -75,6 +75,9 @@ class BenchConfig:
     # Internal (the board's side of an SSH bench): each measured row's raw outputs on its
     # evaluation inputs are saved in this folder (outputs_file), for the parity check.
     outputs_dir: str | None = None
+    # The TFLite Micro source tree (folder or .tgz) MCU firmware is built from (default:
+    # EDGECONV_TFLM_TREE, then edgeconv.mcu's own defaults).
+    tflm_tree: str | None = None
 
     def __post_init__(self) -> None:
         """Numbers finite and within LIMITS, names on one line: one EdgeconvError line."""
@@ -92,7 +95,8 @@ class BenchConfig:
         except SchemaError as exc:
             raise EdgeconvError(str(exc)) from None
         for path in (*self.paths, *(p for p in (self.out, self.data_dir, self.targets_dir,
-                                               self.outputs_dir) if p is not None)):
+                                               self.outputs_dir, self.tflm_tree)
+                                     if p is not None)):
             if "\0" in os.fspath(path):
                 raise EdgeconvError(f"{show_path(path)}: a path with a NUL character")
 
@@ -279,7 +283,9 @@ def dataset_spec(manifest: Manifest, data: str | None, data_dir: str | None) -> 
     # unless another dataset is asked for.
     return {"name": data or manifest.dataset.name, "data_dir": data_dir,
             "seed": manifest.dataset.seed, "preprocessing": manifest.input.preprocessing,
-            "test_samples": manifest.dataset.test_samples if data is None else None}
+            "test_samples": manifest.dataset.test_samples if data is None else None,
+            # a user model's export: where its images were read (edgeconv.data.user)
+            "user": manifest.dataset.user if data is None else None}
 
 
 # --- where rows are timed: an emulated board says so ---------------------------------------
@@ -352,6 +358,8 @@ def staged_split(manifest: Manifest) -> Path | None:
         raise EdgeconvError(f"{show_path(path)}: not a test split (.npz with x and y):"
                             f" {' '.join(str(exc).split())[:200]}") from None
     shape = (manifest.input.preprocessing or {}).get("input_shape")
+    if shape and (manifest.input.preprocessing or {}).get("layout") == "NCHW":
+        shape = [shape[2], shape[0], shape[1]]  # a user's NCHW model: C, H, W
     if x.dtype != np.float32 or x.ndim != 4 or (shape and list(x.shape[1:]) != list(shape)) \
             or y.dtype != np.int64 or y.shape != x.shape[:1] or not len(y):
         raise EdgeconvError(f"{show_path(path)}: a test split is x float32 (N, H, W, C) of the"

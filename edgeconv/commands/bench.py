@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Annotated
@@ -58,6 +59,11 @@ def bench(
                            " rpi5; `edgeconv board create`), over SSH: proves the files run on"
                            " aarch64 and agree with this machine; its latencies are not board"
                            " times.")] = False,
+    tflm_tree: Annotated[Path | None, typer.Option(
+        help="TFLite Micro source tree (folder or .tgz, or a folder holding"
+             " tflm-tree-<kernels>.tgz per kernel set) to build MCU firmware from (default:"
+             " $EDGECONV_TFLM_TREE; docs/mcu.md says how to make one).",
+        show_default=False)] = None,
     outputs_dir: Annotated[Path | None, typer.Option(
         hidden=True, help="Internal (the board's side of an SSH bench): save each row's raw"
                           " outputs here.")] = None,
@@ -74,7 +80,8 @@ def bench(
         data_dir=None if data_dir is None else str(data_dir), timeout=timeout,
         targets_dir=None if targets_dir is None else str(targets_dir), host=host, local=local,
         ssh_options=tuple(ssh_option or ()), remote_edgeconv=remote_edgeconv, out=out,
-        emulated=emulated, outputs_dir=None if outputs_dir is None else str(outputs_dir))
+        emulated=emulated, outputs_dir=None if outputs_dir is None else str(outputs_dir),
+        tflm_tree=None if tflm_tree is None else str(tflm_tree))
     with RichProgress(render.stderr_console()) as progress:
         report = run_bench(config, progress)
     if json:
@@ -87,6 +94,10 @@ def bench(
                   " after")
     if "ssh" in env:
         title += f", {env['host']} over SSH ({env['ssh']['host']})"
+    kind = KINDS.get(report.target_kind)
+    if kind is not None and kind.fit:  # a microcontroller: its own table (firmware figures)
+        _mcu_output(title, report, out)
+        return
     rows = [[r.artifact, r.runtime, r.precision or "", r.threads or "", _status(r),
              _p50(r.latency_ms), _pair(_ms(r.latency_ms, "p90"), _ms(r.latency_ms, "p99")),
              _pair(_f(r.init_ms), _f(r.first_ms)), r.runs or "", render.nbytes(r.size_bytes),
@@ -98,7 +109,6 @@ def bench(
     columns = ["artifact", "runtime", "precision", "threads", "status", "p50 ms [95% CI]",
                "p90/p99 ms", "init/first ms", "runs", "size", "peak RSS",
                "accuracy [95% CI]", "agrees", "arena", "flash", "fits"]
-    kind = KINDS.get(report.target_kind)
     if kind is None or not kind.fit:  # arena, flash and fits come from the fit check
         columns, rows = columns[:-3], [row[:-3] for row in rows]
     stdout = render.stdout_console()
@@ -124,6 +134,65 @@ def bench(
         console.print(f"results: {out}", highlight=False)
 
 
+def _mcu_output(title: str, report, out: Path | None) -> None:
+    """A microcontroller's rows: estimated latency (emulated instructions x the calibrated
+    cycles per instruction, with its band), arena, RAM, flash, fits; then the top operators
+    and the parity of each firmware row. A row the firmware did not run shows the host
+    interpreter's time, labelled as such."""
+    from edgeconv.bench.firmware import HOST_LABEL, by_op_type
+
+    rows = []
+    for r in report.results:
+        mcu = r.mcu or {}
+        rows.append([r.artifact, r.precision or "", _status(r),
+                     f"{mcu.get('core', '')} {mcu.get('kernels', '')}".strip(),
+                     _estimate(r.estimate_ms) if r.estimate_ms else
+                     (f"{_sig(r.latency_ms.p50)} ({HOST_LABEL})" if r.latency_ms else ""),
+                     f"{mcu['invoke_instructions'] / 1e6:.2f}M" if mcu else "",
+                     percent_with_interval(r.accuracy, r.accuracy_interval),
+                     render.nbytes(r.arena_bytes), render.nbytes(r.ram_bytes),
+                     render.nbytes(r.flash_bytes),
+                     "" if r.fits is None else ("yes" if r.fits else "NO")])
+    columns = ["artifact", "precision", "status", "core, kernels", "latency ms", "instr.",
+               "accuracy [95% CI]", "arena", "RAM", "flash", "fits"]
+    stdout = render.stdout_console()
+    table = render.table(title, columns, rows, right=set(columns[4:]))
+    table.columns[4].no_wrap = True
+    stdout.print(table)
+    say = functools.partial(stdout.print, highlight=False, soft_wrap=True, markup=False)
+    if any(r.estimate_ms for r in report.results):
+        basis = next(r.estimate_ms["basis"] for r in report.results if r.estimate_ms)
+        say(f"latency ms: centre [band], emulated, estimate ({basis}); not a measurement")
+        say("RAM = arena + stack peak + static data; flash = linked firmware + model (exact)")
+    for r in report.results:
+        if r.ops:
+            top = by_op_type(r.ops)[:4]
+            say(f"top operators: {r.artifact} [{(r.mcu or {}).get('kernels', '')}]: "
+                + ", ".join(f"{name} {share:.0%}" + (f" ({i / m:.1f} instr/MAC)" if m else "")
+                            for name, i, share, m in top))
+        for label, parity in (("host TFLM", r.parity), ("LiteRT reference", r.reference_parity)):
+            if parity:
+                say(f"parity vs {label}: {r.artifact}: {parity_text(parity)}")
+    console = render.stderr_console()
+    for r in report.results:
+        if r.error:
+            console.print(f"{r.artifact} [{r.runtime}]: {r.status}: {r.error}",
+                          highlight=False, soft_wrap=True, markup=False)
+        for note in r.notes:
+            if note.startswith("no firmware run") or note.startswith("latency: x86"):
+                console.print(f"note: {r.artifact}: {note}", highlight=False, soft_wrap=True,
+                              markup=False)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
+    if out is not None:
+        console.print(f"results: {out}", highlight=False)
+
+
+def _estimate(estimate: dict) -> str:
+    """~72.3 [57.9–86.8]: the estimate's centre and band, in ms."""
+    return (f"~{_sig(estimate['mid'])} [{_sig(estimate['low'])}–{_sig(estimate['high'])}]")
+
+
 def targets(
     targets_dir: Annotated[Path | None, typer.Option(
         help="More target files (*.toml).", show_default=False)] = None,
@@ -139,11 +208,12 @@ def targets(
         return
     rows = [[t.name, t.kind, ", ".join(t.runtimes), ",".join(map(str, t.threads)),
              render.nbytes(t.sram_bytes), render.nbytes(t.flash_bytes),
+             f"{t.core} ({', '.join(t.kernels)})" if t.core else "",
              ", ".join(t.aliases), t.description] for t in sorted(unique.values(),
                                                                     key=lambda t: t.name)]
     render.stdout_console().print(render.table(
-        "targets", ["name", "kind", "runtimes", "threads", "SRAM", "flash", "aliases",
-                    "description"], rows, right={"SRAM", "flash"}))
+        "targets", ["name", "kind", "runtimes", "threads", "SRAM", "flash", "core (kernels)",
+                    "aliases", "description"], rows, right={"SRAM", "flash"}))
 
 
 def _threads(text: str | None) -> tuple[int, ...] | None:

@@ -14,9 +14,10 @@ from edgeconv.formats import EXPORT_FORMATS, parse_formats
 
 def export(
     target: Annotated[str, typer.Argument(
-        metavar="NAME_OR_RUN_DIR",
-        help="A model name (trains runs/NAME first if it has no finished run) or a run"
-             " directory from `edgeconv train`.")],
+        metavar="NAME_RUN_DIR_OR_MODEL_FILE",
+        help="A model name (trains runs/NAME first if it has no finished run), a run"
+             " directory from `edgeconv train`, or a model file of yours: .keras, .h5, a"
+             " SavedModel directory, .onnx, .tflite (docs/own-model.md).")],
     int8: Annotated[bool, typer.Option(
         "--int8", help="Full-integer int8 (TFLite, and ONNX QDQ), calibrated on train"
                        " images.")] = False,
@@ -48,8 +49,41 @@ def export(
     untrained: Annotated[bool, typer.Option(
         "--untrained", help="Export freshly initialised weights (size and speed only;"
                             " default input size is the model's own).")] = False,
-    data: Annotated[str, typer.Option(
-        help="Dataset when export trains (or calibrates untrained weights).")] = "digits",
+    data: Annotated[str | None, typer.Option(
+        help="Dataset when export trains (or calibrates untrained weights); for a model"
+             " file: its images (a dataset name, a folder with one sub-folder per class, a"
+             " folder of unlabelled images, or an .npz with x, y or x_test, y_test).",
+        show_default=False)] = None,
+    calibration_data: Annotated[Path | None, typer.Option(
+        help="Model file: a folder of unlabelled images used only to calibrate int8.",
+        show_default=False)] = None,
+    layout: Annotated[str | None, typer.Option(
+        help="Model file: NHWC or NCHW (default: guessed from the input's 1 or 3 channel"
+             " axis).", show_default=False)] = None,
+    scale: Annotated[float | None, typer.Option(
+        help="Model file: x = pixel * scale (+ --offset) (default 1/255).",
+        show_default=False)] = None,
+    offset: Annotated[float | None, typer.Option(
+        help="Model file: added after --scale (default 0).", show_default=False)] = None,
+    mean: Annotated[str | None, typer.Option(
+        help="Model file: per-channel mean subtracted after scaling, e.g."
+             " 0.485,0.456,0.406.", show_default=False)] = None,
+    std: Annotated[str | None, typer.Option(
+        help="Model file: per-channel std divided by after the mean, e.g."
+             " 0.229,0.224,0.225.", show_default=False)] = None,
+    color: Annotated[str | None, typer.Option(
+        help="Model file: rgb, bgr or gray (default: from the channel count).",
+        show_default=False)] = None,
+    resize: Annotated[str | None, typer.Option(
+        help="Model file: bilinear, nearest, bicubic, area or lanczos (default bilinear).",
+        show_default=False)] = None,
+    custom_objects: Annotated[Path | None, typer.Option(
+        help="Model file: a Python file of yours registering custom layers (CUSTOM_OBJECTS"
+             " dict or @keras.saving.register_keras_serializable).",
+        show_default=False)] = None,
+    measure_only: Annotated[bool, typer.Option(
+        "--measure-only", help="Model file: measure it as it is, convert nothing (always"
+                               " for .tflite).")] = False,
     data_dir: Annotated[Path | None, typer.Option(
         help="Folder holding the dataset's standard files.", show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Seed when export trains; calibration sample.")] = 0,
@@ -62,7 +96,15 @@ def export(
     from edgeconv.export import ExportConfig
     from edgeconv.export import export as run_export
 
-    options = model_options(None, input_shape, alpha, version, groups)
+    from edgeconv.data.user import PrepFlags
+    from edgeconv.export.user_model import kind_of
+
+    user_file = kind_of(target) is not None
+    # A model file takes --input-shape as a preprocessing flag (its shape is its own).
+    options = model_options(None, None if user_file else input_shape, alpha, version, groups)
+    prep = PrepFlags(input_shape=_shape(input_shape) if user_file else None, layout=layout,
+                     scale=scale, offset=offset, mean=_floats("--mean", mean),
+                     std=_floats("--std", std), color=color, resize=resize)
     # The flags are named after the precisions they add (fp32 is always made).
     asked = {"int8": int8, "fp16": fp16, "dynamic": dynamic}
     config = ExportConfig(
@@ -71,9 +113,20 @@ def export(
         formats=parse_formats(formats),
         calibration_samples=calibration_samples,
         calibration_method=calibration_method.lower(), per_tensor=per_tensor,
-        float_io=float_io, max_drop=max_drop, out=out, dataset=data,
+        float_io=float_io, max_drop=max_drop, out=out, dataset=data or "digits",
         data_dir=None if data_dir is None else str(data_dir), seed=seed, untrained=untrained,
-        eval_samples=eval_samples)
+        eval_samples=eval_samples, prep=prep, data_given=data is not None,
+        calibration_data=None if calibration_data is None else str(calibration_data),
+        custom_objects=None if custom_objects is None else str(custom_objects),
+        measure_only=measure_only)
+    if not user_file and (measure_only or calibration_data or custom_objects
+                          or any(v is not None for v in (layout, scale, offset, mean, std,
+                                                         color, resize))):
+        from edgeconv.errors import EdgeconvError
+
+        raise EdgeconvError("--measure-only, --calibration-data, --custom-objects and the"
+                            " preprocessing flags apply to a model file (.keras, .h5, a"
+                            " SavedModel, .onnx, .tflite)")
     # One bar for the whole job: training first (when needed), then the export's steps.
     with RichProgress(render.stderr_console(own_fd=True)) as progress:
         result = run_export(config, progress)
@@ -85,6 +138,24 @@ def export(
         typer.echo(f"error: the int8 accuracy budget --max-drop {max_drop:g} was not met;"
                    " the most accurate int8 files found are kept (see the notes)", err=True)
         raise typer.Exit(1)
+
+
+def _floats(flag: str, text: str | None) -> tuple[float, ...] | None:
+    """'0.485,0.456,0.406' -> (0.485, 0.456, 0.406)."""
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        from edgeconv.errors import EdgeconvError
+
+        raise EdgeconvError(f"{flag} takes numbers separated by commas; got '{text}'") from None
+
+
+def _shape(text: str | None) -> tuple[int | None, ...] | None:
+    from edgeconv.commands._options import parse_shape
+
+    return parse_shape(text)
 
 
 def _print_export(result) -> None:
@@ -100,22 +171,42 @@ def _print_export(result) -> None:
                      else ("fails" if micro else "")])
     counts = {a.eval_samples for a in result.artifacts if a.eval_samples}
     images = f" on {counts.pop():,} test images" if len(counts) == 1 else ""
+    accuracy = ("" if result.float_accuracy is None
+                else f" (float accuracy {_pct(result.float_accuracy)})")
     title = (f"{result.model} exported to {result.run_dir} in {result.seconds:.1f} s,"
-             f" measured{images} (float accuracy {_pct(result.float_accuracy)})")
+             f" measured{images}{accuracy}")
     columns = ["file", "size", "accuracy [95% CI]", "vs float", "agrees", "max |diff|",
                "TFLM arena"]
+    if all(a.accuracy is None for a in result.artifacts):  # no labels, or no classifier:
+        # the worst output's parity with the float reference stands in for accuracy
+        columns[2:5] = ["outputs", "min cosine", "min SNR dB"]
+        for row, a in zip(rows, result.artifacts):
+            parity = a.output_parity or []
+            row[2:5] = [str(len(a.outputs) or ""), _worst(parity, "cosine", "{:.6f}"),
+                        _worst(parity, "snr_db", "{:.1f}")]
     stdout = render.stdout_console()
     stdout.print(render.table(title, columns, rows, right=set(columns[1:])))
     if any(a.versus_float for a in result.artifacts):
         # how the figures were obtained, once, rather than in every cell
         stdout.print("accuracy [95% Wilson score interval]; vs float: this file's accuracy"
-                     " minus the Keras model's on the same images, in points [95% Newcombe"
-                     " paired interval], exact McNemar p (images only float / only this file"
-                     " gets right)",
+                     " minus the float reference's (the Keras model, or your fp32 file) on"
+                     " the same images, in points [95% Newcombe paired interval], exact"
+                     " McNemar p (images only float / only this file gets right)",
                      highlight=False, soft_wrap=True, markup=False)
     stdout.print(f"manifest: {result.manifest}")
     for note in result.notes:
         render.stderr_console().print(f"note: {note}", highlight=False, soft_wrap=True)
+
+
+def _worst(parity: list[dict], key: str, form: str) -> str:
+    """The lowest figure over the outputs; a null SNR on equal outputs is infinite, any
+    other null (non-finite values) is shown as such."""
+    if not parity:
+        return ""
+    if any(p.get(key) is None and not p.get("equal") for p in parity):
+        return "n/a"
+    values = [p[key] for p in parity if p.get(key) is not None]
+    return form.format(min(values)) if values else "inf"
 
 
 def _pct(value: float | None) -> str:

@@ -22,8 +22,14 @@ NORMALISATIONS: dict[str, tuple[float, float]] = {
     "symmetric": (2 / 255, -1.0),  # [-1, 1]
 }
 
-RESIZE_METHODS: tuple[str, ...] = ("none", "bilinear")
+RESIZE_METHODS: tuple[str, ...] = ("none", "bilinear", "nearest", "bicubic", "area", "lanczos")
 CHANNEL_CONVERSIONS: tuple[str, ...] = ("none", "gray_to_rgb", "rgb_to_gray")
+LAYOUTS: tuple[str, ...] = ("NHWC", "NCHW")
+COLOR_ORDERS: tuple[str, ...] = ("rgb", "bgr", "gray")
+# Pillow's name for each resize method ("area" is Pillow's BOX filter: the mean of the pixels
+# each output pixel covers, what OpenCV calls INTER_AREA).
+_PIL_RESIZE = {"bilinear": "BILINEAR", "nearest": "NEAREST", "bicubic": "BICUBIC",
+               "area": "BOX", "lanczos": "LANCZOS"}
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,11 @@ class Preprocessing:
 
     Order of `apply`: resize (Pillow, per image, on uint8) -> channel conversion on uint8
     (gray_to_rgb replicates; rgb_to_gray is rounded ITU-R 601 luma 0.299R+0.587G+0.114B)
-    -> x_float = x_uint8 * scale + offset.
+    -> channel order (`color` "bgr" reverses RGB) -> x_float = x_uint8 * scale + offset
+    -> per channel (x - mean) / std -> layout (NCHW transposes).
+
+    `layout`, `color`, `mean` and `std` are a user model's (edgeconv export PATH); at their
+    defaults they are left out of `to_dict`, so records written before them compare equal.
     """
 
     input_shape: tuple[int | None, int | None, int]  # model input H, W, C; None = keep size
@@ -42,8 +52,13 @@ class Preprocessing:
     scale: float
     offset: float
     input_dtype: str = "float32"
+    layout: str = "NHWC"  # of the tensor `apply` returns (input_shape stays H, W, C)
+    color: str | None = None  # None: as the channel count says (gray or rgb); "bgr"
+    mean: tuple[float, ...] | None = None  # per channel (one value: all), after scale
+    std: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
+        self._check_user_fields()
         object.__setattr__(self, "input_shape", _check_input_shape(self.input_shape))
         object.__setattr__(self, "source_shape", _check_source_shape(self.source_shape))
         object.__setattr__(self, "scale", _finite("scale", self.scale))
@@ -71,6 +86,31 @@ class Preprocessing:
             raise EdgeconvError(f"preprocessing input_dtype must be 'float32'; got "
                                 f"{self.input_dtype!r}")
 
+    def _check_user_fields(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise EdgeconvError(f"preprocessing layout must be one of {', '.join(LAYOUTS)};"
+                                f" got {self.layout!r}")
+        if self.color is not None and self.color not in COLOR_ORDERS:
+            raise EdgeconvError(f"preprocessing color must be one of {', '.join(COLOR_ORDERS)};"
+                                f" got {self.color!r}")
+        channels = self.input_shape[2] if _is_int(self.input_shape[2]) else None
+        if self.color is not None and channels is not None \
+                and (self.color == "gray") != (channels == 1):
+            raise EdgeconvError(f"--color {self.color} does not fit a {channels}-channel input")
+        for what in ("mean", "std"):
+            values = getattr(self, what)
+            if values is None:
+                continue
+            if isinstance(values, (int, float)):
+                values = (values,)
+            values = tuple(_finite(what, v) for v in values)
+            if len(values) not in (1, channels):
+                raise EdgeconvError(f"--{what} takes 1 or {channels} values (one per channel);"
+                                    f" got {len(values)}")
+            if what == "std" and any(v == 0 for v in values):
+                raise EdgeconvError("--std values must not be 0")
+            object.__setattr__(self, what, values)
+
     def _resizes(self, hw: tuple[int, int]) -> bool:
         return any(t is not None and t != s for t, s in zip(self.input_shape[:2], hw))
 
@@ -84,6 +124,10 @@ class Preprocessing:
             "scale": self.scale,
             "offset": self.offset,
             "input_dtype": self.input_dtype,
+            **({"layout": self.layout} if self.layout != "NHWC" else {}),
+            **({"color": self.color} if self.color is not None else {}),
+            **({"mean": list(self.mean)} if self.mean is not None else {}),
+            **({"std": list(self.std)} if self.std is not None else {}),
         }
 
     @classmethod
@@ -95,13 +139,17 @@ class Preprocessing:
         missing = [k for k in required if k not in d]
         if missing:
             raise EdgeconvError(f"preprocessing lacks {', '.join(missing)}")
-        known = (*required, "input_dtype")
+        known = (*required, "input_dtype", "layout", "color", "mean", "std")
         unknown = [k for k in d if k not in known]
         if unknown:
             raise EdgeconvError(
                 f"preprocessing has unknown key '{unknown[0]}'{did_you_mean(unknown[0], known)}"
             )
-        return cls(**{k: d[k] for k in known if k in d})
+        values = {k: d[k] for k in known if k in d}
+        for key in ("mean", "std"):
+            if isinstance(values.get(key), list):
+                values[key] = tuple(values[key])
+        return cls(**values)
 
     def apply(self, images_uint8: np.ndarray) -> np.ndarray:
         """Resize, convert channels and normalise uint8 NHWC images -> float32 NHWC."""
@@ -120,9 +168,18 @@ class Preprocessing:
         elif self.channels == "rgb_to_gray":
             luma = x.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
             x = np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., np.newaxis]
+        if self.color == "bgr":
+            x = x[..., ::-1]
         # A 256-entry table gives every pixel the correctly rounded float32 of x*scale+offset.
         table = (np.arange(256, dtype=np.float64) * self.scale + self.offset).astype(np.float32)
-        return table[x]
+        out = table[x]
+        if self.mean is not None:
+            out -= np.asarray(self.mean, dtype=np.float32)
+        if self.std is not None:
+            out /= np.asarray(self.std, dtype=np.float32)
+        if self.layout == "NCHW":
+            out = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+        return out
 
     def _resize(self, x: np.ndarray) -> np.ndarray:
         if not self._resizes(x.shape[1:3]):
@@ -134,7 +191,7 @@ class Preprocessing:
                 f"images are {x.shape[1]}x{x.shape[2]} but the model input is "
                 f"{target_h}x{target_w} and this preprocessing does not resize"
             )
-        return _resize_bilinear(x, target_h, target_w)
+        return _resize_bilinear(x, target_h, target_w, self.resize)
 
 
 def _make_preprocessing(
@@ -164,9 +221,10 @@ def _make_preprocessing(
 
 
 
-def _resize_bilinear(x: np.ndarray, height: int, width: int) -> np.ndarray:
+def _resize_bilinear(x: np.ndarray, height: int, width: int,
+                     method: str = "bilinear") -> np.ndarray:
     image_mod = require("PIL.Image", extra="data")
-    bilinear = image_mod.Resampling.BILINEAR
+    bilinear = getattr(image_mod.Resampling, _PIL_RESIZE[method])
     out = np.empty((len(x), height, width, x.shape[3]), dtype=np.uint8)
     for i, img in enumerate(x):
         # Pillow resizes 1- or 3-channel uint8 images ("L"/"RGB"); other counts per channel.

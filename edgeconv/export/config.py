@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeconv.data.user import PrepFlags
 from edgeconv.formats import EXPORT_FORMATS
 from edgeconv.manifest import Artifact
 from edgeconv.quant.settings import Int8Settings
@@ -32,6 +33,13 @@ class ExportConfig:
     # Test images each file is measured on (stratified, seeded); None: the whole split, or
     # UNTRAINED_EVAL_SAMPLES for untrained weights, whose accuracy means nothing.
     eval_samples: int | None = None
+    # A user model file (edgeconv export PATH; edgeconv.export.user_run): its images are
+    # `dataset` (a name, a folder or an .npz), calibrated on `calibration_data` when given.
+    calibration_data: str | None = None
+    prep: PrepFlags = field(default_factory=PrepFlags)  # --input-shape, --layout, --scale...
+    custom_objects: str | None = None  # --custom-objects: a Python file of the user's
+    measure_only: bool = False  # measure the file as it is, convert nothing (auto: .tflite)
+    data_given: bool = True  # False: --data left at its default (a user model needs it)
 
     @property
     def int8_settings(self) -> Int8Settings:
@@ -46,7 +54,7 @@ class ExportResult:
     model: str
     trained: bool  # False: untrained weights (accuracy figures are meaningless)
     trained_now: bool  # True: export trained the run first
-    float_accuracy: float
+    float_accuracy: float | None  # None: the images have no labels, or no classifier
     artifacts: list[Artifact]
     notes: list[str]
     seconds: float

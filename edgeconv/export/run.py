@@ -27,6 +27,12 @@ from edgeconv.train import BEST
 def export(config: ExportConfig, progress: Progress | None = None) -> ExportResult:
     """Make, measure and list every file `config` asks for; `progress` also draws training
     when a model name has no finished run yet."""
+    from edgeconv.export.user_model import kind_of
+
+    if kind_of(config.target) is not None or _foreign_file(config.target):
+        from edgeconv.export.user_run import export_user  # a model file of the user's
+
+        return export_user(config, progress)
     progress = progress or Progress()
     started = time.perf_counter()
     jobs = plan(config)
@@ -73,6 +79,13 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
                         float_accuracy=verifier.float_accuracy, artifacts=artifacts,
                         notes=notes, seconds=time.perf_counter() - started,
                         budget_met=all(budgets_met) if budgets_met else None)
+
+
+def _foreign_file(target: str) -> bool:
+    """A file that is no model edgeconv reads (model.pt, notes.txt): refused as one."""
+    from pathlib import Path
+
+    return Path(target).is_file()
 
 
 def _model_and_data(source: Source, config: ExportConfig):

@@ -28,50 +28,72 @@ FP32_TOLERANCE = 1e-4  # an fp32 file further than this from Keras gets a note
 
 
 class Verifier:
-    """The Keras model's outputs on the test images, and each file measured against them."""
+    """The float reference's outputs on the test images, and each file measured against them.
 
-    def __init__(self, model, data):
+    `model`: the Keras model (its outputs are the reference); or None with
+    `reference_outputs` (a user's ONNX or TFLite file: its own fp32 file is the reference).
+    A model with one 2-d output is a classifier: top-1 accuracy (when the images have
+    labels) and agreement. Every file gets per-output parity (part B's
+    edgeconv.quant.output_parity) against every reference output.
+    """
+
+    def __init__(self, model, data, reference_outputs: list[np.ndarray] | None = None):
         self.data = data
-        self.reference = np.asarray(model.predict(data.test.x, batch_size=32, verbose=0),
-                                    dtype=np.float32)
-        self.reference_top1 = np.argmax(self.reference, axis=-1)
-        # image by image: what each file's paired comparison is made against
-        self.reference_right = self.reference_top1 == data.test.y
-        self.float_accuracy, self.float_interval = proportion(self.reference_right)
+        if model is not None:
+            from edgeconv.export.user_model import keras_outputs
+
+            reference_outputs = keras_outputs(model, data.test.x)
+        self.reference_outputs = [np.asarray(o, dtype=np.float32) for o in reference_outputs]
+        self.reference = self.reference_outputs[0]
+        self.labels = data.test.y
+        self.classifier = len(self.reference_outputs) == 1 and self.reference.ndim == 2
+        self.reference_top1 = np.argmax(self.reference, axis=-1) if self.classifier else None
+        self.reference_right = None
+        self.float_accuracy = self.float_interval = None
+        if self.classifier and self.labels is not None:
+            # image by image: what each file's paired comparison is made against
+            self.reference_right = self.reference_top1 == self.labels
+            self.float_accuracy, self.float_interval = proportion(self.reference_right)
 
     def reference_artifact(self, keras_file: Path) -> Artifact:
         """The Keras model itself: the float reference every file is compared with."""
         return Artifact(**describe_file(keras_file, keras_file.parent), format="keras",
-                        precision=FLOAT, accuracy=self.float_accuracy, agreement=1.0,
+                        precision=FLOAT, accuracy=self.float_accuracy,
+                        agreement=1.0 if self.classifier else None,
                         max_abs_diff=0.0, runtime=f"keras {installed_version('keras')}",
-                        eval_samples=len(self.reference_right),
+                        eval_samples=len(self.data.test.x),
                         accuracy_interval=self.float_interval)
 
-    def measure(self, path: Path, fmt: str, precision: str, made: Converted) -> Artifact:
-        """Run the written file in its own runtime on the test images; describe it."""
-        from edgeconv.runtimes import open_runtime
+    def measure(self, path: Path, fmt: str, precision: str, made: Converted,
+                reference: bool = False) -> Artifact:
+        """Run the written file in its own runtime on the test images; describe it.
+        `reference`: the file is the float reference itself (a user's ONNX or TFLite)."""
+        from edgeconv.export.outputs import run_outputs
 
-        # LiteRT announces its XNNPACK delegate on fd 2; the user sees our table instead.
-        with captured_output(), open_runtime(path) as runtime:
-            outputs = np.asarray(runtime.run(self.data.test.x), dtype=np.float32).reshape(
-                self.reference.shape)
-            inputs = [asdict(t) for t in runtime.inputs()]
-            outs = [asdict(t) for t in runtime.outputs()]
-            runtime_name = f"{runtime.name} {getattr(runtime, 'version', '')}".strip()
-        top1 = np.argmax(outputs, axis=-1)
-        right = top1 == self.data.test.y
-        top1_accuracy, accuracy_interval = proportion(right)
-        agreement, agreement_interval = proportion(top1 == self.reference_top1)
+        got, (runtime_name, inputs, outs) = run_outputs(path, self.data.test.x)
+        order = _matched(got, self.reference_outputs, path)
+        got = [got[i].reshape(r.shape) for i, r in zip(order, self.reference_outputs)]
+        inputs, outs = [asdict(t) for t in inputs], [asdict(t) for t in outs]
+        figures: dict[str, Any] = {"eval_samples": len(self.data.test.x)}
+        if self.classifier:
+            top1 = np.argmax(got[0], axis=-1)
+            figures["agreement"], figures["agreement_interval"] = proportion(
+                top1 == self.reference_top1)
+            if self.labels is not None:
+                right = top1 == self.labels
+                figures["accuracy"], figures["accuracy_interval"] = proportion(right)
+                if not reference:
+                    figures["versus_float"] = paired(self.reference_right, right).to_record()
+        diffs = [float(np.max(np.abs(g - r))) if g.size else 0.0
+                 for g, r in zip(got, self.reference_outputs)]
         return Artifact(
             **describe_file(path, path.parent), format=fmt, precision=precision,
-            accuracy=top1_accuracy, agreement=agreement,
-            max_abs_diff=float(np.max(np.abs(outputs - self.reference))),
-            runtime=runtime_name, inputs=inputs, outputs=outs, options=dict(made.options),
-            quantization=_boundary(precision, made, inputs, outs),
+            max_abs_diff=max(diffs), runtime=runtime_name, inputs=inputs, outputs=outs,
+            options=dict(made.options), quantization=_boundary(precision, made, inputs, outs),
             micro=_micro_check(path) if _runs_on_micro(fmt, precision) else None,
-            eval_samples=len(right), accuracy_interval=accuracy_interval,
-            agreement_interval=agreement_interval,
-            versus_float=paired(self.reference_right, right).to_record(),
+            output_parity=None if reference else parity_of(
+                self.reference_outputs, got, [outs[i]["name"] for i in order]),
+            **figures,
         )
 
     def accuracy_of(self, fmt: str, content: bytes) -> float:
@@ -83,11 +105,41 @@ class Verifier:
             candidate.write_bytes(content)
             with captured_output(), open_runtime(candidate) as runtime:
                 outputs = np.asarray(runtime.run(self.data.test.x), dtype=np.float32)
-        return accuracy(outputs.reshape(len(self.data.test.y), -1), self.data.test.y)
+        return accuracy(outputs.reshape(len(self.data.test.x), -1), self.data.test.y)
 
 
 def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(outputs, axis=-1) == labels))
+
+
+def _matched(got: list[np.ndarray], reference: list[np.ndarray], path: Path) -> list[int]:
+    """Which of the file's outputs is each of the reference's. A converter may reorder
+    several outputs (TFLite sorts them by name): matched by size when the order does not
+    fit."""
+    from edgeconv.errors import EdgeconvError
+
+    if len(got) != len(reference):
+        raise EdgeconvError(f"{path.name} has {len(got)} outputs, the float model"
+                            f" {len(reference)}")
+    sizes = [g.size for g in got]
+    if all(g.size == r.size for g, r in zip(got, reference)):
+        return list(range(len(got)))
+    order = []
+    for r in reference:
+        found = [i for i, size in enumerate(sizes) if size == r.size and i not in order]
+        if not found:
+            raise EdgeconvError(f"{path.name}: no output of {r.shape[1:]} values like the"
+                                " float model's")
+        order.append(found[0])
+    return order
+
+
+def parity_of(reference: list[np.ndarray], candidate: list[np.ndarray],
+              names: list[str] | None) -> list[dict[str, Any]]:
+    """Per-output parity (max |diff|, RMSE, L2r, cosine, SNR dB): part B's function."""
+    from edgeconv.quant.output_parity import output_parity
+
+    return output_parity(reference, candidate, names)
 
 
 def _boundary(precision: str, made: Converted, inputs: list[dict],

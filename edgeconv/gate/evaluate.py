@@ -9,6 +9,12 @@ Under `at_confidence` a budget with an interval is checked on the interval's pes
 straddles the budget fails. A check that cannot be decided at the asked confidence (no
 interval recorded, too few images for the rule's `min_eval_samples`) is UNDECIDED, its own
 result, and does not pass either.
+
+Output parity budgets (min_cosine, min_snr_db, max_rmse, max_abs_diff) judge every output a
+manifest recorded for a file against the float model's; the worst output decides and is
+named. A file with no parity recorded is UNDECIDED (the float reference itself passes, as
+exact). A model exported without labels has no accuracy: the accuracy budgets skip its files
+with a note, and a rule left with nothing else to judge is an error.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from edgeconv import stats
 from edgeconv.errors import EdgeconvError, did_you_mean
 from edgeconv.gate.evidence import Evidence, Exported, Row
 from edgeconv.gate.policy import (
-    BUDGETS, LATENCY, ON_IMAGES, RECORDED_CONFIDENCE, Budget, Policy, Rule,
+    BUDGETS, LATENCY, ON_IMAGES, ON_LABELS, PARITY, RECORDED_CONFIDENCE, Budget, Policy, Rule,
 )
+from edgeconv.quant.output_parity import worst
 
 PASS, FAIL, UNDECIDED = "PASS", "FAIL", "UNDECIDED"
 
@@ -47,6 +54,8 @@ class Check:
     confidence: float | None = None
     method: str | None = None
     samples: int | None = None
+    # A parity budget: the output of the file that decided it (the worst one)
+    output: str | None = None
 
     @property
     def result(self) -> str:
@@ -90,6 +99,7 @@ def evaluate(policy: Policy, evidence: Evidence) -> list[Check]:
                 f"rule '{rule.name}': {', '.join(timed)} skipped for {len(emulated)} row(s)"
                 " timed on an emulated board (not a board time): "
                 + ", ".join(s.label for s in emulated[:3]) + (" ..." if len(emulated) > 3 else ""))
+        unlabelled = _without_labels(rule, subjects, evidence)
         for subject in subjects:
             for key, limit in rule.budgets.items():
                 if key == "must_run_on":
@@ -97,9 +107,46 @@ def evaluate(policy: Policy, evidence: Evidence) -> list[Check]:
                                   for pattern in limit)
                 elif key in LATENCY and id(subject) in skipped:
                     continue
+                elif key in unlabelled.get(id(subject), ()):
+                    continue
+                elif key in PARITY:
+                    checks.append(_parity(rule, subject, BUDGETS[key], limit))
                 else:
                     checks.append(_check(rule, subject, BUDGETS[key], limit))
     return checks
+
+
+def _without_labels(rule: Rule, subjects: list[Exported] | list[Row], evidence: Evidence
+                    ) -> dict[int, tuple[str, ...]]:
+    """The accuracy budgets that do not apply, by subject: a model exported without labels
+    has no accuracy (nor, unless recorded, agreement), so they skip it with a note. A rule
+    left with nothing to judge (only such budgets, selecting only such files) is an error;
+    one with other budgets (parity, size) judges those."""
+    keys = [k for k in rule.budgets if k in ON_LABELS]
+    skips: dict[int, tuple[str, ...]] = {}
+    for subject in subjects:
+        artifact = subject.artifact if isinstance(subject, Row) else subject
+        if artifact.labelled:
+            continue
+        # agreement may still be recorded for a model without labels: then it is judged
+        skips[id(subject)] = tuple(k for k in keys if k != "min_agreement"
+                                   or _own(subject, "agreement") is None)
+    for key in keys:
+        skipped = [s for s in subjects if key in skips.get(id(s), ())]
+        if not skipped:
+            continue
+        names = ", ".join(s.label for s in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
+        missing = "agreement" if key == "min_agreement" else "accuracy"
+        if len(skipped) == len(subjects) and all(k in ON_LABELS for k in rule.budgets):
+            raise EdgeconvError(
+                f"rule '{rule.name}' judges {key} but selects only files of models exported"
+                f" without labels ({len(skipped)}: {names}), which have no {missing};"
+                " judge them on output parity (min_cosine, min_snr_db, max_rmse,"
+                " max_abs_diff), or export with labelled data (--data)")
+        evidence.notes.append(f"rule '{rule.name}': {key} not applicable to {len(skipped)}"
+                              f" file(s) of models exported without labels (no {missing}):"
+                              f" {names}")
+    return skips
 
 
 def _fields(subject: Exported | Row) -> dict[str, str | None]:
@@ -153,16 +200,9 @@ def _check(rule: Rule, subject: Exported | Row, budget: Budget, limit: Any) -> C
     notes = []
     if isinstance(subject, Row) and budget.unit == "ms" and subject.row.timed_on == "host":
         notes.append("host time of TFLite Micro on the bench machine, not board time")
-    wanted = rule.budgets.get("min_eval_samples")
-    if wanted is not None and budget.key in ON_IMAGES:
-        samples = _own(subject, "eval_samples")
-        if samples is None or samples < wanted:
-            # too few images to judge an accuracy at all, by the rule's own demand
-            return _undecided(rule, subject, budget, limit, value, (
-                f"no image count recorded in {subject.source}: {_redo(subject)}"
-                if samples is None else
-                f"measured on {samples:,} images, fewer than the rule's min_eval_samples"
-                f" {wanted:,}"))
+    too_few = _too_few_images(rule, subject) if budget.key in ON_IMAGES else None
+    if too_few is not None:
+        return _undecided(rule, subject, budget, limit, value, too_few)
     if rule.confidence is None or budget.bound is None:
         if rule.confidence is not None and not budget.exact:
             # p90, p99 in an at_confidence rule: noisy, but no interval of them is recorded
@@ -176,6 +216,21 @@ def _check(rule: Rule, subject: Exported | Row, budget: Budget, limit: Any) -> C
                  _compare(budget.op, bound.value, limit), "; ".join(notes) or None,
                  bound=budget.bound, point=bound.point, interval=list(bound.interval),
                  confidence=bound.confidence, method=bound.method, samples=bound.samples)
+
+
+def _too_few_images(rule: Rule, subject: Exported | Row) -> str | None:
+    """Why a figure measured on images cannot be judged under the rule's min_eval_samples
+    (too few images, by the rule's own demand), or None."""
+    wanted = rule.budgets.get("min_eval_samples")
+    if wanted is None:
+        return None
+    samples = _own(subject, "eval_samples")
+    if samples is None:
+        return f"no image count recorded in {subject.source}: {_redo(subject)}"
+    if samples < wanted:
+        return (f"measured on {samples:,} images, fewer than the rule's min_eval_samples"
+                f" {wanted:,}")
+    return None
 
 
 def _undecided(rule: Rule, subject: Exported | Row, budget: Budget, limit: Any, point: Any,
@@ -337,6 +392,52 @@ def _why_missing(subject: Exported | Row, figure: str) -> str:
     if figure == "eval_samples":
         return f": {_redo(subject)}"
     return ""
+
+
+# --- output parity: every output of the file, the worst decides ------------------------------
+
+
+def _parity(rule: Rule, subject: Exported, budget: Budget, limit: Any) -> Check:
+    """A parity budget (min_cosine, min_snr_db, max_rmse, max_abs_diff) on every output the
+    manifest recorded for the file; the worst output decides, and the check names it."""
+    entries = subject.output_parity
+    if entries is None:
+        if subject.parity_reference:  # what the others are compared with: exact
+            return Check(rule.name, subject.label, budget.key, limit, _PERFECT[budget.figure],
+                         True, "the float reference itself (the other files are compared"
+                         " with its outputs)")
+        if subject.model is None:  # known only from a bench row
+            return _undecided(rule, subject, budget, limit, None,
+                              f"no output parity: a file known only from {subject.source};"
+                              " pass its export directory for the manifest's figures")
+        why = ("no output parity recorded for this file, though other files of its manifest"
+               " have it" if subject.parity_elsewhere else
+               "no output parity recorded (a manifest written before edgeconv measured it,"
+               " or a file measured as is, with no float model to compare with)")
+        return _undecided(rule, subject, budget, limit, None,
+                          f"{why}: {subject.source}; re-export with this edgeconv")
+    too_few = _too_few_images(rule, subject)
+    if too_few is not None:
+        return _undecided(rule, subject, budget, limit, None, too_few)
+    entry, value, why = worst(entries, budget.figure)
+    name = str(entry.get("output"))
+    where = f"output '{name}'" + (f" (worst of {len(entries)} outputs)"
+                                  if len(entries) > 1 else "")
+    if value is None:  # NaN or infinite outputs: no figure, and the check fails on it
+        return Check(rule.name, subject.label, budget.key, limit, None, False,
+                     f"{where}: {why}", output=name)
+    passed = _compare(budget.op, value, limit)
+    notes = [where + (f": {why}" if why else "")]
+    if rule.confidence is not None:
+        notes.append(f"no interval of {budget.figure} is recorded: judged on the point")
+    # JSON has no infinity: an SNR of equal outputs (or an all-zero reference) is a string
+    shown = value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    return Check(rule.name, subject.label, budget.key, limit, shown, passed, "; ".join(notes),
+                 output=name)
+
+
+# The figure of a file compared with itself.
+_PERFECT = {"cosine": 1.0, "snr_db": "inf", "rmse": 0.0, "max_abs_diff": 0.0}
 
 
 def _runs_on(rule: Rule, artifact: Exported, pattern: str, rows: list[Row]) -> Check:

@@ -39,6 +39,18 @@ class Exported:
     accuracy_interval: list[float] | None = None
     agreement_interval: list[float] | None = None
     versus_float: dict[str, Any] | None = None
+    # Each output against the float reference's (edgeconv.quant.output_parity entries);
+    # None when not recorded (a manifest written before, or the reference itself).
+    output_parity: list[dict[str, Any]] | None = None
+    # This file is the float reference the others were compared with (the Keras model, or
+    # the user's own file kept as is): its parity is exact by definition.
+    parity_reference: bool = False
+    # Some other file of the same manifest records output parity (so this one's missing
+    # parity is not a manifest written before edgeconv measured it).
+    parity_elsewhere: bool = False
+    # False: the model was exported without labels (its manifest records no accuracy at
+    # all, and output parity or the user's model file): accuracy budgets do not apply.
+    labelled: bool = True
 
 
 @dataclass(frozen=True)
@@ -131,13 +143,27 @@ def _exported(manifest: Manifest) -> list[Exported]:
         # A manifest copied without its files is judged on what it records.
         if (manifest.directory / artifact.path).exists():
             manifest.verified_path(artifact)
+    measured = [a for a in manifest.artifacts if a.output_parity is not None]
+    user_file = manifest.model_info.source  # a user's model file (edgeconv export PATH)
+    # Without labels: not one accuracy recorded by an export that would have recorded it
+    # (one that measured output parity, or of a user's model file). A manifest written
+    # before either, with no accuracy, is not "without labels": its missing figure fails.
+    labelled = manifest.float_accuracy is not None or any(
+        a.accuracy is not None for a in manifest.artifacts) or not (measured or user_file)
+    own = (user_file or {}).get("sha256")
     return [Exported(label=f"{manifest.directory.name}/{Path(a.path).name}",
                      file=Path(a.path).name, model=manifest.model, format=a.format,
                      precision=a.precision, sha256=a.sha256, size_bytes=a.size_bytes,
                      accuracy=a.accuracy, agreement=a.agreement,
                      float_accuracy=manifest.float_accuracy, source=source,
                      eval_samples=a.eval_samples, accuracy_interval=a.accuracy_interval,
-                     agreement_interval=a.agreement_interval, versus_float=a.versus_float)
+                     agreement_interval=a.agreement_interval, versus_float=a.versus_float,
+                     output_parity=a.output_parity,
+                     # the Keras model is the reference; so is the user's file kept as is
+                     # when the others were compared with it
+                     parity_reference=a.output_parity is None and (
+                         a.format == "keras" or (a.sha256 == own and bool(measured))),
+                     parity_elsewhere=any(m is not a for m in measured), labelled=labelled)
             for a in manifest.artifacts]
 
 

@@ -70,9 +70,21 @@ BUDGETS = {b.key: b for b in (
     Budget("max_flash_bytes", "flash_bytes", "<=", "bytes", True, exact=True),
     Budget("must_fit", "fits", "is", "flag", True, exact=True),
     Budget("must_run_on", "runs_on", "on", "targets", False, exact=True),
+    # Output parity with the float reference (manifest artifacts[].output_parity, per output;
+    # edgeconv.quant.output_parity defines each): judged on the worst output of the file.
+    Budget("min_cosine", "cosine", ">=", "cosine", False),
+    Budget("min_snr_db", "snr_db", ">=", "db", False),
+    Budget("max_rmse", "rmse", "<=", "output", False),
+    Budget("max_abs_diff", "max_abs_diff", "<=", "output", False),
 )}
-# Budgets on an accuracy-type figure: measured on images, so `min_eval_samples` guards them.
-ON_IMAGES = ("min_accuracy", "max_accuracy_drop", "min_agreement")
+# Budgets on labels: a model exported without labels (no accuracy anywhere in its manifest,
+# output parity instead) has no such figure, and they skip it (evaluate.py).
+ON_LABELS = ("min_accuracy", "max_accuracy_drop", "min_agreement")
+# Budgets on output parity: only a manifest records them (against the float model), so a
+# bench-row rule cannot have them.
+PARITY = ("min_cosine", "min_snr_db", "max_rmse", "max_abs_diff")
+# Budgets on a figure measured on images, so `min_eval_samples` guards them.
+ON_IMAGES = (*ON_LABELS, *PARITY)
 # Budgets on a latency: an emulated board's time is never judged by them.
 LATENCY = tuple(k for k, b in BUDGETS.items() if b.unit == "ms")
 
@@ -92,7 +104,11 @@ MAX_ROW_THREADS = 65_536  # as results.json bounds a row's threads
 # The largest budget per unit (the smallest is 0): a fraction of 1, drop points out of 100,
 # a day of latency, a TiB.
 LIMITS = {"fraction": 1.0, "points": 100.0, "ms": 86_400_000.0, "bytes": 1024**4,
-          "count": 2**53}
+          "count": 2**53,
+          # parity: a cosine of 1 at most (a budget below 0 would pass opposite outputs), an
+          # SNR of 1000 dB (float64 resolves about 300), an output difference of 1e30 (the
+          # outputs' own unit: logits, pixels, metres)
+          "cosine": 1.0, "db": 1000.0, "output": 1e30}
 # at_confidence: from a coin toss to 99.9%; 1 would be an infinite interval.
 CONFIDENCE_RANGE = (0.5, 0.999)
 
@@ -178,6 +194,13 @@ def _rule(raw: dict[str, Any], path: Path, number: int) -> Rule:
     if rule.on_rows and "must_run_on" in budgets:
         raise EdgeconvError(f"{where}: must_run_on checks exported artifacts; put it in a rule"
                             " without target/runtime/threads or latency/arena/flash budgets")
+    parity = [k for k in budgets if k in PARITY]
+    if rule.on_rows and parity:
+        raise EdgeconvError(f"{where}: {', '.join(parity)} judge{'s' if len(parity) == 1 else ''}"
+                            " the output parity with the float model that manifest.json"
+                            " records (output_parity); bench rows have none: put"
+                            f" {'it' if len(parity) == 1 else 'them'} in a rule without"
+                            " target/runtime/threads or latency/arena/flash budgets")
     if rule.on_rows and confidence is not None and "max_accuracy_drop" in budgets:
         # it could never decide: only manifest.json holds the paired comparison
         raise EdgeconvError(f"{where}: max_accuracy_drop at_confidence is judged on the paired"
@@ -295,8 +318,14 @@ class Limit(Spec):
             if unit == "fraction" and _in_range(number, 100.0) and number > 1:
                 raise _refuse(where, "is a fraction of 1 as in manifest.json (0.97, or"
                                      " \"97%\")", value)
-            raise _refuse(where, f"takes a number >= 0 and <= {high:,.0f} ({unit})", value)
+            top = f"{high:,.0f}" if high < 1e12 else f"{high:g}"
+            raise _refuse(where, f"takes a number >= 0 and <= {top}"
+                                 f" ({_UNIT_WORDS.get(unit, unit)})", value)
         return float(number)
+
+
+_UNIT_WORDS = {"cosine": "a cosine similarity", "db": "decibels",
+               "output": "in the model output's own unit"}
 
 
 @dataclass

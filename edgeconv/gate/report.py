@@ -67,8 +67,8 @@ def name(check: Check) -> str:
 
 
 def _text(key: str, value: Any) -> str:
-    if isinstance(value, str):
-        return str(value)
+    if isinstance(value, str):  # must_run_on's status; an SNR of "inf" (equal outputs)
+        return {"inf": "inf dB (equal)", "-inf": "-inf dB"}.get(value, value)
     unit = BUDGETS[key].unit
     if unit == "fraction":
         return f"{100 * value:.2f}%"
@@ -80,6 +80,12 @@ def _text(key: str, value: Any) -> str:
         return f"{value:.3f} ms"
     if unit == "count":
         return f"{value:,} images"
+    if unit == "cosine":
+        return f"{value:.6f}"
+    if unit == "db":
+        return f"{value:.2f} dB"
+    if unit == "output":  # in the output's own unit (logits, pixels...): significant digits
+        return f"{value:.4g}"
     return "yes" if value else "no"  # must_fit
 
 

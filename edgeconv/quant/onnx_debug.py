@@ -31,6 +31,11 @@ def layer_errors(source: FloatSource, int8: bytes) -> LayerErrors:
     return LayerErrors(METHOD, _compare(fp32, int8, source.calibration))
 
 
+def _input_name(model: bytes) -> str:
+    """The graph's input (edgeconv names it "input"; a user's ONNX its own)."""
+    return parse_model(model).graph.input[0].name
+
+
 def _compare(fp32: bytes, int8: bytes, calibration: np.ndarray) -> list[dict]:
     debug = require("onnxruntime.quantization.qdq_loss_debug", extra="train")
     quant = require("onnxruntime.quantization", extra="train")
@@ -51,7 +56,8 @@ def _compare(fp32: bytes, int8: bytes, calibration: np.ndarray) -> list[dict]:
                 debug.modify_model_output_intermediate_tensors(str(paths[name]),
                                                                str(paths[f"{name}_aug"]))
                 activations[name] = debug.collect_activations(
-                    str(paths[f"{name}_aug"]), calibration_reader(quant, calibration),
+                    str(paths[f"{name}_aug"]),
+                    calibration_reader(quant, calibration, _input_name(fp32)),
                     session_options=_unoptimised())
             matched = debug.create_activation_matching(activations["int8"],
                                                        activations["pre"])

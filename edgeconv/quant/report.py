@@ -80,6 +80,13 @@ def _calibration_data(manifest: Manifest, artifact: Artifact, data_dir: str | No
                       ) -> tuple[Any, CalibrationSet]:
     from edgeconv.data import load_recorded
 
+    if manifest.dataset.user:  # a user model's export: its own images (edgeconv.data.user)
+        from edgeconv.data.user import calibration_set, load_recorded_user
+
+        data = load_recorded_user(manifest.dataset.user, manifest.input.preprocessing)
+        recorded = artifact.options.get("calibration", {})
+        return data, calibration_set(data, recorded.get("samples", 200),
+                                     recorded.get("seed", 0), recorded.get("split", "train"))
     data = load_recorded(manifest.dataset.name, manifest.input.preprocessing,
                          data_dir=data_dir, seed=manifest.dataset.seed,
                          made=f"{manifest.directory} was exported")
@@ -104,7 +111,16 @@ class _ExportedModels:
 
     def float_file(self, fmt: str) -> bytes | None:
         fp32 = self.manifest.find(fmt, FLOAT)
-        return None if fp32 is None else self.manifest.verified_path(fp32).read_bytes()
+        if fp32 is None:
+            return None
+        content = self.manifest.verified_path(fp32).read_bytes()
+        if fmt == "onnx" and self.manifest.model_info.source:
+            # a user's ONNX of an old opset was upgraded before it was quantised (QDQ
+            # needs 13): the float side is compared as it was quantised
+            from edgeconv.export.onnx_only import QDQ_OPSET, _at_least_opset
+
+            content = _at_least_opset(content, QDQ_OPSET)
+        return content
 
 
 def _errors(manifest: Manifest, artifact: Artifact, calibration: np.ndarray,

@@ -16,6 +16,7 @@ from edgeconv.report.collect import collect
 from edgeconv.report.render_html import to_html
 from edgeconv.report.render_md import to_markdown
 from edgeconv.report.summary import model_rows, pair_tables, targets_of
+from edgeconv.report.user_models import user_models_section
 from edgeconv.report.verdicts import Context, Verdict, judge_all
 
 TITLE = "edgeconv: the articles' deployment argument, measured"
@@ -90,6 +91,9 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
                                            for r in rows for lat in r.latencies)), "cpu")
     sections = [d.header(data, rows, [str(p) for p in config.paths]),
                 d.claims_section(verdicts)]
+    mine = user_models_section(data)  # exports of the user's own models, if any
+    if mine is not None:
+        sections.append(mine)
     for table in pair_tables(rows):
         sections.append(d.pair_section(
             table, targets, lambda name, t=table: draw(plots.pair_figure)(name, t, targets)))
@@ -98,7 +102,8 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
     sections.append(d.grid_section(rows, lambda name: draw(plots.grid_figure)(name, grid, host)))
     gap = [r for r in rows if r.export.model == "gap-mnist"]
     sections.append(d.gap_section(rows, lambda name: draw(plots.gap_figure)(name, gap, host)))
-    sections.append(d.mcu_section(data, draw(plots.mcu_figure)))
+    from edgeconv.report.mcu import mcu_section  # MCU targets: estimates, RAM, flash
+    sections.append(mcu_section(data, draw))
     reference = d.baselines_section(rows, published)
     if reference is not None:
         sections.append(reference)

@@ -106,7 +106,7 @@ def header(data: Collection, rows: list[ModelRow], inputs: list[str]) -> Section
         " p50s with its 95% interval; a verdict calls a model faster only when that"
         " interval excludes 1. Files written before edgeconv recorded intervals show none,"
         " and say so.")
-    emulated = [r for r in data.rows if r.row.timed_on == "emulated"]
+    emulated = [r for r in data.rows if r.row.timed_on == "emulated" and r.row.mcu is None]
     if emulated:
         s.blocks.append(
             f"**Emulated boards**: {len(emulated)} bench row(s) on "
@@ -173,8 +173,8 @@ def pair_section(table: PairTable, targets: list[str], plot: PlotFn) -> Section:
         body.append(line)
     s.blocks.append(Table(columns, body))
     s.blocks.append("Latency: LiteRT on host targets with the fewest threads measured, p50 with"
-                    " its 95% interval in brackets when recorded; on MCU targets TFLite Micro"
-                    " timed on the bench machine (not board time); emulated boards left out."
+                    " its 95% interval in brackets when recorded; MCU targets are in their own"
+                    " section (estimates from emulated instructions); emulated boards left out."
                     " Peak RSS is the bench child process (runtime + model + Python). Accuracy:"
                     " the int8 TFLite file as export measured it, on the same test images as"
                     " the float model.")
@@ -291,37 +291,6 @@ def gap_section(rows: list[ModelRow], plot: PlotFn) -> Section:
         png = plot("gap-mnist-sizes.png")
         if png:
             s.blocks.append(Image(png.name, "gap-mnist latency vs input size"))
-    return s
-
-
-def mcu_section(data: Collection, plot_fn: Callable[..., Path | None]) -> Section:
-    s = Section("Microcontrollers: arena and flash vs each board's budget")
-    boards = sorted({r.row.target for r in data.rows if r.row.timed_on == "host"})
-    if not boards:
-        s.blocks.append("No MCU bench in the inputs: `edgeconv bench runs/NAME --target"
-                        " stm32h7 --out runs/NAME/results-stm32h7.json` (also nrf52840,"
-                        " esp32s3) on an int8 export.")
-        return s
-    for board in boards:
-        rows = [r for r in data.rows if r.row.target == board and r.row.format == SHOWN_FORMAT]
-        sram = next((r.sram_budget for r in rows if r.sram_budget), None)
-        flash = next((r.flash_budget for r in rows if r.flash_budget), None)
-        body = [[(r.export.label if r.export else "?") + f" {r.precision}", r.row.status,
-                 render.nbytes(r.row.arena_bytes), render.nbytes(r.row.flash_bytes),
-                 "" if r.row.fits is None else ("yes" if r.row.fits else "**NO**"),
-                 _ms(r.p50_ms), r.row.error or ""] for r in rows]
-        s.blocks.append(f"**{board}**: SRAM {render.nbytes(sram)}, flash {render.nbytes(flash)};"
-                        " flash = model + the runtime's estimated code size (a lower bound);"
-                        " latency is TFLite Micro on the bench machine, not the board.")
-        s.blocks.append(Table(["file", "status", "arena", "flash (est.)", "fits", "host p50 ms",
-                               "error"], body))
-        bars = [((r.export.label if r.export else r.file) + f" {r.precision}",
-                 r.row.arena_bytes, r.row.flash_bytes)
-                for r in rows if r.row.arena_bytes or r.row.flash_bytes]
-        if bars and sram and flash:
-            png = plot_fn(f"mcu-{board}.png", bars, sram, flash, board)
-            if png:
-                s.blocks.append(Image(png.name, f"{board}: arena and flash vs budget"))
     return s
 
 

@@ -24,7 +24,7 @@ def parity_blocks(data: Collection) -> list[str]:
     """A heading paragraph and one paragraph per file with parity figures; [] when none."""
     files: dict[tuple[str, str, str], list[BenchRecord]] = {}
     for record in data.rows:
-        if record.row.ok and record.row.parity:
+        if record.row.ok and record.row.parity and record.row.mcu is None:  # MCU: report.mcu
             key = (str(record.source), record.row.target, record.row.artifact)
             files.setdefault(key, []).append(record)
     if not files:

@@ -208,22 +208,3 @@ def gap_figure(rows: list[ModelRow], target: str, path: Path) -> Path:
     ax.set_title("gap-mnist: the same 5,130 params at every input size, output 10 classes")
     ax.legend()
     return _save(fig, path)
-
-
-def mcu_figure(bars: list[tuple[str, int | None, int | None]], sram: int, flash: int,
-               target: str, path: Path) -> Path:
-    """Arena and flash of each int8 model as a share of the board's budgets."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(bars) + 1.8))
-    names = [b[0] for b in bars]
-    ys = range(len(bars))
-    ax.barh([y - 0.2 for y in ys], [100 * (b[1] or 0) / sram for b in bars], height=0.4,
-            label=f"arena / SRAM ({sram // 1024} KiB)")
-    ax.barh([y + 0.2 for y in ys], [100 * (b[2] or 0) / flash for b in bars], height=0.4,
-            label=f"flash estimate / flash ({flash // 1024} KiB)")
-    ax.axvline(100, color="red", linestyle="--", label="budget")
-    ax.set_yticks(list(ys), names)
-    ax.set_xlabel("% of the board's budget")
-    ax.set_title(f"{target}: TFLite Micro arena and flash vs budget")
-    ax.legend(fontsize=7)
-    return _save(fig, path)

@@ -69,9 +69,10 @@ def _row(export: ExportRecord, data: Collection, arithmetic: Arithmetic) -> Mode
 
 def _latencies(rows: list[BenchRecord]) -> list[BenchRecord]:
     """One timed row per (target, file): the fewest threads measured. Rows timed on an
-    emulated board are left out: their time is qemu's, not the board's."""
+    emulated board are left out: their time is qemu's, not the board's; so are an MCU's rows
+    timed on this host (TFLite Micro's interpreter on x86: report.mcu shows them, labelled)."""
     best: dict[tuple[str, str], BenchRecord] = {}
-    for r in sorted((r for r in rows if r.ok and r.row.timed_on != "emulated"),
+    for r in sorted((r for r in rows if r.ok and r.row.timed_on not in ("emulated", "host")),
                     key=lambda r: r.row.threads or 0):
         best.setdefault((r.row.target, r.file), r)
     return list(best.values())

@@ -50,6 +50,11 @@ class MicroRuntime(Runtime):
         if model[4:8] != b"TFL3":
             raise EdgeconvError(f"cannot load {self.path} with TFLite Micro: "
                                 "not a TFLite flatbuffer")
+        # A check TFLM makes by abort() (no message, the process dies): say it instead.
+        from edgeconv.convert.tflite import softmax_inputs_below_tflm_floor
+        if below := softmax_inputs_below_tflm_floor(model, runtime.schema_fb):
+            raise EdgeconvError(f"cannot load {self.path} with TFLite Micro: "
+                                f"{below[0].reason()}")
         with _native_stderr() as printed:
             try:
                 self._interpreter = runtime.Interpreter.from_bytes(model, arena_size=arena_size)

@@ -1,0 +1,291 @@
+"""The microcontroller rows: an int8 .tflite in TFLite Micro firmware on an emulated Cortex-M.
+
+For an MCU target with an Arm `core` (targets/*.toml), after the host TFLite Micro child has
+measured the row (accuracy, the host arena), `add_firmware` runs the file in the firmware
+edgeconv.mcu builds for that core and kernel set, on a few test images, and rewrites the row
+as the firmware's:
+
+- timed_on "emulated": instructions were counted in QEMU; there is no time, so latency_ms is
+  empty and `estimate_ms` holds the estimated board latency (edgeconv.mcu.calibration);
+- arena, stack, static data and RAM = their sum; flash = the linked firmware without the
+  model + the model (both exact); `fits` from these against the target's budgets;
+- `ops`: instructions per operator, share, MACs and instructions per MAC;
+- `parity`: the firmware's outputs against the host TFLite Micro interpreter's on the same
+  raw inputs (expected bit-exact), `reference_parity` against LiteRT's reference kernels.
+
+Without the toolchain, the emulator or a source tree (`--tflm-tree` or EDGECONV_TFLM_TREE: a
+tree folder or .tgz, or a folder holding tflm-tree-<kernels>.tgz for each kernel set),
+or for a target without a core (esp32s3), the row stays the host's: one note says why and
+what to install; the arena is the host interpreter's; flash is unknown (None); `fits` is
+judged on RAM alone (arena <= SRAM; documented in docs/bench.md); the latency is labelled
+"x86 host, reference kernels" (timed_on "host").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from edgeconv._child import run_child
+from edgeconv.errors import EdgeconvError
+from edgeconv.progress import Progress
+from edgeconv.records import BenchRow
+from edgeconv.runtimes.registry import get_runtime
+from edgeconv.targets import Target
+
+TREE_ENV = "EDGECONV_TFLM_TREE"  # a TFLM source tree (folder or .tgz) for the bench
+PARITY_IMAGES = 8  # test images the firmware runs: enough for parity, cheap in QEMU
+HOST_LABEL = "x86 host, reference kernels"
+HOST_ARENA_NOTE = ("arena from the host TFLite Micro interpreter (64-bit structures: a little"
+                   " larger than on the board)")
+
+
+def tree_option(given: str | None) -> str | None:
+    """The source tree the user pointed at: --tflm-tree, else EDGECONV_TFLM_TREE (else the
+    mcu package's own defaults, see edgeconv.mcu.sources)."""
+    return given or os.environ.get(TREE_ENV) or None
+
+
+def tree_for(kernels: str, given: str | None) -> str | None:
+    """The tree to build `kernels` from: `given` when it is one (a tree folder or .tgz), or
+    the tflm-tree-<kernels>(.tgz) inside `given` when it is a folder of trees; None (the mcu
+    package's defaults) when nothing was given."""
+    if given is None:
+        return None
+    folder = Path(given).expanduser()
+    for name in (f"tflm-tree-{kernels}.tgz", f"tflm-tree-{kernels}"):
+        if folder.is_dir() and (folder / name).exists():
+            return str(folder / name)
+    return given
+
+
+def firmware_applies(row: BenchRow, target: Target) -> bool:
+    """Is this row one the firmware runs: an int8 (or bare) .tflite on a target with a core."""
+    return (target.core is not None and row.format == "tflite"
+            and row.precision in ("int8", None))
+
+
+def unavailable(target: Target, kernels: str, tree: str | None) -> str | None:
+    """Why no firmware can be built here (one line naming what to install or point at), or
+    None when the toolchain, the emulator and a source tree are all there."""
+    try:
+        from edgeconv.mcu import check_tools, find_tree
+    except ImportError as exc:  # a partial install of edgeconv
+        return f"edgeconv's firmware path is not available ({exc})"
+    try:
+        check_tools()  # one line naming the Debian packages
+    except EdgeconvError as exc:
+        return str(exc)
+    try:
+        find_tree(kernels, tree_for(kernels, tree))
+    except EdgeconvError as exc:
+        if tree is None:  # say it in the bench's words: its option, its variable
+            return (f"no TFLite Micro source tree for the {kernels} kernels: pass --tflm-tree"
+                    f" FOLDER|TGZ or set {TREE_ENV} (docs/mcu.md says how to make one)")
+        return str(exc)
+    return None
+
+
+def host_row(row: BenchRow, target: Target, reason: str | None) -> None:
+    """The row as the host interpreter measured it, said so: no flash figure, fits on RAM
+    only, the latency labelled x86 host."""
+    row.timed_on = "host"
+    row.flash_bytes = None
+    why = f"no firmware run: {reason}" if reason else (
+        f"no firmware run: {target.name} has no Arm core the emulator models")
+    row.notes.append(f"{why}; {HOST_ARENA_NOTE}; flash unknown; fits judged on RAM only")
+    if row.latency_ms is not None:
+        row.notes.append(f"latency: {HOST_LABEL} (TFLite Micro's interpreter on this machine),"
+                         f" not {target.name} time")
+    if row.arena_bytes is not None:
+        row.fits = row.arena_bytes <= (target.sram_bytes or 0)
+    elif row.error and "Failed to resize buffer" in row.error:
+        # TFLM was given the board's whole SRAM as its arena and could not plan in it.
+        row.fits = False
+        row.notes.append(f"the tensor arena does not fit in {target.sram_bytes} B of SRAM")
+
+
+def add_firmware(row: BenchRow, target: Target, kernels: str, *, model: Path,
+                 data: Path | None, hwc: list[int] | None, tree: str | None,
+                 scratch: Path, timeout: float, progress: Progress | None = None) -> None:
+    """Run `model` (the private copy) in the firmware and make `row` the firmware's.
+    A firmware failure leaves the host row with a one-line note."""
+    from edgeconv.mcu import run_firmware
+    from edgeconv.mcu.calibration import estimate_ms
+
+    host_ok = row.ok
+    inputs, host = _host_outputs(row, target, model, data, hwc, scratch, timeout)
+    try:
+        run = run_firmware(model, core=target.core, kernels=kernels,
+                           inputs=[inputs[i:i + 1] for i in range(len(inputs))]
+                           if inputs is not None else None, tree=tree_for(kernels, tree),
+                           progress=progress)
+    except EdgeconvError as exc:
+        host_row(row, target, f"the firmware did not run ({exc})")
+        return
+    host_arena = row.arena_bytes
+    row.status, row.error = "ok", None
+    row.timed_on = "emulated"
+    # no time was measured: the host child's timings are x86 figures, not this row's
+    row.latency_ms = row.init_ms = row.first_ms = row.throughput_ips = row.gmac_per_s = None
+    row.runs = row.peak_rss_bytes = None
+    row.arena_bytes, row.stack_bytes = run.arena_bytes, run.stack_bytes
+    row.ram_bytes = run.arena_bytes + run.stack_bytes + run.static_bytes
+    row.flash_bytes = run.runtime_flash_bytes + run.model_bytes
+    row.fits = (row.ram_bytes <= (target.sram_bytes or 0)
+                and row.flash_bytes <= (target.flash_bytes or 0))
+    row.mcu = {"core": run.core, "kernels": run.kernels, "machine": run.machine,
+               "tree": run.tree, "counter": run.counter,
+               "invoke_instructions": int(run.invoke_instructions),
+               "setup_instructions": int(run.setup_instructions),
+               "runtime_flash_bytes": int(run.runtime_flash_bytes),
+               "model_bytes": int(run.model_bytes), "static_bytes": int(run.static_bytes),
+               "arena_bytes": int(run.arena_bytes), "host_arena_bytes": host_arena,
+               "clock_mhz": target.clock_mhz,
+               # wall-clock seconds: the library's build and the firmware's link as the
+               # cache recorded them when they were made, this emulator run (docs/mcu.md)
+               **{key: getattr(run, key) for key in ("library_seconds", "firmware_seconds",
+                                                     "run_seconds") if hasattr(run, key)}}
+    estimate = estimate_ms(run.invoke_instructions, run.core, run.kernels, target.clock_mhz)
+    row.estimate_ms = estimate.to_dict() if estimate else None
+    row.ops = op_profile(run.ops)
+    macs = sum(op.macs or 0 for op in run.ops)
+    row.macs = row.macs or (macs or None)
+    row.notes.append(f"emulated {run.core} ({run.machine}), {run.kernels} kernels:"
+                     f" {run.invoke_instructions:,} instructions per invoke"
+                     f" ({run.setup_instructions:,} for set-up); latency is an estimate,"
+                     " not a measurement")
+    row.notes.append(f"RAM = arena {run.arena_bytes} + stack {run.stack_bytes} + static"
+                     f" {run.static_bytes} B; flash = firmware {run.runtime_flash_bytes} +"
+                     f" model {run.model_bytes} B")
+    if not host_ok:
+        row.notes.append("the host TFLite Micro interpreter did not run this file: no host"
+                         " accuracy or parity")
+    elif row.accuracy is not None:
+        row.notes.append("accuracy: the host TFLite Micro interpreter on the test split (the"
+                         " firmware's parity with it below)")
+    if host is not None and inputs is not None:
+        _parity(row, run, host)
+
+
+def op_profile(ops) -> list[dict[str, Any]]:
+    """Per operator: instructions, share of the invoke, MACs and instructions per MAC."""
+    total = sum(op.instructions for op in ops) or 1
+    return [{"index": op.index, "op": op.op, "instructions": int(op.instructions),
+             "share": op.instructions / total, "macs": op.macs or None,
+             "instructions_per_mac": op.instructions / op.macs if op.macs else None}
+            for op in ops]
+
+
+def by_op_type(ops: list[dict[str, Any]]) -> list[tuple[str, int, float, int | None]]:
+    """(op type, instructions, share, MACs) summed per type, the costliest first."""
+    types: dict[str, list[float]] = {}
+    for op in ops:
+        entry = types.setdefault(op["op"], [0, 0.0, 0])
+        entry[0] += op["instructions"]
+        entry[1] += op.get("share") or 0.0
+        entry[2] += op.get("macs") or 0
+    return sorted(((name, int(i), s, int(m) or None) for name, (i, s, m) in types.items()),
+                  key=lambda t: -t[1])
+
+
+def _host_outputs(row: BenchRow, target: Target, model: Path, data: Path | None,
+                  hwc: list[int] | None, scratch: Path, timeout: float):
+    """A few test images (seeded random inputs without a dataset) as the host TFLite Micro
+    interpreter quantises them, and its raw outputs on them: what the firmware runs and is
+    compared with. (None, None) where the host interpreter cannot run the file."""
+    import numpy as np
+
+    subset = None
+    if data is not None:
+        with np.load(data) as split:
+            subset = scratch / f"mcu-images-{abs(hash(str(data)))}.npz"
+            np.savez(subset, x=split["x"][:PARITY_IMAGES], y=split["y"][:PARITY_IMAGES])
+    entry = get_runtime("tflite-micro")
+    # the host needs more arena than the board (64-bit structures): room beyond the SRAM
+    options = {"arena_size": 2 * (target.sram_bytes or 0) or None}
+    saved = _run_child(entry.name, {k: v for k, v in options.items() if v}, model, subset,
+                       hwc, scratch / f"mcu-host-{abs(hash(str(model)))}.npz", timeout,
+                       save_inputs=True)
+    if isinstance(saved, str):
+        row.notes.append(f"no parity: the host TFLite Micro interpreter did not run ({saved})")
+        return None, None
+    with np.load(saved) as npz:
+        x, out = npz["x"], npz["out"]
+    if subset is None:  # the child's seeded random inputs: keep the firmware's run short
+        x, out = x[:PARITY_IMAGES], out[:PARITY_IMAGES]
+    row.notes.append(f"firmware and parity inputs: {len(x)} "
+                     + ("test images" if subset else "seeded random inputs (no dataset)"))
+    return x, {"out": out, "source": "test images" if subset else "seeded random inputs",
+               "model": model, "subset": subset, "hwc": hwc, "scratch": scratch,
+               "timeout": timeout}
+
+
+def _run_child(runtime: str, options: dict[str, Any], model: Path, data: Path | None,
+               hwc: list[int] | None, out: Path, timeout: float,
+               save_inputs: bool = False) -> Path | str:
+    """One bench child saving its raw outputs on `data` (or seeded random inputs) to `out`;
+    the path, or the reason it did not run."""
+    from edgeconv.bench.child import Job
+
+    entry = get_runtime(runtime)
+    if not entry.available():
+        return f"{entry.name} is not installed (pip install 'edgeconv[{entry.extra}]')"
+    job = Job(path=str(model), format="tflite", entry=Job.entry_of(entry), options=options,
+              warmup=0, runs=1, min_time=0.0, hwc=hwc, data=str(data) if data else None,
+              outputs=str(out), save_inputs=save_inputs)
+    outcome = run_child("edgeconv.bench", what=entry.name, timeout=timeout,
+                        stdin=json.dumps(asdict(job)))
+    answer = outcome.payload or {}
+    if not outcome.ok or answer.get("status") != "ok" or not out.exists():
+        return str(outcome.error or answer.get("error") or "no outputs")
+    return out
+
+
+def _parity(row: BenchRow, run, host: dict[str, Any]) -> None:
+    """row.parity: firmware vs host TFLM; row.reference_parity: firmware vs LiteRT's
+    reference kernels (on the same raw inputs: the reference child quantises the same test
+    images the same way, which the saved inputs' sha256 shows)."""
+    import platform
+
+    import numpy as np
+
+    from edgeconv.bench.parity import output_parity
+    from edgeconv.runtimes.registry import installed_version
+
+    theirs = host["out"]
+    try:
+        mine = np.concatenate([np.asarray(outs[0]).reshape(1, *theirs.shape[1:])
+                               for outs in run.outputs])
+        parity = output_parity(mine, theirs)
+    except (EdgeconvError, ValueError) as exc:
+        row.notes.append(f"no parity: {exc}")
+        return
+    version = installed_version("tflite-micro") or "?"
+    row.parity = {**parity, "on": host["source"], "cpu": f"emulated {run.core}",
+                  "reference": f"{platform.machine()} tflite-micro {version} host interpreter"}
+    entry = get_runtime("tflite-micro")
+    if entry.kernel_reference is None:
+        return
+    name, options = entry.kernel_reference
+    saved = _run_child(name, options, host["model"], host["subset"], host["hwc"],
+                       host["scratch"] / f"mcu-ref-{abs(hash(str(host['model'])))}.npz",
+                       host["timeout"])
+    if isinstance(saved, str):
+        row.notes.append(f"no parity with {name}'s reference kernels: {saved}")
+        return
+    with np.load(saved) as npz:
+        reference = npz["out"][:len(mine)]
+    try:
+        parity = output_parity(mine, reference.reshape(mine.shape)
+                               if reference.size == mine.size else reference)
+    except EdgeconvError as exc:
+        row.notes.append(f"no parity with {name}'s reference kernels: {exc}")
+        return
+    litert = installed_version("ai-edge-litert") or "?"
+    row.reference_parity = {**parity, "on": host["source"], "cpu": f"emulated {run.core}",
+                            "reference": f"{platform.machine()} {name} {litert} reference"
+                                         " kernels"}

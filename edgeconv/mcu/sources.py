@@ -1,0 +1,160 @@
+"""The TFLite Micro source tree a library is built from: where it is, and what it is.
+
+A tree is the output of TFLM's create_tflm_tree.py (see docs/mcu.md): `tensorflow/`,
+`signal/` and `third_party/` (flatbuffers, gemmlowp, ruy, kissfft, CMSIS, and CMSIS-NN when
+exported with the CMSIS-NN kernels). The user gives a folder or a .tgz of one, by option or
+environment; a tree is identified by a hash of its contents, which goes into the library's
+cache key, so editing one file in a tree rebuilds the library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeconv.errors import EdgeconvError
+from edgeconv.mcu import cache
+from edgeconv.mcu.cores import KERNEL_SETS
+
+# The commits the shipped recipe pins (TFLM's download scripts pin the third-party ones).
+PINNED: dict[str, str] = {
+    "tflite-micro": "90b983c2",
+    "CMSIS_6": "5782d6f8",
+    "Cortex_DFP": "c2c70a97",
+    "CMSIS-NN": "4ab83cc3",
+    "flatbuffers": "v25.9.23",
+    "gemmlowp": "719139ce",
+    "ruy": "d3712831",
+    "kissfft": "v130",
+}
+
+# Content hashes of the trees create_tflm_tree.py made at the pinned commits (the ones CI
+# uses): a result built from one of them names the commit; any other tree only its hash.
+PINNED_TREES: dict[str, str] = {
+    "465d28c509f29a3539b06026bf45a7f9cf4723bd5e4d4373f103628a2fe6e687":
+        "tflite-micro 90b983c2 + CMSIS-NN 4ab83cc3",
+    "9d55d9501cc76f8c88c6948108f1c16d91f14225f68baab575639210bf5373f9":
+        "tflite-micro 90b983c2 (reference kernels)",
+}
+
+# EDGECONV_TFLM_TREE_CMSIS_NN / _REFERENCE: a tree (folder or .tgz) for one kernel set;
+# EDGECONV_TFLM_TREE (the bench's variable) or EDGECONV_TFLM_TREES: a tree, or a folder
+# holding tflm-tree-cmsis-nn(.tgz) and tflm-tree-reference(.tgz).
+TREE_ENV, TREES_ENV = "EDGECONV_TFLM_TREE", "EDGECONV_TFLM_TREES"
+MAX_TGZ_BYTES = 256 * 1024 * 1024
+
+
+def tree_env(kernels: str) -> str:
+    return "EDGECONV_TFLM_TREE_" + kernels.upper().replace("-", "_")
+
+
+@dataclass(frozen=True)
+class SourceTree:
+    kernels: str
+    root: Path                  # the folder holding tensorflow/ and third_party/
+    origin: str                 # what the user pointed to (folder or tarball)
+    content_hash: str           # sha256 over relative paths and contents
+    pinned: dict[str, str] = field(default_factory=lambda: dict(PINNED))
+
+    @property
+    def label(self) -> str:
+        """What a result says the library was built from."""
+        known = PINNED_TREES.get(self.content_hash)
+        tree = f"tree sha256:{self.content_hash[:12]}"
+        return f"{known}, {tree}" if known else f"TFLite Micro {tree} (not a pinned tree)"
+
+
+def _how_to_get(kernels: str) -> str:
+    return (f"no TFLite Micro source tree for kernels '{kernels}': give one (a folder or .tgz), "
+            f"or set {tree_env(kernels)}, or {TREE_ENV} to a folder holding "
+            f"tflm-tree-{kernels}.tgz; make one with TFLM's create_tflm_tree.py at the pinned "
+            "commit (docs/mcu.md)")
+
+
+def _default(kernels: str) -> Path | None:
+    for env in (tree_env(kernels), TREE_ENV, TREES_ENV):
+        if os.environ.get(env):
+            return Path(os.environ[env]).expanduser()
+    return None
+
+
+def _in_folder_of_trees(folder: Path, kernels: str) -> Path | None:
+    """tflm-tree-<kernels>.tgz (or the unpacked folder) inside `folder`, if it is there."""
+    for name in (f"tflm-tree-{kernels}.tgz", f"tflm-tree-{kernels}"):
+        if (folder / name).exists():
+            return folder / name
+    return None
+
+
+def find_tree(kernels: str, tree: str | Path | None = None) -> SourceTree:
+    if kernels not in KERNEL_SETS:
+        raise EdgeconvError(f"unknown kernel set '{kernels}'; choose one of "
+                            f"{', '.join(KERNEL_SETS)}")
+    path = Path(tree).expanduser() if tree is not None else _default(kernels)
+    if path is None:
+        raise EdgeconvError(_how_to_get(kernels))
+    if not path.exists():
+        raise EdgeconvError(f"TFLite Micro tree {path} does not exist; " + _how_to_get(kernels))
+    if path.is_dir() and (inside := _in_folder_of_trees(path, kernels)) is not None:
+        path = inside
+    if path.is_dir():
+        root = _tree_root(path)
+    elif path.is_file() and path.name.endswith((".tgz", ".tar.gz")):
+        root = _tree_root(_unpacked(path))
+    else:
+        raise EdgeconvError(f"TFLite Micro tree {path}: give a folder or a .tgz")
+    has_cmsis_nn = (root / "third_party" / "cmsis_nn").is_dir()
+    if has_cmsis_nn != (kernels == "cmsis-nn"):
+        what = "the CMSIS-NN kernels" if has_cmsis_nn else "the reference kernels only"
+        raise EdgeconvError(f"TFLite Micro tree {path} holds {what}, not kernel set '{kernels}'")
+    return SourceTree(kernels, root, str(path), _content_hash(root))
+
+
+def _tree_root(folder: Path) -> Path:
+    """The folder with tensorflow/lite/micro in it: `folder` or its one subfolder
+    (create_tflm_tree.py's output folder as tarred)."""
+    for candidate in (folder, *sorted(p for p in folder.iterdir() if p.is_dir())):
+        if (candidate / "tensorflow" / "lite" / "micro" / "micro_interpreter.cc").is_file():
+            return candidate
+    raise EdgeconvError(f"{folder} is not a TFLite Micro tree (no "
+                        "tensorflow/lite/micro/micro_interpreter.cc in it)")
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unpacked(tgz: Path) -> Path:
+    if tgz.stat().st_size > MAX_TGZ_BYTES:
+        raise EdgeconvError(f"{tgz} is larger than {MAX_TGZ_BYTES >> 20} MB; not a TFLM tree")
+    key = _sha256_file(tgz)
+
+    def unpack(tmp: Path) -> None:
+        try:
+            with tarfile.open(tgz, "r:gz") as tar:
+                tar.extractall(tmp / "tree", filter="data")  # no links out, no devices
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise EdgeconvError(f"{tgz}: cannot unpack ({exc})") from None
+        (tmp / "unpacked").write_text(str(tgz) + "\n")
+
+    return cache.entry("trees", key, unpack, lambda d: (d / "unpacked").is_file()) / "tree"
+
+
+_SOURCE_SUFFIXES = (".cc", ".c", ".h", ".hpp", ".inc")
+
+
+def _content_hash(root: Path) -> str:
+    """sha256 over every source file's relative path and bytes, in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and
+                       p.suffix in _SOURCE_SUFFIXES):
+        rel = path.relative_to(root).as_posix()
+        digest.update(rel.encode() + b"\0" + _sha256_file(path).encode() + b"\n")
+    return digest.hexdigest()
