@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -25,10 +26,16 @@ class Captured:
 
     def reason(self, limit: int = 300) -> str:
         """The most telling captured line (an error line if any, else the last), or ''."""
-        lines = [" ".join(line.split()) for line in self.text.splitlines() if line.strip()]
+        # Colour codes (onnxruntime's logger ends lines with ESC[m) are not part of a reason,
+        # and a line that held only them must not be chosen as the last line.
+        plain = _ANSI.sub("", self.text)
+        lines = [" ".join(line.split()) for line in plain.splitlines() if line.strip()]
         errors = [line for line in lines if "error" in line.lower()]
         chosen = (errors or lines or [""])[-1]
         return chosen[:limit]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @contextlib.contextmanager

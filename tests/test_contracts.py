@@ -100,6 +100,67 @@ def _check_contract(runtime: Runtime) -> None:
         runtime.run_raw(np.zeros([1, 1], dtype=source.dtype))  # wrong shape: one clear error
 
 
+@pytest.fixture(scope="module")
+def two_output_files(tmp_path_factory):
+    """A two-output Keras model (boxes: 4 values, score: 1) saved as .keras and converted
+    by the export's session to TFLite fp32 and int8 and to ONNX fp32; its Keras outputs on
+    the inputs the contract runs."""
+    from edgeconv._lazy import keras
+    from edgeconv.export.convert import ConversionSession
+    from edgeconv.quant.calibration import CalibrationSet
+    from edgeconv.quant.settings import Int8Settings
+
+    k = keras()
+    k.utils.set_random_seed(0)
+    inputs = k.Input((8, 8, 1))
+    x = k.layers.GlobalAveragePooling2D()(k.layers.Conv2D(4, 3, activation="relu")(inputs))
+    model = k.Model(inputs, [k.layers.Dense(4, name="boxes")(x),
+                             k.layers.Dense(1, name="score")(x)])
+    root = tmp_path_factory.mktemp("two-outputs")
+    model.save(root / "two.keras")
+    images = np.random.default_rng(0).random((32, 8, 8, 1), dtype=np.float32)
+    session = ConversionSession(model, CalibrationSet(images, np.zeros(32, np.int64), seed=0),
+                                Int8Settings())
+    files = {"keras": root / "two.keras"}
+    for fmt, precision in (("tflite", "fp32"), ("tflite", "int8"), ("onnx", "fp32")):
+        files[f"{fmt}-{precision}"] = root / f"two_{precision}{FORMATS[fmt].suffix}"
+        files[f"{fmt}-{precision}"].write_bytes(session.make(fmt, precision).content)
+    x = np.random.default_rng(1).random((3, 8, 8, 1), dtype=np.float32)
+    return files, x, [np.asarray(o) for o in model.predict(x, verbose=0)]
+
+
+@pytest.mark.parametrize(("name", "file"), [
+    ("litert", "tflite-fp32"), ("litert", "tflite-int8"), ("onnxruntime", "onnx-fp32"),
+    ("keras", "keras"), ("tflite-micro", "tflite-int8")])
+def test_every_runtime_runs_every_output_of_a_two_output_model(two_output_files, name, file):
+    if not get_runtime(name).available():
+        pytest.skip(f"{name} is not installed")
+    from edgeconv.errors import EdgeconvError
+
+    files, x, reference = two_output_files
+    with open_runtime(files[file], name) as runtime:
+        (source,), targets = runtime.inputs(), runtime.outputs()
+        assert len(targets) == 2 and len(runtime.signature_names()) == 2
+        got = runtime.run_all(x)
+        raw = runtime.run_raw_all(_in_dtype(x, source))
+        call = runtime.prepared(_in_dtype(x[:1], source))
+        call()  # the whole graph, every output
+        with pytest.raises(EdgeconvError, match=r"2 outputs; run\(\) handles"):
+            runtime.run(x)  # a caller that needs one output is told
+        with pytest.raises(EdgeconvError, match="2 outputs"):
+            runtime.run_raw(_in_dtype(x, source))
+    assert [g.dtype for g in got] == [np.float32] * 2
+    assert [r.dtype for r in raw] == [np.dtype(t.dtype) for t in targets]
+    assert [g.shape for g in got] == [r.shape for r in raw]
+    # each output as the runtime lists it, matched to Keras's by its size (TFLite may
+    # reorder them), holds the same values up to the precision's rounding
+    assert sorted(g.shape[1] for g in got) == [1, 4]
+    bound = 0.05 if "int8" in file else 1e-4
+    for g in got:
+        expected = next(r for r in reference if r.shape == g.shape)
+        assert np.abs(g - expected).max() <= bound * max(1.0, np.abs(expected).max())
+
+
 def _in_dtype(x: np.ndarray, info: TensorInfo) -> np.ndarray:
     from edgeconv.runtimes.base import quantize
 

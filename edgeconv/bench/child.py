@@ -112,7 +112,7 @@ def measure(job: Job) -> dict[str, Any]:
         try:
             x = random_input(runtime.inputs()[0], job.hwc, job.seed)
             start = time.perf_counter_ns()
-            runtime.run_raw(x)
+            runtime.run_raw_all(x)  # every output: the whole graph is what is timed
             result["first_ms"] = (time.perf_counter_ns() - start) / 1e6
             samples = timed_runs(runtime.prepared(x), job.warmup, job.runs, job.min_time)
             latency = latency_stats(samples)
@@ -177,28 +177,37 @@ def random_input(info: TensorInfo, hwc: list[int] | None, seed: int) -> np.ndarr
 
 
 def _quality(runtime: Runtime, job: Job, result: dict[str, Any]
-             ) -> tuple[np.ndarray, np.ndarray]:
+             ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Accuracy on the test split; top-1 agreement with the Keras reference's. Returns the
-    inputs as the runtime quantised them and its raw outputs (what `run` computes), so that
-    saving them for parity does not run the split again (slow on an emulated board)."""
+    inputs as the runtime quantised them and its raw outputs (what `run_all` computes), so
+    that saving them for parity does not run the split again (slow on an emulated board).
+    A model with several outputs is no classifier: it is run, but gets no top-1 figures."""
     from edgeconv.runtimes.base import dequantize, quantize
 
     with np.load(job.data) as data:
         x, y = data["x"], data["y"]
     x = quantize(x, runtime.inputs()[0])
-    raw = runtime.run_raw(x)
-    top1 = _top1(dequantize(raw, runtime.outputs()[0]))
-    _share(result, "accuracy", top1 == y)
+    raw = runtime.run_raw_all(x)
+    top1 = _top1(dequantize(raw[0], runtime.outputs()[0])) if len(raw) == 1 else None
+    if top1 is None:
+        result["notes"].append(f"{len(raw)} outputs: no accuracy or agreement (top-1 is"
+                               " for single-output classifiers)")
+    else:
+        _share(result, "accuracy", top1 == y)
     if job.reference_out:
         from edgeconv.runtimes.keras import load_model  # Keras is loaded in this process
         from edgeconv.zoo.analyze import analyze
 
         result["macs"] = analyze(load_model(job.path)).macs or None
-        np.savez(job.reference_out, top1=top1, macs=np.int64(result["macs"] or 0))
-    elif job.reference_in:
+        # no top1 for several outputs: the other files then get no agreement either
+        np.savez(job.reference_out, macs=np.int64(result["macs"] or 0),
+                 **({} if top1 is None else {"top1": top1}))
+    elif job.reference_in and top1 is not None:
         with np.load(job.reference_in) as reference:
-            _share(result, "agreement", top1 == reference["top1"])
-        result["notes"].append("agreement: top-1 vs the Keras float model on the test split")
+            if "top1" in reference:
+                _share(result, "agreement", top1 == reference["top1"])
+                result["notes"].append("agreement: top-1 vs the Keras float model on the"
+                                       " test split")
     return x, raw
 
 
@@ -211,12 +220,17 @@ def _kernel_agreement(runtime: Runtime, entry: RuntimeEntry, job: Job,
     if job.data:
         with np.load(job.data) as data:
             x, y = data["x"], data["y"]
-        feed = runtime.run
+        floats = True
     else:
         x = np.concatenate([random_input(info, None, job.seed + i)
                             for i in range(_AGREEMENT_SAMPLES)])
-        y, feed = None, runtime.run_raw
-    ours = feed(x)
+        y, floats = None, False
+    ours = runtime.run_all(x) if floats else runtime.run_raw_all(x)
+    if len(ours) != 1:  # runs (so a kernel TFLM lacks fails here), but has no top-1
+        result["notes"].append(f"{len(ours)} outputs: no accuracy or top-1 agreement (top-1"
+                               " is for single-output classifiers)")
+        return
+    ours = ours[0]
     if y is not None:
         _share(result, "accuracy", _top1(ours) == y)
     if entry.kernel_reference is None:
@@ -228,7 +242,7 @@ def _kernel_agreement(runtime: Runtime, entry: RuntimeEntry, job: Job,
         result["notes"].append(f"no agreement figure: {exc}")
         return
     with reference:
-        theirs = reference.run(x) if feed == runtime.run else reference.run_raw(x)
+        theirs = reference.run(x) if floats else reference.run_raw(x)
     _share(result, "agreement", _top1(ours) == _top1(theirs))
     source = "test split" if y is not None else f"{len(x)} random inputs"
     result["notes"].append(f"agreement: top-1 of {entry.name} vs {name} reference"
@@ -242,11 +256,12 @@ def _share(result: dict[str, Any], key: str, right: np.ndarray) -> None:
 
 
 def save_outputs(runtime: Runtime, job: Job,
-                 computed: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 computed: tuple[np.ndarray, list[np.ndarray]] | None = None) -> None:
     """The engine's raw outputs (int8 stays int8) on the evaluation inputs, saved as
     job.outputs: the test split as the runtime quantises it, else _AGREEMENT_SAMPLES seeded
     random inputs; with the sha256 of those raw inputs (dtype, shape, bytes) and what they
-    were, so that two machines' outputs are compared on inputs shown to be the same."""
+    were, so that two machines' outputs are compared on inputs shown to be the same.
+    Output 0 is `out`, further ones `out1`, `out2`, ... (output_keys)."""
     from edgeconv.runtimes.base import quantize
 
     info = runtime.inputs()[0]
@@ -265,8 +280,15 @@ def save_outputs(runtime: Runtime, job: Job,
     digest = hashlib.sha256(f"{x.dtype.str}{x.shape}".encode() + x.tobytes()).hexdigest()
     # save_inputs: x too, which the MCU path feeds its firmware (bench/firmware.py)
     extra = {"x": x} if job.save_inputs else {}
-    np.savez(job.outputs, out=runtime.run_raw(x) if out is None else out,
+    outs = runtime.run_raw_all(x) if out is None else out
+    np.savez(job.outputs, **dict(zip(output_keys(len(outs)), outs)),
              x_sha256=np.str_(digest), source=np.str_(source), **extra)
+
+
+def output_keys(count: int) -> list[str]:
+    """The keys of a saved outputs file's outputs: `out` (output 0, what a single-output
+    reader takes), then `out1`, `out2`, ..."""
+    return ["out", *(f"out{k}" for k in range(1, count))]
 
 
 def _top1(outputs: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ Without the toolchain, the emulator or a source tree (`--tflm-tree` or EDGECONV_
 tree folder or .tgz, or a folder holding tflm-tree-<kernels>.tgz for each kernel set),
 or for a target without a core (esp32s3), the row stays the host's: one note says why and
 what to install; the arena is the host interpreter's; flash is unknown (None); `fits` is
-judged on RAM alone (arena <= SRAM; documented in docs/bench.md); the latency is labelled
+False when the arena alone exceeds the SRAM, else unknown (None; docs/bench.md); the latency is labelled
 "x86 host, reference kernels" (timed_on "host").
 """
 
@@ -90,18 +90,20 @@ def unavailable(target: Target, kernels: str, tree: str | None) -> str | None:
 
 
 def host_row(row: BenchRow, target: Target, reason: str | None) -> None:
-    """The row as the host interpreter measured it, said so: no flash figure, fits on RAM
-    only, the latency labelled x86 host."""
+    """The row as the host interpreter measured it, said so: no flash figure, so `fits` is
+    known only when the arena alone is too large (False); otherwise unknown (None), never a
+    yes that no flash figure backs. The latency is labelled x86 host."""
     row.timed_on = "host"
     row.flash_bytes = None
     why = f"no firmware run: {reason}" if reason else (
         f"no firmware run: {target.name} has no Arm core the emulator models")
-    row.notes.append(f"{why}; {HOST_ARENA_NOTE}; flash unknown; fits judged on RAM only")
+    row.notes.append(f"{why}; {HOST_ARENA_NOTE}; flash unknown, so fits is unknown unless"
+                     " the arena alone is too large")
     if row.latency_ms is not None:
         row.notes.append(f"latency: {HOST_LABEL} (TFLite Micro's interpreter on this machine),"
                          f" not {target.name} time")
     if row.arena_bytes is not None:
-        row.fits = row.arena_bytes <= (target.sram_bytes or 0)
+        row.fits = False if row.arena_bytes > (target.sram_bytes or 0) else None
     elif row.error and "Failed to resize buffer" in row.error:
         # TFLM was given the board's whole SRAM as its arena and could not plan in it.
         row.fits = False
@@ -122,7 +124,7 @@ def add_firmware(row: BenchRow, target: Target, kernels: str, *, model: Path,
         run = run_firmware(model, core=target.core, kernels=kernels,
                            inputs=[inputs[i:i + 1] for i in range(len(inputs))]
                            if inputs is not None else None, tree=tree_for(kernels, tree),
-                           progress=progress)
+                           progress=progress, label=row.artifact)
     except EdgeconvError as exc:
         host_row(row, target, f"the firmware did not run ({exc})")
         return

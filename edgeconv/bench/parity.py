@@ -21,6 +21,7 @@ from edgeconv.files import open_regular
 from edgeconv.runtimes.registry import get_runtime, installed_version
 
 MAX_OUTPUTS_BYTES = 256 << 20  # one row's saved outputs, fetched back
+MAX_OUTPUTS = 256  # model outputs read from one saved outputs file
 
 
 def add_parity(compared: list[tuple[Any, Path, Path | None]], rows: list[Any],
@@ -68,31 +69,38 @@ def _parity(planned, board_file: Path, here_file: Path, data: Path | None,
     if board["x_sha256"] != mine["x_sha256"]:
         raise EdgeconvError(f"the board ran on other inputs ({board['source']}) than this"
                             f" machine ({mine['source']})")
-    parity = output_parity(board["out"], mine["out"])
+    parity = output_parity(board["outs"], mine["outs"])  # every output of the model
     return {**parity, "reference": _reference(entry), "cpu": environment.get("cpu"),
             "on": mine["source"]}
 
 
 def _load_outputs(path: Path, whose: str) -> dict[str, Any]:
     """A saved outputs file (child.save_outputs): a regular file of bounded size, an .npz
-    read without pickles, holding `out` (numbers), `x_sha256` and `source` (text)."""
+    read without pickles, holding `out` (and `out1`, `out2`, ... for a model with several
+    outputs: numbers), `x_sha256` and `source` (text). Read back as `out` (output 0),
+    `outs` (every output, in order), `x_sha256` and `source`."""
     import io
 
     import numpy as np
+
+    from edgeconv.bench.child import output_keys
 
     with open_regular(path, MAX_OUTPUTS_BYTES, what="outputs file", allow_empty=False) \
             as (fh, _):
         data = fh.read(MAX_OUTPUTS_BYTES + 1)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            found = {"out": npz["out"], "x_sha256": str(npz["x_sha256"]),
+            keys = [k for k in output_keys(MAX_OUTPUTS) if k in npz.files]
+            outs = [npz[k] for k in output_keys(len(keys))]  # KeyError without `out`
+            found = {"out": outs[0], "outs": outs, "x_sha256": str(npz["x_sha256"]),
                      "source": str(npz["source"])[:100]}
     except (KeyError, ValueError, OSError, EOFError) as exc:
         raise EdgeconvError(f"{whose} outputs are not readable"
                             f" ({' '.join(str(exc).split())[:200]})") from None
-    if found["out"].dtype.kind not in "biuf" or found["out"].ndim < 1:
-        raise EdgeconvError(f"{whose} outputs are {found['out'].dtype} {found['out'].shape},"
-                            " not numbers per input")
+    for out in found["outs"]:
+        if out.dtype.kind not in "biuf" or out.ndim < 1:
+            raise EdgeconvError(f"{whose} outputs are {out.dtype} {out.shape}, not numbers"
+                                " per input")
     return found
 
 
@@ -101,10 +109,44 @@ def output_parity(board: Any, here: Any) -> dict[str, Any]:
     value: inputs, values, how many differ, the largest difference in the outputs' own
     units (LSB for integer outputs), equal; and per input: those whose every value is equal
     (inputs_equal) and those whose top-1 class is the same (top1_equal). NaN equals NaN; a
-    difference that is not finite counts, but not in max_abs_diff."""
+    difference that is not finite counts, but not in max_abs_diff.
+
+    `board` and `here` may be lists, one array per model output: then every output is
+    compared, `values` and `differing` count them all, `max_abs_diff` is the largest over
+    them (each in its own units), an input is equal when all its outputs are, `outputs` says
+    how many, and there is no top1_equal (top-1 is a single-output classifier's)."""
     import numpy as np
 
-    board, here = np.asarray(board), np.asarray(here)
+    boards = list(board) if isinstance(board, (list, tuple)) else [board]
+    heres = list(here) if isinstance(here, (list, tuple)) else [here]
+    if len(boards) != len(heres) or not boards:
+        raise EdgeconvError(f"the outputs differ in kind: {len(boards)} outputs on the board,"
+                            f" {len(heres)} here")
+    compared = [_compare(np.asarray(b), np.asarray(h)) for b, h in zip(boards, heres)]
+    inputs = compared[0]["inputs"]
+    if any(c["inputs"] != inputs for c in compared):
+        raise EdgeconvError("the outputs differ in kind: outputs for different numbers of"
+                            " inputs")
+    per_input = np.zeros(inputs, bool)
+    for c in compared:
+        if c["per_input"].size:
+            per_input |= c["per_input"]
+    found = {"inputs": int(inputs), "values": sum(c["values"] for c in compared),
+             "differing": sum(c["differing"] for c in compared),
+             "max_abs_diff": max(c["max_abs_diff"] for c in compared),
+             "equal": all(c["equal"] for c in compared),
+             "inputs_equal": int(inputs - per_input.sum())}
+    if len(compared) == 1:
+        found["top1_equal"] = compared[0]["top1_equal"]
+    else:
+        found["outputs"] = len(compared)
+    return found
+
+
+def _compare(board, here) -> dict[str, Any]:
+    """One output's comparison (output_parity), with the inputs that differ."""
+    import numpy as np
+
     if board.shape != here.shape or board.dtype != here.dtype:
         raise EdgeconvError(f"the outputs differ in kind: {board.dtype} {board.shape} on the"
                             f" board, {here.dtype} {here.shape} here")
@@ -126,8 +168,8 @@ def output_parity(board: Any, here: Any) -> dict[str, Any]:
     return {"inputs": int(inputs), "values": int(board.size),
             "differing": int(differs.sum()),
             "max_abs_diff": int(largest) if board.dtype.kind in "biu" else largest,
-            "equal": not bool(differs.any()),
-            "inputs_equal": int(inputs - per_input.sum()), "top1_equal": int(top1.sum())}
+            "equal": not bool(differs.any()), "per_input": per_input,
+            "top1_equal": int(top1.sum())}
 
 
 def _reference(entry) -> str:

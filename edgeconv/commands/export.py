@@ -177,13 +177,18 @@ def _print_export(result) -> None:
              f" measured{images}{accuracy}")
     columns = ["file", "size", "accuracy [95% CI]", "vs float", "agrees", "max |diff|",
                "TFLM arena"]
-    if all(a.accuracy is None for a in result.artifacts):  # no labels, or no classifier:
-        # the worst output's parity with the float reference stands in for accuracy
-        columns[2:5] = ["outputs", "min cosine", "min SNR dB"]
-        for row, a in zip(rows, result.artifacts):
-            parity = a.output_parity or []
-            row[2:5] = [str(len(a.outputs) or ""), _worst(parity, "cosine", "{:.6f}"),
-                        _worst(parity, "snr_db", "{:.1f}")]
+    # the worst output's parity with the float reference: next to accuracy for a classifier,
+    # in its place for a model with no labels or no single classifier output
+    parity_columns = ["min cosine", "min SNR dB"]
+    parity_cells = [_parity_cells(a) for a in result.artifacts]
+    if all(a.accuracy is None for a in result.artifacts):
+        columns[2:5] = ["outputs", *parity_columns]
+        for row, a, cells in zip(rows, result.artifacts, parity_cells):
+            row[2:5] = [str(len(a.outputs) or ""), *cells]
+    elif any(a.output_parity for a in result.artifacts):
+        columns[5:5] = parity_columns
+        for row, cells in zip(rows, parity_cells):
+            row[5:5] = cells
     stdout = render.stdout_console()
     stdout.print(render.table(title, columns, rows, right=set(columns[1:])))
     if any(a.versus_float for a in result.artifacts):
@@ -198,15 +203,28 @@ def _print_export(result) -> None:
         render.stderr_console().print(f"note: {note}", highlight=False, soft_wrap=True)
 
 
+def _parity_cells(artifact) -> list[str]:
+    """The min cosine and min SNR dB cells of a file: "(reference)" for the float reference
+    itself (the one file without parity), the worst output's figure otherwise."""
+    if artifact.output_parity is None:
+        return ["(reference)"] * 2
+    return [_worst(artifact.output_parity, "cosine", "{:.6f}"),
+            _worst(artifact.output_parity, "snr_db", "{:.1f}")]
+
+
 def _worst(parity: list[dict], key: str, form: str) -> str:
-    """The lowest figure over the outputs; a null SNR on equal outputs is infinite, any
-    other null (non-finite values) is shown as such."""
+    """The lowest figure over the outputs: "inf" / "-inf" where the SNR is infinite (equal
+    outputs; an all-zero reference), "NaN" where an output holds NaN or infinite values."""
+    from edgeconv.quant.output_parity import worst
+
     if not parity:
         return ""
-    if any(p.get(key) is None and not p.get("equal") for p in parity):
-        return "n/a"
-    values = [p[key] for p in parity if p.get(key) is not None]
-    return form.format(min(values)) if values else "inf"
+    _, value, _ = worst(parity, key)
+    if value is None:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "inf" if value > 0 else "-inf"
+    return form.format(value)
 
 
 def _pct(value: float | None) -> str:

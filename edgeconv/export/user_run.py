@@ -57,6 +57,7 @@ def export_user(config: ExportConfig, progress: Progress | None = None) -> Expor
     else:
         made = _file_export(config, source, run_dir, progress)
     artifacts, notes, data, verifier, budgets = made
+    notes = [*notes, *verifier.notes]  # e.g. outputs matched by position only
     if not any(a.format != "keras" for a in artifacts):  # every converter refused
         refusals = [n for n in notes if " not made: " in n or " not kept: " in n]
         for copied in artifacts:  # the reference copy alone: no export to vouch for
@@ -206,8 +207,9 @@ def _file_export(config: ExportConfig, source: UserSource, run_dir: Path,
                else f"{path.name}: measured as it is")
     from edgeconv.export.outputs import run_outputs
 
-    reference, _ = run_outputs(path, data.test.x)
-    verifier = Verifier(None, data, reference_outputs=reference)
+    reference, (_, _, outputs, signature) = run_outputs(path, data.test.x)
+    verifier = Verifier(None, data, reference_outputs=reference,
+                        reference_names=_output_names(outputs, signature))
     options = {"opset": opset_of(content)} if fmt == "onnx" else {}
     steps.step(f"{path.name}: measuring on {len(data.test)} images")
     artifacts = [verifier.measure(path, fmt, precision, Converted(content, options),
@@ -231,6 +233,15 @@ def _file_export(config: ExportConfig, source: UserSource, run_dir: Path,
     if full is not None:
         data = _SubsetMark(data, full)
     return artifacts, notes, data, verifier, []
+
+
+def _output_names(outputs, signature: list[str | None]) -> list[str]:
+    """A file's own output names, as the reference: the signature's where it names them
+    (a TFLite file's Keras names), else the tensors' (output_K says only the position)."""
+    import re
+
+    return [name if name and not re.fullmatch(r"output_\d+", name) else info.name
+            for info, name in zip(outputs, signature)]
 
 
 def _onnx_int8(content: bytes, calibration: CalibrationSet, input_name: str, path: Path,

@@ -31,19 +31,28 @@ class Verifier:
     """The float reference's outputs on the test images, and each file measured against them.
 
     `model`: the Keras model (its outputs are the reference); or None with
-    `reference_outputs` (a user's ONNX or TFLite file: its own fp32 file is the reference).
+    `reference_outputs` (a user's ONNX or TFLite file: its own fp32 file is the reference)
+    and `reference_names`. Every file's parity entries carry the reference's output names,
+    so that gate and report name an output the same in every format; `notes` collects what
+    the user should know about the matching.
     A model with one 2-d output is a classifier: top-1 accuracy (when the images have
     labels) and agreement. Every file gets per-output parity (part B's
     edgeconv.quant.output_parity) against every reference output.
     """
 
-    def __init__(self, model, data, reference_outputs: list[np.ndarray] | None = None):
+    def __init__(self, model, data, reference_outputs: list[np.ndarray] | None = None,
+                 reference_names: list[str] | None = None):
         self.data = data
         if model is not None:
             from edgeconv.export.user_model import keras_outputs
 
             reference_outputs = keras_outputs(model, data.test.x)
+            reference_names = _keras_output_names(model)
         self.reference_outputs = [np.asarray(o, dtype=np.float32) for o in reference_outputs]
+        if reference_names is None or len(reference_names) != len(self.reference_outputs):
+            reference_names = [f"output_{k}" for k in range(len(self.reference_outputs))]
+        self.reference_names = list(reference_names)
+        self.notes: list[str] = []
         self.reference = self.reference_outputs[0]
         self.labels = data.test.y
         self.classifier = len(self.reference_outputs) == 1 and self.reference.ndim == 2
@@ -70,8 +79,14 @@ class Verifier:
         `reference`: the file is the float reference itself (a user's ONNX or TFLite)."""
         from edgeconv.export.outputs import run_outputs
 
-        got, (runtime_name, inputs, outs) = run_outputs(path, self.data.test.x)
-        order = _matched(got, self.reference_outputs, path)
+        got, (runtime_name, inputs, outs, signature) = run_outputs(path, self.data.test.x)
+        file_names = [t.name for t in outs]
+        order, named = match_outputs(got, self.reference_outputs, path.name, self.reference_names,
+                                     file_names, signature)
+        if not named:
+            self.notes.append(f"{path.name}: its {len(order)} outputs could not be told apart"
+                              " by name or size; matched by position, and its parity names"
+                              " them as the file does")
         got = [got[i].reshape(r.shape) for i, r in zip(order, self.reference_outputs)]
         inputs, outs = [asdict(t) for t in inputs], [asdict(t) for t in outs]
         figures: dict[str, Any] = {"eval_samples": len(self.data.test.x)}
@@ -92,7 +107,8 @@ class Verifier:
             options=dict(made.options), quantization=_boundary(precision, made, inputs, outs),
             micro=_micro_check(path) if _runs_on_micro(fmt, precision) else None,
             output_parity=None if reference else parity_of(
-                self.reference_outputs, got, [outs[i]["name"] for i in order]),
+                self.reference_outputs, got,
+                self.reference_names if named else [file_names[i] for i in order]),
             **figures,
         )
 
@@ -112,26 +128,70 @@ def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(outputs, axis=-1) == labels))
 
 
-def _matched(got: list[np.ndarray], reference: list[np.ndarray], path: Path) -> list[int]:
-    """Which of the file's outputs is each of the reference's. A converter may reorder
-    several outputs (TFLite sorts them by name): matched by size when the order does not
-    fit."""
+def match_outputs(got: list[np.ndarray], reference: list[np.ndarray], file: str,
+                  reference_names: list[str], file_names: list[str],
+                  signature: list[str | None]) -> tuple[list[int], bool]:
+    """(order, named): order[k] is the file's output that is the reference's output k;
+    named says the match is sure, so the file's entries take the reference's names.
+
+    A converter may rename and reorder several outputs (TFLite names them
+    `StatefulPartitionedCall_1:0` and sorts them by that name), so, in turn: the names the
+    file's signature or tensors give (a reference name, or output_K for the K-th), when
+    they pick each output once with its size; else the order, when the sizes fit it and
+    tell the outputs apart; else each size, when it is found once. Outputs of equal sizes
+    that neither names nor order place are matched by position, not named (named False)."""
     from edgeconv.errors import EdgeconvError
 
     if len(got) != len(reference):
-        raise EdgeconvError(f"{path.name} has {len(got)} outputs, the float model"
+        raise EdgeconvError(f"{file} has {len(got)} outputs, the float model"
                             f" {len(reference)}")
+    count = len(reference)
+    for names in (signature, file_names):
+        order = _by_name(names, reference_names)
+        if order is not None and all(got[i].size == r.size for i, r in zip(order, reference)):
+            return order, True
     sizes = [g.size for g in got]
+    distinct = len(set(sizes)) == count
     if all(g.size == r.size for g, r in zip(got, reference)):
-        return list(range(len(got)))
+        return list(range(count)), distinct or count == 1
     order = []
     for r in reference:
         found = [i for i, size in enumerate(sizes) if size == r.size and i not in order]
         if not found:
-            raise EdgeconvError(f"{path.name}: no output of {r.shape[1:]} values like the"
+            raise EdgeconvError(f"{file}: no output of {r.shape[1:]} values like the"
                                 " float model's")
         order.append(found[0])
-    return order
+    return order, distinct
+
+
+def _by_name(names: list[str | None], reference_names: list[str]) -> list[int] | None:
+    """The file's output for each reference output by name (a reference name, or output_K
+    for the reference's K-th output), or None when the names do not pick each once."""
+    import re
+
+    where: dict[int, int] = {}
+    for i, name in enumerate(names):
+        if name in reference_names:
+            k = reference_names.index(name)
+        elif name and (m := re.fullmatch(r"output_(\d+)", name)):
+            k = int(m.group(1))
+        else:
+            return None
+        if k >= len(reference_names) or k in where:
+            return None
+        where[k] = i
+    if len(where) != len(reference_names):
+        return None
+    return [where[k] for k in range(len(reference_names))]
+
+
+def _keras_output_names(model) -> list[str] | None:
+    """The Keras model's output names, in the order of keras_outputs (its outputs list)."""
+    try:
+        names = list(model.output_names)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return names if all(isinstance(n, str) and n for n in names) else None
 
 
 def parity_of(reference: list[np.ndarray], candidate: list[np.ndarray],

@@ -105,24 +105,26 @@ def _as_tensor(array: np.ndarray, spec: TensorSpec, n: int, label: str) -> bytes
 def run_firmware(model: Path, *, core: str, kernels: str = "cmsis-nn",
                  inputs: list[np.ndarray] | None = None, tree: str | Path | None = None,
                  progress: Progress | None = None, arena_bytes: int | None = None,
-                 timeout: float | None = None) -> FirmwareRun:
+                 timeout: float | None = None, label: str | None = None) -> FirmwareRun:
     """Run `model` on the emulated `core` with TFLite Micro's `kernels`, on each of `inputs`
-    (one zero sample when None), and report instructions, memory and the outputs."""
+    (one zero sample when None), and report instructions, memory and the outputs. `label`
+    names the model in messages (the user's name for a private copy the bench made)."""
     spec = _check_choice(core, kernels)
     find_toolchain()
     find_emulator()
     model = Path(model)
+    shown = label or str(model)
     data = read_regular(model, MAX_MODEL_BYTES, what="model")
-    ops = parse_ops(data, str(model))
-    ops.check_supported(model)
+    ops = parse_ops(data, shown)
+    ops.check_supported(shown)
     if len(data) > FLASH_SIZE:  # before minutes of library build, not after
-        raise EdgeconvError(f"{model} is {len(data):,} bytes: larger than the emulated flash "
+        raise EdgeconvError(f"{shown} is {len(data):,} bytes: larger than the emulated flash "
                             f"({FLASH_SIZE:,} bytes), so it cannot be run")
-    blob, count = _input_bytes(ops, inputs, str(model))
+    blob, count = _input_bytes(ops, inputs, shown)
     source = find_tree(kernels, tree)
     progress = progress or Progress()
     library = build_library(core, source, progress)
-    progress.message(f"linking the {core} firmware for {model.name}")
+    progress.message(f"linking the {core} firmware for {label or model.name}")
     firmware = build_firmware(library, model, data, ops, arena_bytes=arena_bytes)
     with tempfile.TemporaryDirectory(prefix="edgeconv-mcu-") as tmp:
         work = Path(tmp)
@@ -132,10 +134,10 @@ def run_firmware(model: Path, *, core: str, kernels: str = "cmsis-nn",
                               timeout=timeout or 120.0 + 30.0 * count)
         seconds = time.monotonic() - started
         produced = (work / "output.bin").read_bytes()
-    outputs = _outputs(ops, report, produced, count, str(model))
+    outputs = _outputs(ops, report, produced, count, shown)
     stack = max([report.setup_stack, *(s for _, s in report.invokes)])
     if stack >= STACK_BYTES - 256:  # the paint is gone: it may have run into the heap
-        raise EdgeconvError(f"{model} used all of the firmware's {STACK_BYTES:,}-byte stack "
+        raise EdgeconvError(f"{shown} used all of the firmware's {STACK_BYTES:,}-byte stack "
                             f"on the emulated {core}: its figures cannot be trusted")
     per_tick = emulator.INSTRUCTIONS_PER_TICK
     each = [ticks * per_tick for ticks, _ in report.invokes]

@@ -7,7 +7,7 @@ shape changes, so that `run_raw` is what a benchmark should time.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +36,8 @@ class Runtime(ABC):
     """A loaded model in one inference engine.
 
     Subclasses load in `__init__`, set `backend`, `version`, `_inputs` and `_outputs`, and
-    implement `_invoke` for a batch whose shape the model accepts as it is.
+    implement `_invoke_all` (every output) for a batch whose shape the model accepts as it
+    is; a runtime for single-output models only may implement `_invoke` (one array) instead.
     """
 
     name: ClassVar[str]
@@ -57,14 +58,35 @@ class Runtime(ABC):
     def outputs(self) -> list[TensorInfo]:
         return list(self._outputs)
 
+    def signature_names(self) -> list[str | None]:
+        """Per output (in the order of `outputs()`), the name the file's serving signature
+        gives it, where the format keeps one apart from the tensor's name (TFLite: a Keras
+        model's output name, or output_0, output_1, ... in the model's order); else None."""
+        return [None] * len(self._outputs)
+
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Float32 batch in the model's layout -> float32 outputs, quantising at the boundary."""
-        source, target = self._single_io()
-        return dequantize(self.run_raw(quantize(x, source)), target)
+        """Float32 batch in the model's layout -> float32 output, quantising at the boundary.
+        For a single-output model; `run_all` runs every output."""
+        self._single_io()
+        return self.run_all(x)[0]
 
     def run_raw(self, x: np.ndarray) -> np.ndarray:
-        """A batch already in the input's dtype -> the output as the engine returns it."""
-        source, _ = self._single_io()
+        """A batch already in the input's dtype -> the output as the engine returns it.
+        For a single-output model; `run_raw_all` runs every output."""
+        self._single_io()
+        return self.run_raw_all(x)[0]
+
+    def run_all(self, x: np.ndarray) -> list[np.ndarray]:
+        """Float32 batch -> every output as float32, in the order of `outputs()`, each
+        dequantised with its own scale and zero point."""
+        source = self._single_input()
+        return [dequantize(y, info)
+                for y, info in zip(self.run_raw_all(quantize(x, source)), self._outputs)]
+
+    def run_raw_all(self, x: np.ndarray) -> list[np.ndarray]:
+        """A batch already in the input's dtype -> every output as the engine returns it,
+        in the order of `outputs()`."""
+        source = self._single_input()
         if x.dtype != source.dtype:
             raise EdgeconvError(f"{self.path.name} takes {source.dtype} input, got {x.dtype}"
                                 + ("; run() quantises float input" if source.scale else ""))
@@ -74,18 +96,33 @@ class Runtime(ABC):
         # call takes gigabytes).
         step = 1 if source.shape[0] == 1 else self.max_batch
         if x.shape[0] <= step:
-            return self._invoke(x)
-        return np.concatenate([self._invoke(x[i:i + step]) for i in range(0, x.shape[0], step)])
+            return list(self._invoke_all(x))
+        parts = [self._invoke_all(x[i:i + step]) for i in range(0, x.shape[0], step)]
+        return [np.concatenate([part[k] for part in parts]) for k in range(len(parts[0]))]
 
     def prepared(self, x: np.ndarray) -> Callable[[], object]:
         """One inference on `x` as a call with no arguments, everything else done up front:
-        what a benchmark times (TFLite's benchmark_model times invoke() alone)."""
-        self.run_raw(x)  # checks dtype and shape, and sizes the engine for x
-        return lambda: self._invoke(x)
+        what a benchmark times (TFLite's benchmark_model times invoke() alone). The call runs
+        the whole graph: every output."""
+        self.run_raw_all(x)  # checks dtype and shape, and sizes the engine for x
+        return lambda: self._invoke_all(x)
 
-    @abstractmethod
+    def _invoke_all(self, x: np.ndarray) -> list[np.ndarray]:
+        """Run one batch of a shape the model takes (resizing first if it is new): every
+        output, in the order of `outputs()`. A runtime implements this, or `_invoke` alone
+        when it only ever loads single-output models."""
+        return [self._invoke(x)]
+
     def _invoke(self, x: np.ndarray) -> np.ndarray:
-        """Run one batch of a shape the model takes (resizing first if it is new)."""
+        """The first output of `_invoke_all` (a single-output runtime may implement this)."""
+        return self._invoke_all(x)[0]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        # each default calls the other: a runtime (a class with a name) implements one
+        if (cls._invoke_all is Runtime._invoke_all and cls._invoke is Runtime._invoke
+                and "name" in cls.__dict__):
+            raise TypeError(f"{cls.__name__} implements neither _invoke_all nor _invoke")
 
     def arena_used_bytes(self) -> int | None:
         """The working memory the engine planned for the model, where it reports one
@@ -102,11 +139,19 @@ class Runtime(ABC):
         self.close()
 
     def _single_io(self) -> tuple[TensorInfo, TensorInfo]:
+        """For callers that need one output (a classifier's top-1): the one input and output."""
         if len(self._inputs) != 1 or len(self._outputs) != 1:
             raise EdgeconvError(
                 f"{self.path.name} has {len(self._inputs)} inputs and {len(self._outputs)} "
-                "outputs; run() handles single-input, single-output models")
+                "outputs; run() handles single-input, single-output models (run_all() runs"
+                " every output)")
         return self._inputs[0], self._outputs[0]
+
+    def _single_input(self) -> TensorInfo:
+        if len(self._inputs) != 1:
+            raise EdgeconvError(f"{self.path.name} has {len(self._inputs)} inputs; edgeconv"
+                                " runs single-input models")
+        return self._inputs[0]
 
 
 def check_shape(got: tuple[int, ...], expected: tuple[int | None, ...], model: str) -> None:

@@ -57,7 +57,10 @@ class KerasRuntime(Runtime):
         k = keras()
         self._backend_name, self.version = f"keras/{k.backend.backend()}", k.__version__
         self._model = load_model(self.path)
-        self._to_numpy = k.ops.convert_to_numpy
+        convert, flatten = k.ops.convert_to_numpy, k.tree.flatten
+        # every output as numpy, in the order of model.outputs (a dict of outputs flattens
+        # in the same key order as the model's own list)
+        self._to_numpy = lambda result: [convert(y) for y in flatten(result)]
         self._inputs = [_tensor_info(t) for t in self._model.inputs]
         self._outputs = [_tensor_info(t) for t in self._model.outputs]
         self.mode = mode
@@ -138,17 +141,17 @@ class KerasRuntime(Runtime):
 
     # -- Runtime -------------------------------------------------------------------------
 
-    def _invoke(self, x: np.ndarray) -> np.ndarray:
+    def _invoke_all(self, x: np.ndarray) -> list[np.ndarray]:
         if self._call is None:
             self._settle(x)
         return self._to_numpy(self._call(x))  # Runtime chunks large batches
 
     def prepared(self, x: np.ndarray) -> Callable[[], object]:
         """The input made a tensor once (as LiteRT sets its input once); each call runs the
-        model and reads its output (which waits for a GPU to finish)."""
-        self.run_raw(x)  # checks dtype and shape, compiles for this shape
+        model and reads its outputs (which waits for a GPU to finish)."""
+        self.run_raw_all(x)  # checks dtype and shape, compiles for this shape
         if self.compiled == "eager":
-            return lambda: self._invoke(x)
+            return lambda: self._invoke_all(x)
         import tensorflow as tf
 
         tensor, call, to_numpy = tf.constant(x), self._call, self._to_numpy

@@ -57,10 +57,11 @@ class LiteRTRuntime(Runtime):
         self._inputs = [_tensor_info(d) for d in inputs]
         self._outputs = [_tensor_info(d) for d in outputs]
         self._input_index = inputs[0]["index"]
-        self._output_index = outputs[0]["index"]
+        self._output_indices = [d["index"] for d in outputs]
+        self._signature_names = _signature_names(self._interpreter, self._output_indices)
         self._allocated_shape = tuple(int(d) for d in inputs[0]["shape"])
 
-    def _invoke(self, x: np.ndarray) -> np.ndarray:
+    def _invoke_all(self, x: np.ndarray) -> list[np.ndarray]:
         if x.shape != self._allocated_shape:
             # strict: only the dimensions the file marks dynamic (-1) may change
             self._interpreter.resize_tensor_input(self._input_index, x.shape, strict=True)
@@ -68,16 +69,35 @@ class LiteRTRuntime(Runtime):
             self._allocated_shape = x.shape
         self._interpreter.set_tensor(self._input_index, x)
         self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output_index)  # a copy, safe to keep
+        # copies, safe to keep
+        return [self._interpreter.get_tensor(index) for index in self._output_indices]
 
     def prepared(self, x: np.ndarray) -> Callable[[], object]:
         """The input is set once; the timed call is the interpreter's invoke() alone."""
-        self.run_raw(x)  # checks, and resizes / allocates for x
+        self.run_raw_all(x)  # checks, and resizes / allocates for x
         self._interpreter.set_tensor(self._input_index, x)
         return self._interpreter.invoke
 
+    def signature_names(self) -> list[str | None]:
+        return list(self._signature_names)
+
     def close(self) -> None:
         self._interpreter = None
+
+
+def _signature_names(interpreter, indices: list[int]) -> list[str | None]:
+    """The serving signature's name of each output tensor. The converter names the tensors
+    after its graph (`StatefulPartitionedCall_1:0`) and may order them by that name; the
+    signature keeps the model's own names or positions."""
+    try:  # the public get_signature_list() has the names but not the tensors they map to
+        signatures = interpreter._get_full_signature_list()
+    except Exception:  # noqa: BLE001 - an interpreter without it: no names, not a failure
+        return [None] * len(indices)
+    if not isinstance(signatures, dict) or len(signatures) != 1:
+        return [None] * len(indices)
+    outputs = next(iter(signatures.values())).get("outputs") or {}
+    by_index = {index: name for name, index in outputs.items()}
+    return [by_index.get(index) for index in indices]
 
 
 def _interpreter_api() -> tuple[Any, Any, str, str]:

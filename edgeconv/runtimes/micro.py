@@ -81,14 +81,15 @@ class MicroRuntime(Runtime):
             _tensor_info(graph, graph.Outputs(i), self._interpreter.get_output_details(i))
             for i in range(graph.OutputsLength())]
 
-    def _invoke(self, x: np.ndarray) -> np.ndarray:
+    def _invoke_all(self, x: np.ndarray) -> list[np.ndarray]:
         self._interpreter.set_input(x, 0)
         try:
             self._interpreter.invoke()
         except RuntimeError as exc:  # TFLM has printed its reason on stderr
             raise EdgeconvError(f"TFLite Micro failed to run {self.path}: {one_line(exc)}"
                                 ) from None
-        return self._interpreter.get_output(0)  # a fresh array per call
+        # fresh arrays per call
+        return [self._interpreter.get_output(i) for i in range(len(self._outputs))]
 
     def invoke_on_zeros(self) -> None:
         """Invoke once with every input zero (in its own dtype), keeping TFLM's printed reason."""

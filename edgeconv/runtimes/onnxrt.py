@@ -58,10 +58,10 @@ class OnnxRuntime(Runtime):
         self._inputs = [_tensor_info(arg) for arg in self._session.get_inputs()]
         self._outputs = [_tensor_info(arg) for arg in self._session.get_outputs()]
         self._input_name = self._inputs[0].name
-        self._output_names = [self._outputs[0].name]
+        self._output_names = [info.name for info in self._outputs]
 
-    def _invoke(self, x: np.ndarray) -> np.ndarray:
-        return self._session.run(self._output_names, {self._input_name: x})[0]
+    def _invoke_all(self, x: np.ndarray) -> list[np.ndarray]:
+        return self._session.run(self._output_names, {self._input_name: x})
 
     def close(self) -> None:
         self._session = None
