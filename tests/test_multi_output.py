@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -145,6 +146,22 @@ def test_bench_on_an_mcu_target_runs_the_int8_file_or_says_why(two_outputs):
     assert any("2 outputs" in note for note in int8["notes"])
     for name, row in rows.items():
         assert row["status"] == "ok" or row["error"], name  # ok, or a reason
+
+
+TREES = Path(__file__).resolve().parents[2] / "shared" / "third_party"
+
+
+@pytest.mark.mcu
+@pytest.mark.skipif(not TREES.is_dir() or not (shutil.which("arm-none-eabi-g++")
+                                               and shutil.which("qemu-system-arm")),
+                    reason="TFLM trees, Arm GNU toolchain or qemu-system-arm missing")
+def test_the_firmware_compares_every_output_with_the_host_interpreter(two_outputs):
+    run, _ = two_outputs
+    [row] = _bench(run / "two_int8.tflite", "stm32h7", EDGECONV_TFLM_TREE=str(TREES))
+    assert row["status"] == "ok" and row["timed_on"] == "emulated", row["error"]
+    for parity in (row["parity"], row["reference_parity"]):
+        # boxes (4) and score (1) per input: both outputs, not the first alone
+        assert parity["outputs"] == 2 and parity["values"] == parity["inputs"] * 5
 
 
 # --- the bench child's saved outputs and their parity --------------------------------------

@@ -188,6 +188,12 @@ def test_saved_model_exports_inference_only(keras_models, tmp_path):
     fp32 = manifest.artifacts[0]
     assert fp32.agreement == 1.0 and fp32.max_abs_diff < 1e-4
     assert "not one of the export's files" in done.stderr  # the reference is said
+    # a classifier's table has its accuracy and, next to it, the worst output's parity
+    header = next(line for line in done.stdout.splitlines() if "accuracy [95% CI]" in line)
+    assert "min cosine" in header and "min SNR dB" in header
+    int8 = manifest.artifacts[1]
+    line = next(line for line in done.stdout.splitlines() if f" {int8.path} " in line)
+    assert f"{int8.output_parity[0]['snr_db']:.1f}" in line
 
 
 def test_bench_on_cpu_measures_a_keras_export_as_export_did(keras_export, tmp_path):
@@ -259,10 +265,14 @@ def test_two_output_model_without_labels_gets_parity_only(keras_models, tmp_path
                                                        ("onnx", "fp32"), ("onnx", "int8")}
     for entry in made:
         assert entry.accuracy is None and entry.agreement is None
-        # both outputs, in the Keras model's order (TFLite reorders them), all images
+        # both outputs, in the Keras model's order (TFLite reorders them), all images,
+        # named as the Keras model names them in every format
         assert [p["values"] for p in entry.output_parity] == [18 * 2, 18 * 5]
+        assert [p["output"] for p in entry.output_parity] == ["box", "embedding"]
         assert min(p["cosine"] for p in entry.output_parity) > 0.99
     assert "min cosine" in done.stdout
+    assert next(line for line in done.stdout.splitlines()
+                if "two.keras" in line).count("(reference)") == 2
 
 
 # --- (d) a .tflite made elsewhere, measured as it is ---------------------------------------
@@ -402,6 +412,20 @@ def test_keras_lambda_and_unregistered_layers_are_refused_and_the_way_out_works(
     assert [a.path for a in load_manifest(out).artifacts] == [
         "custom.keras", "custom_fp32.onnx", "custom_int8.onnx"]
     assert not (out / "custom_fp32.tflite").exists()
+    # bench: the .keras reference row loads only with the same file named again
+    fast = ("--target", "cpu", "--runs", "5", "--warmup", "1", "--min-time", "0", "--json")
+    done = edgeconv("bench", out, "--runtime", "keras", *fast)
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(done.stdout)["results"]
+    assert row["status"] == "unsupported" and "cannot load" in row["error"]
+    done = edgeconv("bench", out, "--custom-objects", layers, *fast)
+    assert done.returncode == 0, done.stderr
+    rows = {Path(r["artifact"]).name: r for r in json.loads(done.stdout)["results"]}
+    assert rows["custom.keras"]["status"] == "ok" and rows["custom.keras"]["accuracy"] > 0
+    assert rows["custom_fp32.onnx"]["agreement"] == 1.0  # against the reference row's top-1
+    done = edgeconv("bench", out, "--custom-objects", tmp_path / "missing.py", *fast)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "--custom-objects" in done.stderr and "not a Python file" in done.stderr
 
 
 def test_zoo_exports_get_output_parity_too(benched_fcn):

@@ -60,6 +60,9 @@ class Job:
     # path compares with this file's outputs on the machine that sent the job
     outputs: str | None = None
     save_inputs: bool = False  # `outputs` also keeps the raw inputs (a few, for the MCU path)
+    # bench --custom-objects: the user's Python file registering custom Keras layers, run
+    # in a Keras row's child only, so that the .keras reference loads (safe mode still on)
+    custom_objects: str | None = None
 
     @staticmethod
     def entry_of(entry: RuntimeEntry) -> dict[str, Any]:
@@ -102,6 +105,11 @@ def measure(job: Job) -> dict[str, Any]:
         if reason:  # it would quietly run on the CPU: that is not a GPU figure
             return {"status": "unsupported", "error": reason}
     result: dict[str, Any] = {"status": "ok", "notes": []}
+    if job.custom_objects and entry.name == "keras":
+        try:
+            _register_custom_objects(job.custom_objects)
+        except EdgeconvError as exc:  # the user's file: its failure is this row's reason
+            return {"status": "failed", "error": str(exc), "peak_rss_bytes": _peak_rss()}
     start = time.perf_counter_ns()
     try:
         runtime = open_runtime(job.path, entry.name, **options)
@@ -148,6 +156,16 @@ def _entry(job: Job) -> RuntimeEntry:
                                       "registered by the bench's parent process",
                                       options=tuple(given["options"])))
     return entry
+
+
+def _register_custom_objects(script: str) -> None:
+    """Run the user's --custom-objects file (as export does) and make its CUSTOM_OBJECTS
+    names Keras resolves in this process; classes it registers with
+    register_keras_serializable Keras finds by itself. No code stored in the model runs."""
+    from edgeconv._lazy import keras
+    from edgeconv.export.user_model import register_custom_objects
+
+    keras().saving.get_custom_objects().update(register_custom_objects(script))
 
 
 def _on_gpu(entry: RuntimeEntry, options: dict[str, Any]) -> str | None:

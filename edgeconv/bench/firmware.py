@@ -215,10 +215,13 @@ def _host_outputs(row: BenchRow, target: Target, model: Path, data: Path | None,
     if isinstance(saved, str):
         row.notes.append(f"no parity: the host TFLite Micro interpreter did not run ({saved})")
         return None, None
-    with np.load(saved) as npz:
-        x, out = npz["x"], npz["out"]
+    from edgeconv.bench.child import output_keys
+
+    with np.load(saved) as npz:  # out, out1, ...: one array per model output
+        x = npz["x"]
+        out = [npz[k] for k in output_keys(sum(k.startswith("out") for k in npz.files))]
     if subset is None:  # the child's seeded random inputs: keep the firmware's run short
-        x, out = x[:PARITY_IMAGES], out[:PARITY_IMAGES]
+        x, out = x[:PARITY_IMAGES], [o[:PARITY_IMAGES] for o in out]
     row.notes.append(f"firmware and parity inputs: {len(x)} "
                      + ("test images" if subset else "seeded random inputs (no dataset)"))
     return x, {"out": out, "source": "test images" if subset else "seeded random inputs",
@@ -255,13 +258,14 @@ def _parity(row: BenchRow, run, host: dict[str, Any]) -> None:
 
     import numpy as np
 
+    from edgeconv.bench.child import output_keys
     from edgeconv.bench.parity import output_parity
     from edgeconv.runtimes.registry import installed_version
 
-    theirs = host["out"]
+    theirs = host["out"]  # every model output, compared
     try:
-        mine = np.concatenate([np.asarray(outs[0]).reshape(1, *theirs.shape[1:])
-                               for outs in run.outputs])
+        mine = [np.concatenate([np.asarray(outs[k]).reshape(1, *t.shape[1:])
+                                for outs in run.outputs]) for k, t in enumerate(theirs)]
         parity = output_parity(mine, theirs)
     except (EdgeconvError, ValueError) as exc:
         row.notes.append(f"no parity: {exc}")
@@ -279,12 +283,12 @@ def _parity(row: BenchRow, run, host: dict[str, Any]) -> None:
     if isinstance(saved, str):
         row.notes.append(f"no parity with {name}'s reference kernels: {saved}")
         return
-    with np.load(saved) as npz:
-        reference = npz["out"][:len(mine)]
     try:
-        parity = output_parity(mine, reference.reshape(mine.shape)
-                               if reference.size == mine.size else reference)
-    except EdgeconvError as exc:
+        with np.load(saved) as npz:
+            reference = [npz[k][:len(mine[0])] for k in output_keys(len(mine))]
+        parity = output_parity(mine, [r.reshape(m.shape) if r.size == m.size else r
+                                      for r, m in zip(reference, mine)])
+    except (EdgeconvError, KeyError) as exc:
         row.notes.append(f"no parity with {name}'s reference kernels: {exc}")
         return
     litert = installed_version("ai-edge-litert") or "?"

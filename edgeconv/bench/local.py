@@ -157,7 +157,8 @@ def _measure(planned: PlannedRow, target: Target, config: BenchConfig,
               reference_out=str(reference) if artifact.is_reference and data else None,
               reference_in=str(reference) if not artifact.is_reference and reference.exists()
               else None, fit=kind.fit, device=kind.device,
-              outputs=outputs_file(config, planned))  # the SSH path's parity check
+              outputs=outputs_file(config, planned),  # the SSH path's parity check
+              custom_objects=config.custom_objects)
     outcome = run_child("edgeconv.bench", what=entry.name, timeout=config.timeout,
                         stdin=json.dumps(asdict(job)))
     row = _answered(row, outcome.payload if outcome.ok

@@ -78,6 +78,9 @@ class BenchConfig:
     # The TFLite Micro source tree (folder or .tgz) MCU firmware is built from (default:
     # EDGECONV_TFLM_TREE, then edgeconv.mcu's own defaults).
     tflm_tree: str | None = None
+    # --custom-objects: a Python file of the user's registering custom Keras layers, run in
+    # the Keras reference row's child (edgeconv.bench.child.Job.custom_objects)
+    custom_objects: str | None = None
 
     def __post_init__(self) -> None:
         """Numbers finite and within LIMITS, names on one line: one EdgeconvError line."""
@@ -95,7 +98,8 @@ class BenchConfig:
         except SchemaError as exc:
             raise EdgeconvError(str(exc)) from None
         for path in (*self.paths, *(p for p in (self.out, self.data_dir, self.targets_dir,
-                                               self.outputs_dir, self.tflm_tree)
+                                               self.outputs_dir, self.tflm_tree,
+                                               self.custom_objects)
                                      if p is not None)):
             if "\0" in os.fspath(path):
                 raise EdgeconvError(f"{show_path(path)}: a path with a NUL character")

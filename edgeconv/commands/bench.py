@@ -64,6 +64,11 @@ def bench(
              " tflm-tree-<kernels>.tgz per kernel set) to build MCU firmware from (default:"
              " $EDGECONV_TFLM_TREE; docs/mcu.md says how to make one).",
         show_default=False)] = None,
+    custom_objects: Annotated[Path | None, typer.Option(
+        help="A Python file of yours registering custom Keras layers, as for `edgeconv"
+             " export --custom-objects`: the .keras reference row loads with it (edgeconv"
+             " runs this file; the model file is still loaded in safe mode).",
+        show_default=False)] = None,
     outputs_dir: Annotated[Path | None, typer.Option(
         hidden=True, help="Internal (the board's side of an SSH bench): save each row's raw"
                           " outputs here.")] = None,
@@ -81,7 +86,8 @@ def bench(
         targets_dir=None if targets_dir is None else str(targets_dir), host=host, local=local,
         ssh_options=tuple(ssh_option or ()), remote_edgeconv=remote_edgeconv, out=out,
         emulated=emulated, outputs_dir=None if outputs_dir is None else str(outputs_dir),
-        tflm_tree=None if tflm_tree is None else str(tflm_tree))
+        tflm_tree=None if tflm_tree is None else str(tflm_tree),
+        custom_objects=_custom_objects(custom_objects))
     with RichProgress(render.stderr_console()) as progress:
         report = run_bench(config, progress)
     if json:
@@ -214,6 +220,19 @@ def targets(
     render.stdout_console().print(render.table(
         "targets", ["name", "kind", "runtimes", "threads", "SRAM", "flash", "core (kernels)",
                     "aliases", "description"], rows, right={"SRAM", "flash"}))
+
+
+def _custom_objects(path: Path | None) -> str | None:
+    """The --custom-objects file as an absolute path (the Keras row's child runs it), refused
+    here with one line when it is no Python file, before anything is measured."""
+    if path is None:
+        return None
+    from edgeconv.errors import EdgeconvError
+
+    path = path.expanduser()
+    if not path.is_file() or path.suffix != ".py":
+        raise EdgeconvError(f"--custom-objects {path}: not a Python file (.py)")
+    return str(path.resolve())
 
 
 def _threads(text: str | None) -> tuple[int, ...] | None:

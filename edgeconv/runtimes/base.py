@@ -105,6 +105,8 @@ class Runtime(ABC):
         what a benchmark times (TFLite's benchmark_model times invoke() alone). The call runs
         the whole graph: every output."""
         self.run_raw_all(x)  # checks dtype and shape, and sizes the engine for x
+        if len(self._outputs) == 1:  # returns the output, as run_raw would
+            return lambda: self._invoke(x)
         return lambda: self._invoke_all(x)
 
     def _invoke_all(self, x: np.ndarray) -> list[np.ndarray]:

@@ -150,11 +150,15 @@ class KerasRuntime(Runtime):
         """The input made a tensor once (as LiteRT sets its input once); each call runs the
         model and reads its outputs (which waits for a GPU to finish)."""
         self.run_raw_all(x)  # checks dtype and shape, compiles for this shape
+        # the call returns what it computed: the output of a single-output model, else all
+        single = len(self._outputs) == 1
         if self.compiled == "eager":
-            return lambda: self._invoke_all(x)
+            return (lambda: self._invoke(x)) if single else (lambda: self._invoke_all(x))
         import tensorflow as tf
 
         tensor, call, to_numpy = tf.constant(x), self._call, self._to_numpy
+        if single:
+            return lambda: to_numpy(call(tensor))[0]
         return lambda: to_numpy(call(tensor))
 
     def close(self) -> None:
