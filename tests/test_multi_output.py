@@ -20,6 +20,9 @@ import pytest
 
 from edgeconv.errors import EdgeconvError
 
+# End to end with TensorFlow conversions: out of the quick suite, run by CI (`-m own`).
+pytestmark = pytest.mark.own
+
 _TWO_OUTPUTS = """
 import sys
 from pathlib import Path

@@ -19,6 +19,9 @@ import pytest
 
 from edgeconv.manifest import load_manifest
 
+# End to end with TensorFlow conversions: out of the quick suite, run by CI (`-m own`).
+pytestmark = pytest.mark.own
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
 MNIST_ONNX = SHARED / "onnx" / "mnist.onnx"
 RESNET_INT8 = SHARED / "mlcommons-tiny" / "pretrainedResnet_quant.tflite"
