@@ -733,7 +733,7 @@ def test_mcu_rows_show_the_estimate_ram_flash_and_op_breakdown(tmp_path):
     assert done.exit_code == 0, done.output
     md = (tmp_path / "out" / "report.md").read_text()
     section = md[md.index("## Microcontrollers"):]
-    assert ("| fcn-mnist 28x28 int8 | ok | ~0.26 [0.21–0.32] (emulated, estimate) | 0.15M |"
+    assert ("| fcn-mnist 28x28 int8 | ok | ~0.260 [0.210–0.320] (emulated, estimate) | 0.15M |"
             " 14.6 KiB | 16.2 KiB | 136.7 KiB | yes | bit-exact (8) / 2/80 differ, max 1 |")\
         in section
     assert "0.900 (x86 host, reference kernels)" in section  # esp32s3: labelled, not a board time

@@ -205,7 +205,7 @@ def test_an_mcu_firmware_estimate_is_said_to_be_one(tmp_path):
     section = _section(_report(tmp_path, tmp_path / "runs"))
     [header] = _table_rows(section, "file | format")
     [line] = [r for r in _table_rows(section, "`mine_") if len(r) == len(header)]
-    assert dict(zip(header, line))["nucleo-h7a3zi latency ms"] == "~1.1 [0.8-1.5] (emulated," \
+    assert dict(zip(header, line))["nucleo-h7a3zi latency ms"] == "~1.10 [0.800-1.50] (emulated," \
                                                                   " estimate)"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -153,7 +152,7 @@ def _mcu_output(title: str, report, out: Path | None) -> None:
         rows.append([r.artifact, r.precision or "", _status(r),
                      f"{mcu.get('core', '')} {mcu.get('kernels', '')}".strip(),
                      _estimate(r.estimate_ms) if r.estimate_ms else
-                     (f"{_sig(r.latency_ms.p50)} ({HOST_LABEL})" if r.latency_ms else ""),
+                     (f"{significant(r.latency_ms.p50)} ({HOST_LABEL})" if r.latency_ms else ""),
                      f"{mcu['invoke_instructions'] / 1e6:.2f}M" if mcu else "",
                      percent_with_interval(r.accuracy, r.accuracy_interval),
                      render.nbytes(r.arena_bytes), render.nbytes(r.ram_bytes),
@@ -196,7 +195,9 @@ def _mcu_output(title: str, report, out: Path | None) -> None:
 
 def _estimate(estimate: dict) -> str:
     """~72.3 [57.9–86.8]: the estimate's centre and band, in ms."""
-    return (f"~{_sig(estimate['mid'])} [{_sig(estimate['low'])}–{_sig(estimate['high'])}]")
+    from edgeconv.mcu.calibration import band_text
+
+    return band_text(estimate)
 
 
 def targets(
@@ -281,7 +282,7 @@ def parity_text(p: dict) -> str:
 
 
 def _ms(stats, key: str) -> str:
-    return "" if not stats else _sig(getattr(stats, key))
+    return "" if not stats else significant(getattr(stats, key))
 
 
 def _p50(stats) -> str:
@@ -289,14 +290,10 @@ def _p50(stats) -> str:
     if not stats:
         return ""
     if stats.p50_low is None or stats.p50_high is None:
-        return _sig(stats.p50)
-    return f"{_sig(stats.p50)} [{_sig(stats.p50_low)}–{_sig(stats.p50_high)}]"
+        return significant(stats.p50)
+    return f"{significant(stats.p50)} [{significant(stats.p50_low)}–{significant(stats.p50_high)}]"
 
 
-def _sig(ms: float) -> str:
-    """Three significant digits, never in exponent form (0.0123, 0.707, 82.1, 1234)."""
-    digits = 2 - math.floor(math.log10(ms)) if ms > 0 else 3
-    return f"{ms:.{max(0, digits)}f}"
 
 
 def _pair(first: str, second: str) -> str:
@@ -309,3 +306,11 @@ def _f(value: float | None) -> str:
 
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.2f}%"
+
+
+def significant(ms: float) -> str:
+    """Three significant digits, never in exponent form (edgeconv.mcu.calibration's rule,
+    imported here lazily: the mcu package loads numpy, which --help must not)."""
+    from edgeconv.mcu.calibration import significant as three_digits
+
+    return three_digits(ms)

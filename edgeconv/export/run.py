@@ -68,6 +68,7 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
             budgets_met.append(met)
         artifacts.append(artifact)
         notes.extend(notes_for(artifact, data.preprocessing.to_dict()))
+    notes.extend(verifier.notes)  # e.g. outputs that could be matched by position only
     document = manifest_data(source, data, verifier.float_accuracy, full_test,
                              calibration_set, check)
     manifest = write_manifest(source.run_dir, document, artifacts)

@@ -30,6 +30,7 @@ Standard library only: the bench, the report and the docs table import it.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -209,6 +210,18 @@ def estimate_ms(instructions: int | float, core: str | None, kernels: str,
                     high=instructions * band.high * per_cycle_ms,
                     cpi_low=band.low, cpi_mid=band.mid, cpi_high=band.high,
                     basis=basis(core, kernels, clock_mhz))
+
+
+def significant(ms: float) -> str:
+    """Three significant digits, never in exponent form (0.0123, 0.707, 82.1, 6410)."""
+    digits = 2 - math.floor(math.log10(ms)) if ms > 0 else 3
+    return f"{ms:.{max(0, digits)}f}"
+
+
+def band_text(estimate: dict[str, Any], dash: str = "–") -> str:
+    """An estimate as `~centre [low–high]` in ms: how bench, report and the summary show it."""
+    low, mid, high = (significant(estimate[key]) for key in ("low", "mid", "high"))
+    return f"~{mid} [{low}{dash}{high}]"
 
 
 def calibration_table() -> list[dict[str, Any]]:

@@ -98,8 +98,9 @@ def latency_text(record: BenchRecord) -> str:
     """How long an inference takes, said with how it was obtained."""
     estimate = record.row.estimate_ms
     if estimate:
-        return (f"~{estimate['mid']:.3g} [{estimate['low']:.3g}–{estimate['high']:.3g}]"
-                " (emulated, estimate)")
+        from edgeconv.mcu.calibration import band_text
+
+        return f"{band_text(estimate)} (emulated, estimate)"
     if record.row.mcu:  # a core with no calibration
         return "no estimate (emulated instructions only)"
     if record.p50_ms is not None:

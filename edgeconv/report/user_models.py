@@ -159,8 +159,9 @@ def _latency(record: BenchRecord) -> str:
                                                                   else "") if error else "")
     estimate = getattr(record.row, "estimate_ms", None)  # an MCU firmware row (edgeconv.mcu)
     if estimate:
-        return (f"~{estimate['mid']:.3g} [{estimate['low']:.3g}-{estimate['high']:.3g}]"
-                " (emulated, estimate)")
+        from edgeconv.mcu.calibration import band_text
+
+        return f"{band_text(estimate, dash='-')} (emulated, estimate)"
     if record.p50_ms is None or record.row.timed_on == "emulated":
         return ""
     if record.row.timed_on == "host":  # TFLite Micro's interpreter on the bench machine
