@@ -24,6 +24,48 @@ def benched_fcn(tmp_path_factory) -> Path:
     return out
 
 
+# A detector-like Keras model with two outputs and a folder of unlabelled images.
+_TWO_OUTPUTS = """
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+from PIL import Image
+
+root = Path(sys.argv[1])
+keras.utils.set_random_seed(0)
+inp = keras.Input((16, 16, 3))
+x = keras.layers.Conv2D(4, 3, activation="relu")(inp)
+x = keras.layers.GlobalAveragePooling2D()(x)
+boxes = keras.layers.Dense(4, name="boxes")(x)
+score = keras.layers.Dense(1, activation="sigmoid", name="score")(x)
+keras.Model(inp, [boxes, score]).save(root / "two.keras")
+images = root / "images"  # one folder of images, no class sub-folders: no labels
+images.mkdir()
+rng = np.random.default_rng(0)
+for i in range(40):
+    Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(images / f"{i}.png")
+"""
+
+
+@pytest.fixture(scope="session")
+def two_output_export(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """`edgeconv export two.keras --data images/ --int8` (every format and precision, parity
+    only: no labels): the export folder (read-only for tests) and the export's run, whose
+    stdout is its table."""
+    pytest.importorskip("tensorflow")
+    root = tmp_path_factory.mktemp("two")
+    subprocess.run([sys.executable, "-c", _TWO_OUTPUTS, str(root)], check=True,
+                   capture_output=True, timeout=300)
+    out = root / "run"
+    done = subprocess.run([sys.executable, "-m", "edgeconv", "export", str(root / "two.keras"),
+                           "--data", str(root / "images"), "--int8", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out, done
+
+
 class SentinelTree:
     """Files outside a run that a hostile input tries to reach: `unchanged()` is true while
     every one of them is as it was (content and presence), and nothing was added beside."""

@@ -8,8 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -294,44 +292,10 @@ def test_junit_and_markdown_show_parity_checks(tmp_path, detector):
 
 # --- Check c: a real user export of a two-output Keras model with no labels ----------------
 
-_TWO_OUTPUTS = """
-import sys
-from pathlib import Path
-
-import keras
-import numpy as np
-from PIL import Image
-
-root = Path(sys.argv[1])
-keras.utils.set_random_seed(0)
-inp = keras.Input((16, 16, 3))
-x = keras.layers.Conv2D(4, 3, activation="relu")(inp)
-x = keras.layers.GlobalAveragePooling2D()(x)
-boxes = keras.layers.Dense(4, name="boxes")(x)
-score = keras.layers.Dense(1, activation="sigmoid", name="score")(x)
-keras.Model(inp, [boxes, score]).save(root / "two.keras")
-images = root / "images"  # one folder of images, no class sub-folders: no labels
-images.mkdir()
-rng = np.random.default_rng(0)
-for i in range(40):
-    Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(images / f"{i}.png")
-"""
-
-
-@pytest.fixture(scope="module")
-def two_outputs(tmp_path_factory) -> Path:
-    """`edgeconv export two.keras --data images/ --int8`: a detector-like model with two
-    outputs, measured on unlabelled images (every format and precision, parity only)."""
-    pytest.importorskip("tensorflow")
-    root = tmp_path_factory.mktemp("two")
-    subprocess.run([sys.executable, "-c", _TWO_OUTPUTS, str(root)], check=True,
-                   capture_output=True, timeout=300)
-    out = root / "run"
-    done = subprocess.run([sys.executable, "-m", "edgeconv", "export", str(root / "two.keras"),
-                           "--data", str(root / "images"), "--int8", "--out", str(out),
-                           "--json"], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return out
+@pytest.fixture
+def two_outputs(two_output_export) -> Path:
+    """The two-output, no-label export (tests/conftest.py)."""
+    return two_output_export[0]
 
 
 def test_a_user_export_without_labels_gates_on_parity(tmp_path, two_outputs):

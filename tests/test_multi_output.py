@@ -23,48 +23,10 @@ from edgeconv.errors import EdgeconvError
 # End to end with TensorFlow conversions: out of the quick suite, run by CI (`-m own`).
 pytestmark = pytest.mark.own
 
-_TWO_OUTPUTS = """
-import sys
-from pathlib import Path
-
-import keras
-import numpy as np
-from PIL import Image
-
-root = Path(sys.argv[1])
-keras.utils.set_random_seed(0)
-inp = keras.Input((16, 16, 3))
-x = keras.layers.Conv2D(4, 3, activation="relu")(inp)
-x = keras.layers.GlobalAveragePooling2D()(x)
-boxes = keras.layers.Dense(4, name="boxes")(x)
-score = keras.layers.Dense(1, activation="sigmoid", name="score")(x)
-keras.Model(inp, [boxes, score]).save(root / "two.keras")
-images = root / "images"  # one folder of images, no class sub-folders: no labels
-images.mkdir()
-rng = np.random.default_rng(0)
-for i in range(40):
-    Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(images / f"{i}.png")
-"""
-
-
 def edgeconv(*args, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edgeconv", *map(str, args)],
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, **(env or {})})
-
-
-@pytest.fixture(scope="module")
-def two_outputs(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """The export directory and the export command's run (its table on stdout)."""
-    pytest.importorskip("tensorflow")
-    root = tmp_path_factory.mktemp("two")
-    subprocess.run([sys.executable, "-c", _TWO_OUTPUTS, str(root)], check=True,
-                   capture_output=True, timeout=300)
-    out = root / "run"
-    done = edgeconv("export", root / "two.keras", "--data", root / "images", "--int8",
-                    "--out", out)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return out, done
 
 
 def _bench(run: Path, target: str, **env) -> list[dict]:
@@ -77,8 +39,8 @@ def _bench(run: Path, target: str, **env) -> list[dict]:
 # --- the export: names and table ------------------------------------------------------------
 
 
-def test_every_file_names_its_outputs_as_the_float_model_does(two_outputs):
-    run, _ = two_outputs
+def test_every_file_names_its_outputs_as_the_float_model_does(two_output_export):
+    run, _ = two_output_export
     manifest = json.loads((run / "manifest.json").read_text())
     made = [a for a in manifest["artifacts"] if a["format"] != "keras"]
     assert {(a["format"], a["precision"]) for a in made} == {
@@ -92,8 +54,8 @@ def test_every_file_names_its_outputs_as_the_float_model_does(two_outputs):
     assert "boxes" not in [o["name"] for o in tflite["outputs"]]
 
 
-def test_the_export_table_shows_the_reference_and_each_files_worst_output(two_outputs):
-    run, done = two_outputs
+def test_the_export_table_shows_the_reference_and_each_files_worst_output(two_output_export):
+    run, done = two_output_export
     lines = done.stdout.splitlines()
     header = next(line for line in lines if "min cosine" in line)
     assert "min SNR dB" in header
@@ -124,8 +86,8 @@ def test_a_nan_output_shows_as_nan_in_the_export_table():
 # --- bench ----------------------------------------------------------------------------------
 
 
-def test_bench_on_cpu_times_every_file_of_a_two_output_export(two_outputs, tmp_path):
-    run, _ = two_outputs
+def test_bench_on_cpu_times_every_file_of_a_two_output_export(two_output_export, tmp_path):
+    run, _ = two_output_export
     rows = _bench(run, "cpu")
     assert {Path(r["artifact"]).name for r in rows} == {
         "two.keras", "two_fp32.tflite", "two_int8.tflite", "two_fp32.onnx", "two_int8.onnx"}
@@ -135,8 +97,8 @@ def test_bench_on_cpu_times_every_file_of_a_two_output_export(two_outputs, tmp_p
         assert row["accuracy"] is None and row["agreement"] is None  # not a classifier
 
 
-def test_bench_on_an_mcu_target_runs_the_int8_file_or_says_why(two_outputs):
-    run, _ = two_outputs
+def test_bench_on_an_mcu_target_runs_the_int8_file_or_says_why(two_output_export):
+    run, _ = two_output_export
     env = {k: v for k, v in os.environ.items() if k != "EDGECONV_TFLM_TREE"}
     done = subprocess.run([sys.executable, "-m", "edgeconv", "bench", str(run), "--target",
                            "stm32h7", "--runs", "5", "--warmup", "1", "--min-time", "0",
@@ -158,8 +120,8 @@ TREES = Path(__file__).resolve().parents[2] / "shared" / "third_party"
 @pytest.mark.skipif(not TREES.is_dir() or not (shutil.which("arm-none-eabi-g++")
                                                and shutil.which("qemu-system-arm")),
                     reason="TFLM trees, Arm GNU toolchain or qemu-system-arm missing")
-def test_the_firmware_compares_every_output_with_the_host_interpreter(two_outputs):
-    run, _ = two_outputs
+def test_the_firmware_compares_every_output_with_the_host_interpreter(two_output_export):
+    run, _ = two_output_export
     [row] = _bench(run / "two_int8.tflite", "stm32h7", EDGECONV_TFLM_TREE=str(TREES))
     assert row["status"] == "ok" and row["timed_on"] == "emulated", row["error"]
     for parity in (row["parity"], row["reference_parity"]):
@@ -170,12 +132,12 @@ def test_the_firmware_compares_every_output_with_the_host_interpreter(two_output
 # --- the bench child's saved outputs and their parity --------------------------------------
 
 
-def test_saved_outputs_hold_every_output_and_parity_compares_them_all(two_outputs, tmp_path):
+def test_saved_outputs_hold_every_output_and_parity_compares_them_all(two_output_export, tmp_path):
     from edgeconv.bench.child import Job, measure
     from edgeconv.bench.parity import _load_outputs, output_parity
     from edgeconv.runtimes import get_runtime
 
-    run, _ = two_outputs
+    run, _ = two_output_export
     entry = get_runtime("litert")
     saved = tmp_path / "outputs.npz"
     answer = measure(Job(path=str(run / "two_int8.tflite"), format="tflite",
