@@ -61,15 +61,20 @@ def main() -> None:
           f" {platform.python_version()}; {args.model} {args.input_shape}"
           f" {options.get('alpha', '')}, untrained weights, 200 calibration images,"
           " each file's accuracy run on the digits test split\n")
+    print_tables(timer, total, "incl. data loading and set-up", result)
+
+
+def print_tables(timer: StepTimer, total: float, total_includes: str, result) -> None:
+    """The markdown tables for docs/benchmarks.md: each step's seconds, then each file."""
     print("| step | seconds |")
     print("|---|---:|")
     for name, seconds in timer.steps:
         print(f"| {name} | {seconds:.1f} |")
-    print(f"| **total (incl. data loading and set-up)** | **{total:.1f}** |\n")
-    print("| file | size |")
+    print(f"| **total ({total_includes})** | **{total:.1f}** |\n")
+    print("| file | bytes |")
     print("|---|---:|")
     for a in result.artifacts:
-        print(f"| {a.path} | {a.size_bytes:,} B |")
+        print(f"| {a.path} | {a.size_bytes:,} |")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def write_images(root: Path, count: int, side: int) -> None:
 
 
 def run(args) -> None:
-    from export_time import StepTimer
+    from export_time import StepTimer, print_tables
 
     from edgeconv._lazy import keras
     from edgeconv.export import ExportConfig, export
@@ -62,15 +62,7 @@ def run(args) -> None:
           f" {os.getloadavg()[0]:.1f}, Python {platform.python_version()}; Keras MobileNetV2"
           f" alpha {args.alpha} {args.side}x{args.side}x3 (random weights, 10 classes),"
           f" {args.images} images, {min(200, args.images)} calibration images\n")
-    print("| step | seconds |")
-    print("|---|---:|")
-    for name, seconds in timer.steps:
-        print(f"| {name} | {seconds:.1f} |")
-    print(f"| **total (loading the .keras and the images included)** | **{total:.1f}** |\n")
-    print("| file | bytes |")
-    print("|---|---:|")
-    for a in result.artifacts:
-        print(f"| {a.path} | {a.size_bytes:,} |")
+    print_tables(timer, total, "loading the .keras and the images included", result)
     for note in result.notes:
         print(f"\nnote: {note}")
 

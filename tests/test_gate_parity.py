@@ -17,18 +17,9 @@ from typer.testing import CliRunner
 
 from edgeconv.cli import app
 from edgeconv.quant.output_parity import output_parity
+from test_gate import gate, policy  # the gate command and a policy file, as test_gate runs them
 
 runner = CliRunner()
-
-
-def gate(*args: str | Path):
-    return runner.invoke(app, ["gate", *map(str, args)])
-
-
-def policy(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "gate.toml"
-    path.write_text(text)
-    return path
 
 
 def _sha(text: str) -> str:

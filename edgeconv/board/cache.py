@@ -32,6 +32,7 @@ from edgeconv._atomic import write_bytes, write_json
 from edgeconv.board import namespace
 from edgeconv.board.root import size_on_disk
 from edgeconv.board.spec import BOARDS, RECIPE, VENV, BoardSpec
+from edgeconv._cache import cache_dir
 from edgeconv.errors import EdgeconvError
 
 BOARDS_ENV = "EDGECONV_BOARDS_DIR"
@@ -41,12 +42,7 @@ STAMP_SCHEMA = 1
 
 
 def boards_dir() -> Path:
-    given = os.environ.get(BOARDS_ENV)
-    if given:
-        return Path(given).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME")
-    base = Path(cache).expanduser() if cache else Path.home() / ".cache"
-    return base / "edgeconv" / "boards"
+    return cache_dir("boards", BOARDS_ENV)
 
 
 def board_dir(name: str) -> Path:

@@ -228,12 +228,9 @@ def _custom_objects(path: Path | None) -> str | None:
     here with one line when it is no Python file, before anything is measured."""
     if path is None:
         return None
-    from edgeconv.errors import EdgeconvError
+    from edgeconv.export.user_model import custom_objects_file
 
-    path = path.expanduser()
-    if not path.is_file() or path.suffix != ".py":
-        raise EdgeconvError(f"--custom-objects {path}: not a Python file (.py)")
-    return str(path.resolve())
+    return str(custom_objects_file(path))
 
 
 def _threads(text: str | None) -> tuple[int, ...] | None:

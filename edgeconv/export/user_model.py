@@ -85,15 +85,22 @@ def user_source(target: str) -> UserSource:
 # --- Keras, HDF5 and SavedModel ------------------------------------------------------------
 
 
+def custom_objects_file(script: str | os.PathLike[str]) -> Path:
+    """The --custom-objects file, absolute (a bench child runs it from elsewhere); one line
+    when it is no Python file. Export and bench both check it here, before any work."""
+    path = Path(script).expanduser()
+    if not path.is_file() or path.suffix != ".py":
+        raise EdgeconvError(f"--custom-objects {script}: not a Python file (.py)")
+    return path.resolve()
+
+
 def register_custom_objects(script: str | None) -> dict[str, Any]:
     """Run the user's own Python file (named on the command line) and return its
     CUSTOM_OBJECTS; classes it registers with register_keras_serializable are found by
     Keras itself."""
     if script is None:
         return {}
-    path = Path(script).expanduser()
-    if not path.is_file() or path.suffix != ".py":
-        raise EdgeconvError(f"--custom-objects {script}: not a Python file (.py)")
+    path = custom_objects_file(script)
     from edgeconv._lazy import keras
 
     keras()  # the file imports keras: on the TensorFlow backend, quietly

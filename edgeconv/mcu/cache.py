@@ -21,18 +21,14 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from edgeconv._cache import cache_dir
 from edgeconv.errors import EdgeconvError
 
 CACHE_ENV = "EDGECONV_MCU_CACHE"
 
 
 def cache_root() -> Path:
-    given = os.environ.get(CACHE_ENV)
-    if given:
-        return Path(given).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "edgeconv" / "mcu"
+    return cache_dir("mcu", CACHE_ENV)
 
 
 @contextlib.contextmanager
