@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - older Typer depends on Click itself
     from click.exceptions import UsageError
 
 
-def one_line(message: str) -> str:
+def escape_controls(message: str) -> str:
     """`message` with every line break or control character written as an escape (`\\n`):
     a name the user typed may hold one, and an error is one line whatever it quotes."""
     return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in message)
@@ -30,7 +30,7 @@ def one_line(message: str) -> str:
 
 def fail(message: str) -> NoReturn:
     """The one place errors are printed: `error: ...` as one line on stderr, exit 2."""
-    typer.echo(f"error: {one_line(message)}", err=True)
+    typer.echo(f"error: {escape_controls(message)}", err=True)
     raise typer.Exit(2)
 
 

@@ -15,6 +15,7 @@ import contextlib
 import os
 import stat
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO
 
 # Folders whose files look regular (or are devices) but are not data: endless, changing
@@ -24,6 +25,10 @@ PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
 # limit) can hold, and far above any model a device runs; checked from the file's size
 # before a byte is read.
 MAX_MODEL_BYTES = 2 * 1024**3
+READ_CHUNK = 1 << 20  # what a reader asks for at a time past the size fstat gave
+# Folders edgeconv walks (image folders, a TFLite Micro tree, runs/): a real one is a few
+# levels deep; a deeper one is refused before a walk could exhaust memory or the path limit.
+MAX_FOLDER_DEPTH = 100
 
 
 def show_path(path: str | os.PathLike[str] | bytes) -> str:
@@ -98,13 +103,83 @@ def read_regular(path: str | os.PathLike[str], limit: int, *, what: str = "file"
 
     with open_regular(path, limit, what=what) as (fh, _):
         try:
-            data = fh.read(limit + 1)
+            data = read_upto(fh, limit)
         except OSError as exc:
             raise EdgeconvError(f"{show_path(path)}: cannot read it ({reason(exc)})") from None
     if len(data) > limit:  # it grew after the check
         raise EdgeconvError(f"{show_path(path)} grew past {format_size(limit)} while being"
                             " read")
     return data
+
+
+def walk_files(folder: str | os.PathLike[str], *, skip_hidden: bool = False,
+               what: str = "folder") -> list[Path]:
+    """Every entry under `folder` but the folders it walks into: what `Path.rglob("*")`
+    finds less those folders (symbolic links, FIFOs and the like are kept, for the caller
+    to judge; linked folders are not entered; unreadable sub-folders are skipped), walked
+    with a list rather than recursion, so a folder nested thousands deep is one line, not
+    a RecursionError. `skip_hidden`: no dot-entry, nothing under a dot-folder. One
+    EdgeconvError line for a folder under /proc, /sys or /dev, one nested more than
+    MAX_FOLDER_DEPTH deep, or one that cannot be listed. Unsorted."""
+    from edgeconv.errors import EdgeconvError
+
+    top = Path(folder)
+    if in_pseudo_fs(top):
+        raise EdgeconvError(f"{what} {show_path(top)} is a kernel or device folder"
+                            f" ({show_path(os.path.realpath(top))}), not a folder of files")
+    found: list[Path] = []
+    stack = [(top, 0)]
+    while stack:
+        current, depth = stack.pop()
+        try:
+            with os.scandir(current) as listing:
+                entries = list(listing)
+        except PermissionError:
+            if depth == 0:
+                raise EdgeconvError(f"cannot list {what} {show_path(top)} (permission"
+                                    " denied)") from None
+            continue
+        except OSError as exc:
+            raise EdgeconvError(f"cannot list {what} {show_path(current)}"
+                                f" ({reason(exc)})") from None
+        for entry in entries:
+            if skip_hidden and entry.name.startswith("."):
+                continue
+            path = current / entry.name
+            try:
+                is_folder = entry.is_dir(follow_symlinks=False)
+            except OSError:  # gone since it was listed
+                continue
+            if not is_folder:
+                found.append(path)
+            elif depth + 1 > MAX_FOLDER_DEPTH:
+                raise EdgeconvError(f"{what} {show_path(top)} is nested more than"
+                                    f" {MAX_FOLDER_DEPTH} folders deep")
+            else:
+                stack.append((path, depth + 1))
+    return found
+
+
+def read_upto(fh: IO[bytes], limit: int) -> bytes:
+    """The rest of an open regular file, up to `limit` + 1 bytes (more than `limit`: it grew
+    past it; the caller says so). Asks for what the file holds, never for the bound: a
+    `read(limit + 1)` allocates the bound up front, 2 GiB for a 3 KB model, which fails on
+    a small board whatever the file."""
+    try:
+        size = os.fstat(fh.fileno()).st_size - fh.tell()
+    except (OSError, AttributeError, ValueError):  # not a real file: read in chunks
+        size = 0
+    first = fh.read(max(0, min(size, limit)) + 1)
+    if len(first) <= size:  # the end came where fstat said it would
+        return first
+    chunks, total = [first], len(first)
+    while total <= limit:  # it grew after fstat (or never said): chunks, not the bound
+        chunk = fh.read(min(READ_CHUNK, limit + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
 
 
 def reason(exc: BaseException) -> str:
@@ -129,5 +204,6 @@ def _check_regular(shown: str, info: os.stat_result, limit: int | None, what: st
                             f" edgeconv reads a {what} of at most {format_size(limit)}")
 
 
-__all__ = ["MAX_MODEL_BYTES", "PSEUDO_FILESYSTEMS", "format_size", "in_pseudo_fs", "open_regular",
-           "read_regular", "reason", "show_path"]
+__all__ = ["MAX_FOLDER_DEPTH", "MAX_MODEL_BYTES", "PSEUDO_FILESYSTEMS", "format_size",
+           "in_pseudo_fs", "open_regular", "read_regular", "read_upto", "reason", "show_path",
+           "walk_files"]

@@ -54,6 +54,8 @@ class Format:
     converter: str | None = None
     layer_errors: str | None = None
     validator: str | None = None
+    # (path) -> (precision, opset or None): what a file made elsewhere was made at
+    precision_reader: str | None = None
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
@@ -68,14 +70,93 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
            "TensorFlow Lite flatbuffer (LiteRT, TFLite Micro)",
            converter="edgeconv.export.convert:make_tflite",
            layer_errors="edgeconv.quant.tflite_debug:layer_errors",
-           validator="edgeconv.bench.validate:check_tflite"),
+           validator="edgeconv.bench.validate:check_tflite",
+           precision_reader="edgeconv.export.probe:tflite_precision"),
     Format("onnx", "ONNX", ".onnx", ("fp32", "int8"), "ONNX graph (int8 as QDQ), onnxruntime",
            converter="edgeconv.export.convert:make_onnx",
            layer_errors="edgeconv.quant.onnx_debug:layer_errors",
-           validator="edgeconv.bench.validate:check_onnx"),
+           validator="edgeconv.bench.validate:check_onnx",
+           precision_reader="edgeconv.export.probe:onnx_precision"),
 )}
 # What `edgeconv export --formats` makes, in order.
 EXPORT_FORMATS: tuple[str, ...] = tuple(f.name for f in FORMATS.values() if f.exported)
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """Where an export starts: a zoo model (by name, a training run, fresh weights) or a model
+    file of the user's.
+
+    `opener(config, progress) -> edgeconv.export.source.Source` makes the export's source;
+    `reference` is the format the float reference is run in (its outputs are what every file
+    is compared with); `becomes` maps each format this kind is converted to onto the
+    precisions it can become there (empty: measured as it is, converted to nothing).
+    `suffixes` / `marker` say which paths are this kind (a file's suffix; a file a directory
+    holds); a kind with neither is chosen by how it is named (a zoo name, --untrained).
+    `user_file`: a file of the user's, recorded in the manifest's model.source; `loader`
+    ("module:function") what reads a Keras kind's file into a model; `copied`: the user's
+    file itself becomes the export's reference file (else it is only run, and named in a
+    note).
+    """
+
+    name: str
+    title: str
+    opener: str
+    reference: str
+    becomes: dict[str, tuple[str, ...]]
+    suffixes: tuple[str, ...] = ()
+    marker: str | None = None
+    user_file: bool = True
+    needs_tensorflow: bool = True
+    loader: str | None = None
+    copied: bool = False
+
+    def converts(self) -> bool:
+        return bool(self.becomes)
+
+
+_TF_TARGETS = {"tflite": FORMATS["tflite"].precisions, "onnx": FORMATS["onnx"].precisions}
+SOURCE_KINDS: dict[str, SourceKind] = {k.name: k for k in (
+    SourceKind("zoo", "zoo model", "edgeconv.export.zoo_source:open_zoo", "keras",
+               _TF_TARGETS, user_file=False),
+    SourceKind("run", "training run", "edgeconv.export.zoo_source:open_zoo", "keras",
+               _TF_TARGETS, marker="train.json", user_file=False),
+    SourceKind("untrained", "untrained zoo model", "edgeconv.export.zoo_source:open_zoo",
+               "keras", _TF_TARGETS, user_file=False),
+    SourceKind("keras", "Keras file", "edgeconv.export.keras_source:open_keras_file", "keras",
+               _TF_TARGETS, suffixes=(".keras",), copied=True,
+               loader="edgeconv.export.user_model:load_keras_archive"),
+    SourceKind("h5", "Keras HDF5 file", "edgeconv.export.keras_source:open_keras_file",
+               "keras", _TF_TARGETS, suffixes=(".h5", ".hdf5"),
+               loader="edgeconv.export.user_model:load_h5"),
+    SourceKind("savedmodel", "SavedModel", "edgeconv.export.keras_source:open_keras_file",
+               "keras", _TF_TARGETS, marker="saved_model.pb",
+               loader="edgeconv.export.user_model:load_saved_model"),
+    # The user's fp32 ONNX is the float reference and the graph int8 QDQ is quantised from.
+    SourceKind("onnx", "ONNX file", "edgeconv.export.file_source:open_model_file", "onnx",
+               {"onnx": FORMATS["onnx"].precisions}, suffixes=(".onnx",),
+               needs_tensorflow=False, copied=True),
+    SourceKind("tflite", "TFLite file", "edgeconv.export.file_source:open_model_file",
+               "tflite", {}, suffixes=(".tflite",), needs_tensorflow=False, copied=True),
+)}
+# What the manifest's model.source.kind may say: the kinds that are a file of the user's.
+USER_FILE_KINDS: tuple[str, ...] = tuple(k.name for k in SOURCE_KINDS.values() if k.user_file)
+
+
+def source_kind_of(target: str | Path, *, untrained: bool = False) -> SourceKind:
+    """The kind of what `edgeconv export TARGET` names, by the table: a file's suffix, a
+    directory's marker file, else a zoo name (`--untrained`: fresh weights of one)."""
+    path = Path(target)
+    if path.is_dir():
+        for kind in SOURCE_KINDS.values():
+            if kind.marker and (path / kind.marker).is_file():
+                return kind
+    else:
+        suffix = path.suffix.lower()
+        for kind in SOURCE_KINDS.values():
+            if suffix and suffix in kind.suffixes:
+                return kind
+    return SOURCE_KINDS["untrained" if untrained else "zoo"]
 
 
 def get_format(name: str) -> Format:

@@ -20,7 +20,7 @@ from typing import Any
 
 from edgeconv import _atomic
 from edgeconv.errors import EdgeconvError
-from edgeconv.formats import FORMATS, PRECISIONS
+from edgeconv.formats import FORMATS, PRECISIONS, USER_FILE_KINDS
 from edgeconv.records import (
     COUNT, FRACTION, FRACTION_INTERVAL, MAX_MODEL_BYTES, MODEL_OPTIONS, NAME, PREPROCESSING,
     SEED, SHA256, TEXT, VERSUS_FLOAT, check_version, read_json,
@@ -321,7 +321,7 @@ USER_DATA = Obj({"kind": Str(choices=("dataset", "folder", "npz")),
                  "name": Opt(Str(max_len=100)), "path": Opt(Str(max_len=4096)),
                  "data_dir": Opt(Str(max_len=4096)), "calibration": Opt(Str(max_len=4096)),
                  "seed": Opt(SEED)}, required=("kind",), closed=True)
-MODEL_SOURCE = Obj({"kind": Str(choices=("keras", "h5", "savedmodel", "onnx", "tflite")),
+MODEL_SOURCE = Obj({"kind": Str(choices=USER_FILE_KINDS),
                     "file": Str(max_len=4096), "sha256": Opt(SHA256)},
                    required=("kind", "file"))
 MANIFEST_DOC = Obj({

@@ -108,7 +108,7 @@ EPOCH = Obj({"epoch": COUNT, "loss": LOSS, "accuracy": FRACTION, "val_loss": LOS
             required=("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"))
 
 
-def one_line(text: str) -> str:
+def collapse_whitespace(text: str) -> str:
     """Free text read back from a record, on one line (tables, one-line messages)."""
     return " ".join(text.split())
 
@@ -149,6 +149,26 @@ class Latency:
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
+
+
+# The kinds of a row's structured notes (BenchRow.caveats): a reader acts on a note by its
+# kind, never by its wording. Records are open: a kind this edgeconv does not know (a newer
+# one wrote it) loads, and is shown by no one that selects kinds.
+NO_FIRMWARE = "no-firmware"  # why the MCU firmware did not run this row; what would make it
+HOST_TIME = "host-time"  # the latency is the host interpreter's time here, not the target's
+NOTE_KINDS = (NO_FIRMWARE, HOST_TIME)
+
+
+@dataclass(frozen=True)
+class Note:
+    """A row's note that readers tell apart by `kind` (NOTE_KINDS: the ones this edgeconv
+    writes), and its `text`, for people."""
+
+    kind: str
+    text: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "text": self.text}
 
 
 @dataclass
@@ -201,6 +221,11 @@ class BenchRow:
     ops: list[dict[str, Any]] | None = None
     # the firmware's outputs against LiteRT's reference kernels on the same inputs
     reference_parity: dict[str, Any] | None = None
+    # notes a reader acts on, each with its kind (NOTE_KINDS); `notes` holds the others
+    caveats: list[Note] = field(default_factory=list)
+
+    def caveats_of(self, *kinds: str) -> list[Note]:
+        return [note for note in self.caveats if note.kind in kinds]
 
     @property
     def ok(self) -> bool:
@@ -210,6 +235,7 @@ class BenchRow:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["latency_ms"] = self.latency_ms.to_dict() if self.latency_ms else None
         data["notes"] = list(self.notes)
+        data["caveats"] = [note.to_dict() for note in self.caveats]
         return data
 
     @classmethod
@@ -226,8 +252,11 @@ class BenchRow:
         latency = values.get("latency_ms")
         values["latency_ms"] = Latency.from_dict(latency) if latency is not None else None
         if values.get("error") is not None:
-            values["error"] = one_line(values["error"])
-        values["notes"] = [one_line(n) for n in values.get("notes", [])]
+            values["error"] = collapse_whitespace(values["error"])
+        values["notes"] = [collapse_whitespace(n) for n in values.get("notes", [])]
+        # files written before caveats existed have none: their notes hold those texts
+        values["caveats"] = [Note(c["kind"], collapse_whitespace(c["text"]))
+                             for c in values.get("caveats", [])]
         return cls(**values)
 
 
@@ -256,6 +285,9 @@ MCU = Obj({"core": NAME, "kernels": NAME, "machine": Opt(NAME), "tree": Opt(TEXT
 OP = Obj({"index": COUNT, "op": NAME, "instructions": COUNT, "share": FRACTION,
           "macs": Opt(COUNT), "instructions_per_mac": Opt(Num(min=0))},
          required=("index", "op", "instructions"))
+NOTE = Obj({"kind": Str(max_len=100, pattern="[a-z][a-z0-9-]*",
+                        expected="a note kind like no-firmware"), "text": TEXT},
+           required=("kind", "text"))
 LATENCY = Obj({**{name: Num(min=0) for name in ("p50", "p90", "p99", "mean", "std", "min")},
                "p50_low": Opt(Num(min=0)), "p50_high": Opt(Num(min=0))},
               required=("p50", "p90", "p99", "mean", "std", "min"))
@@ -274,7 +306,7 @@ ROW = Obj({
     "agreement_interval": Opt(FRACTION_INTERVAL), "parity": Opt(PARITY),
     "mcu": Opt(MCU), "estimate_ms": Opt(ESTIMATE), "ram_bytes": Opt(COUNT),
     "stack_bytes": Opt(COUNT), "ops": Opt(ListOf(OP, max_len=100_000)),
-    "reference_parity": Opt(PARITY),
+    "reference_parity": Opt(PARITY), "caveats": ListOf(NOTE, max_len=1000),
 }, required=_ROW_REQUIRED)
 # What report and gate read of where a bench ran; the rest (the whole target, versions) is
 # kept as written. `config` (how the bench was run) is a record for people: an object.
@@ -331,7 +363,8 @@ def results_from_dict(data: Any, source: str) -> BenchReport:
     return BenchReport(environment=dict(data.get("environment") or {}),
                        config=dict(data.get("config") or {}),
                        results=[BenchRow.from_checked(r) for r in data["results"]],
-                       notes=[one_line(n) for n in data.get("notes") or []], out=None)
+                       notes=[collapse_whitespace(n) for n in data.get("notes") or []],
+                       out=None)
 
 
 def load_results(path: str | os.PathLike[str]) -> BenchReport:
@@ -344,15 +377,38 @@ def load_results(path: str | os.PathLike[str]) -> BenchReport:
 
 def read_json(path: Path) -> Any:
     """Parsed JSON, or one line saying why the file cannot be read: missing, not a regular
-    file (a FIFO, a device, /proc), over MAX_RECORD_BYTES, or not JSON."""
+    file (a FIFO, a device, /proc), over MAX_RECORD_BYTES, not JSON, or an object that names
+    a key twice (JSON keeps the last, so a second `artifacts` could empty a manifest that
+    the first one filled: what a reader sees must be all the file says)."""
     text = read_regular(path, MAX_RECORD_BYTES)
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise EdgeconvError(f"{path}: not valid JSON (an object names key {exc.key!r} twice)"
+                            ) from None
     except RecursionError:
         raise EdgeconvError(f"{path}: not valid JSON (nested too deeply)") from None
     # ValueError: JSONDecodeError, and integers beyond Python's 4300-digit limit
     except (UnicodeDecodeError, ValueError) as exc:
         raise EdgeconvError(f"{path}: not valid JSON ({str(exc)[:200]})") from None
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key[:100]
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object_pairs_hook: the object, refused when a key comes twice."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return found
 
 
 # --- train.json --------------------------------------------------------------------------

@@ -103,9 +103,10 @@ def test_mcu_target_without_a_source_tree_gives_the_host_arena_and_says_why():
     assert row["flash_bytes"] is None and row["fits"] is None  # 101 KB arena in 1 MB SRAM
     assert row["estimate_ms"] is None and row["mcu"] is None and row["ops"] is None
     assert row["agreement"] is not None  # TFLM vs LiteRT reference kernels
-    notes = " ".join(row["notes"])
-    assert "no firmware run" in notes and "--tflm-tree" in notes and "EDGECONV_TFLM_TREE" in notes
-    assert "fits is unknown" in notes and "x86 host, reference kernels" in notes
+    caveats = {c["kind"]: c["text"] for c in row["caveats"]}  # what the CLI prints, by kind
+    why, time = caveats["no-firmware"], caveats["host-time"]
+    assert "no firmware run" in why and "--tflm-tree" in why and "EDGECONV_TFLM_TREE" in why
+    assert "fits is unknown" in why and "x86 host, reference kernels" in time
 
 
 @needs_models
@@ -120,7 +121,7 @@ def test_an_xtensa_board_gets_no_firmware_and_no_estimate():
     assert done.returncode == 0, done.stderr
     (row,) = json.loads(done.stdout)["results"]
     assert row["timed_on"] == "host" and row["estimate_ms"] is None and row["mcu"] is None
-    assert "esp32s3 has no Arm core" in " ".join(row["notes"])
+    assert "esp32s3 has no Arm core" in " ".join(c["text"] for c in row["caveats"])
 
 
 @needs_models

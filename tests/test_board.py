@@ -300,7 +300,7 @@ def test_output_parity_of_a_file_with_itself_and_a_perturbed_copy(tmp_path):
     from edgeconv.bench import BenchConfig
     from edgeconv.bench.child import Job
     from edgeconv.bench.plan import collect, make_plan
-    from edgeconv.bench.parity import _load_outputs, _parity, output_parity
+    from edgeconv.bench.parity import _load_outputs, _parity, board_parity
     from edgeconv.records import PARITY
     from edgeconv.runtimes.registry import get_runtime
     from edgeconv.targets import get_target
@@ -347,12 +347,12 @@ def test_output_parity_of_a_file_with_itself_and_a_perturbed_copy(tmp_path):
     a = np.array([[0.1, 0.9], [0.5, np.nan], [0.3, 0.2]], np.float32)
     b = a.copy()
     b[2, 0] = 0.25
-    parity = output_parity(a, b)
+    parity = board_parity(a, b)
     assert parity == {"inputs": 3, "values": 6, "differing": 1,
                       "max_abs_diff": pytest.approx(0.05), "equal": False, "inputs_equal": 2,
                       "top1_equal": 3}
     with pytest.raises(EdgeconvError, match="differ in kind"):
-        output_parity(a, b[:2])
+        board_parity(a, b[:2])
 # --- the emulated board itself ---------------------------------------------------------------
 
 def _cannot_emulate() -> str | None:

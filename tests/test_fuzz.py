@@ -656,3 +656,56 @@ def test_cli_fuzz_names(tiny, sentinel, tmp_path):
         assert_clean(result, sentinel)
 
     check()
+
+
+# ---- (h) every child process, with modules planted in the working directory (issue 26) ----
+
+# What a child imports after it starts: stdlib modules that are not frozen into the
+# interpreter, numpy, edgeconv itself, the runtimes. A folder run from (a cloned repository)
+# may hold any of them, as a module or a package; none may ever run in a child.
+CHILD_IMPORTS = ("numpy", "json", "edgeconv", "ai_edge_litert", "tflite_micro",
+                 "onnxruntime", "typing", "dataclasses", "argparse", "hashlib", "struct",
+                 "resource", "signal", "enum", "functools", "importlib", "re", "pathlib")
+
+
+@st.composite
+def planted_modules(draw) -> list[tuple[str, bool]]:
+    """(module name, as a package) pairs, a few at a time."""
+    names = draw(st.lists(st.sampled_from(CHILD_IMPORTS), min_size=1, max_size=5, unique=True))
+    return [(name, draw(st.booleans())) for name in names]
+
+
+def test_every_child_ignores_modules_planted_in_the_working_directory(tiny, sentinel):
+    """The bench child and the TFLite Micro probe, run from a folder holding modules that
+    record their import: none is imported, and the child still does its work."""
+    from edgeconv.runtimes.micro import probe
+
+    here = Path.cwd()  # the empty folder every test runs in (_empty_cwd)
+    markers = here.parent / f"{here.name}-markers"
+
+    @settings(SLOW, max_examples=8)
+    @given(planted=planted_modules(), child=st.sampled_from(["bench", "probe"]))
+    def check(planted, child):
+        for entry in here.iterdir():  # the previous example's modules
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        shutil.rmtree(markers, ignore_errors=True)
+        markers.mkdir()
+        for name, package in planted:
+            code = f"open({str(markers / name)!r}, 'w').close()\n"
+            if package:
+                (here / name).mkdir()
+                (here / name / "__init__.py").write_text(code)
+            else:
+                (here / f"{name}.py").write_text(code)
+        if child == "bench":
+            result = invoke("bench", tiny, "--target", "cpu", "--runs", "1", "--warmup", "0",
+                            "--min-time", "0", "--json")
+            assert_clean(result, sentinel)
+            assert result.exit_code == 0, result.output
+            assert json.loads(result.stdout)["results"][0]["status"] == "ok", result.stdout
+        else:
+            found = probe(tiny, timeout=120)
+            assert found.ok, found.error
+        assert sorted(p.name for p in markers.iterdir()) == []
+
+    check()

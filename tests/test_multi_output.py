@@ -134,7 +134,7 @@ def test_the_firmware_compares_every_output_with_the_host_interpreter(two_output
 
 def test_saved_outputs_hold_every_output_and_parity_compares_them_all(two_output_export, tmp_path):
     from edgeconv.bench.child import Job, measure
-    from edgeconv.bench.parity import _load_outputs, output_parity
+    from edgeconv.bench.parity import _load_outputs, board_parity
     from edgeconv.runtimes import get_runtime
 
     run, _ = two_output_export
@@ -147,17 +147,17 @@ def test_saved_outputs_hold_every_output_and_parity_compares_them_all(two_output
     board = _load_outputs(saved, "the board's")
     assert len(board["outs"]) == 2 and board["out"] is board["outs"][0]
     assert sorted(o.shape[1] for o in board["outs"]) == [1, 4]
-    same = output_parity(board["outs"], [o.copy() for o in board["outs"]])
+    same = board_parity(board["outs"], [o.copy() for o in board["outs"]])
     assert same["equal"] and same["outputs"] == 2 and "top1_equal" not in same
     assert same["values"] == sum(o.size for o in board["outs"])
     # one value of the second output off by 3 steps: counted, and its input is not equal
     other = [o.copy() for o in board["outs"]]
     other[1][5, 0] = other[1][5, 0] + 3 if other[1][5, 0] < 120 else other[1][5, 0] - 3
-    differs = output_parity(board["outs"], other)
+    differs = board_parity(board["outs"], other)
     assert not differs["equal"] and differs["differing"] == 1 and differs["max_abs_diff"] == 3
     assert differs["inputs_equal"] == differs["inputs"] - 1
     with pytest.raises(EdgeconvError, match="2 outputs on the board, 1 here"):
-        output_parity(board["outs"], board["outs"][:1])
+        board_parity(board["outs"], board["outs"][:1])
 
 
 # --- matching a file's outputs to the float model's ------------------------------------------

@@ -307,7 +307,7 @@ def test_tflite_made_elsewhere_is_measured_as_it_is(tmp_path):
 def test_precision_is_read_from_a_file_made_elsewhere(keras_export, tmp_path):
     """The rule `edgeconv export FILE.tflite` reads a file's precision by, on files whose
     precision is known (the export's own), and on ONNX."""
-    from edgeconv.export.onnx_only import precision_of
+    from edgeconv.export.probe import precision_of
 
     manifest = load_manifest(keras_export)
     for entry in manifest.artifacts:

@@ -2,11 +2,12 @@
 
 `run_bench(BenchConfig(...), progress)` -> `edgeconv.records.BenchReport`, whose rows are
 `BenchRow`s, written as results.json with `out`. The modules: `plan` (what to measure, made
-once), `local` (run the plan here, one child per row), `child` (`python -m edgeconv.bench`:
-one measurement), `remote` (run the plan on a board over SSH), `harness` (which of the two,
-and results.json), `validate` (regular-file, size and structural checks of model files, the
-private copy a bench measures), `ssh_rules` (what may reach ssh, from where). See
-docs/bench.md.
+once), its executors `local` (the host: run the plan here, one child per row), `firmware`
+(the rows an MCU target's Arm core takes, in emulated TFLite Micro firmware: a row per kernel
+set) and `remote` (run the plan on a board over SSH), `child` (`python -m edgeconv.bench`:
+one measurement), `harness` (which executors, composed, and results.json), `validate`
+(regular-file, size and structural checks of model files, the private copy a bench
+measures), `ssh_rules` (what may reach ssh, from where). See docs/bench.md.
 
 The names below are imported on first use, so that `edgeconv.targets` can use
 `validate` and `ssh_rules` (standard library only) without importing the harness, and the

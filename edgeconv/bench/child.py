@@ -126,9 +126,11 @@ def measure(job: Job) -> dict[str, Any]:
             latency = latency_stats(samples)
             result.update(latency_ms=latency, runs=len(samples),
                           throughput_ips=1000.0 * x.shape[0] / latency["mean"])
-            compiled = getattr(runtime, "compiled_note", None)  # how Keras ran (compiled)
-            if compiled:
-                result["notes"].append(compiled)
+            # how the file ran: Keras compiled or eager; onnxruntime's QDQ unfused
+            for how in (getattr(runtime, "compiled_note", None),
+                        getattr(runtime, "run_note", None)):
+                if how:
+                    result["notes"].append(how)
             if job.fit:
                 result["arena_bytes"] = runtime.arena_used_bytes()
                 _kernel_agreement(runtime, entry, job, result)

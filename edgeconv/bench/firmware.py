@@ -1,9 +1,14 @@
-"""The microcontroller rows: an int8 .tflite in TFLite Micro firmware on an emulated Cortex-M.
+"""The firmware executor: the plan's rows that run on an MCU core, in TFLite Micro firmware
+on an emulated Cortex-M.
 
-For an MCU target with an Arm `core` (targets/*.toml), after the host TFLite Micro child has
-measured the row (accuracy, the host arena), `add_firmware` runs the file in the firmware
-edgeconv.mcu builds for that core and kernel set, on a few test images, and rewrites the row
-as the firmware's:
+A planned row runs on the core (`takes`) when it is an int8 (or bare) .tflite on an MCU
+target with an Arm `core` (targets/*.toml). The host executor (edgeconv.bench.local) measures
+every row of the plan first, in TFLite Micro's interpreter on this machine; the harness
+hands each row routed here, as measured, to `bench_firmware`, which makes that planned row's
+rows of the results: one per kernel set of the target. Each is a new row (the host's is
+read, never changed) that starts from the host's measurement (accuracy, the host arena) and
+runs the file in the firmware edgeconv.mcu builds for that core and kernel set, on a few test
+images:
 
 - timed_on "emulated": instructions were counted in QEMU; there is no time, so latency_ms is
   empty and `estimate_ms` holds the estimated board latency (edgeconv.mcu.calibration);
@@ -13,30 +18,37 @@ as the firmware's:
 - `parity`: the firmware's outputs against the host TFLite Micro interpreter's on the same
   raw inputs (expected bit-exact), `reference_parity` against LiteRT's reference kernels.
 
-Without the toolchain, the emulator or a source tree (`--tflm-tree` or EDGECONV_TFLM_TREE: a
-tree folder or .tgz, or a folder holding tflm-tree-<kernels>.tgz for each kernel set),
-or for a target without a core (esp32s3), the row stays the host's: one note says why and
-what to install; the arena is the host interpreter's; flash is unknown (None); `fits` is
-False when the arena alone exceeds the SRAM, else unknown (None; docs/bench.md); the latency is labelled
-"x86 host, reference kernels" (timed_on "host").
+Where no firmware runs for a kernel set (no toolchain, emulator or source tree: `--tflm-tree`
+or EDGECONV_TFLM_TREE, a tree folder or .tgz, or a folder holding tflm-tree-<kernels>.tgz
+for each kernel set; TFLite Micro refuses the file; the firmware fails), that set's row is
+the host's figures with a NO_FIRMWARE caveat (edgeconv.records) saying why and what to
+install or point at. A row of an MCU target not routed here (an fp32 file; a target without
+a core, esp32s3) is the host executor's, with the same caveat saying why (`refusal`). Either
+way (`fit_on_host`): the arena is the host interpreter's; flash is unknown (None); `fits` is
+False when the arena alone exceeds the SRAM, else unknown (None; docs/bench.md); the latency
+is labelled "x86 host, reference kernels" (timed_on "host", a HOST_TIME caveat).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeconv._child import run_child
+from edgeconv.bench.plan import BenchConfig, PlannedRow, name_the_users_file
 from edgeconv.errors import EdgeconvError
 from edgeconv.progress import Progress
-from edgeconv.records import BenchRow
+from edgeconv.records import HOST_TIME, NO_FIRMWARE, BenchRow, Note
 from edgeconv.runtimes.registry import get_runtime
 from edgeconv.targets import Target
 
-TREE_ENV = "EDGECONV_TFLM_TREE"  # a TFLM source tree (folder or .tgz) for the bench
+if TYPE_CHECKING:
+    from edgeconv.bench.local import Workspace
+
 PARITY_IMAGES = 8  # test images the firmware runs: enough for parity, cheap in QEMU
 HOST_LABEL = "x86 host, reference kernels"
 HOST_ARENA_NOTE = ("arena from the host TFLite Micro interpreter (64-bit structures: a little"
@@ -46,6 +58,8 @@ HOST_ARENA_NOTE = ("arena from the host TFLite Micro interpreter (64-bit structu
 def tree_option(given: str | None) -> str | None:
     """The source tree the user pointed at: --tflm-tree, else EDGECONV_TFLM_TREE (else the
     mcu package's own defaults, see edgeconv.mcu.sources)."""
+    from edgeconv.mcu.sources import TREE_ENV
+
     return given or os.environ.get(TREE_ENV) or None
 
 
@@ -62,10 +76,32 @@ def tree_for(kernels: str, given: str | None) -> str | None:
     return given
 
 
-def firmware_applies(row: BenchRow, target: Target) -> bool:
-    """Is this row one the firmware runs: an int8 (or bare) .tflite on a target with a core."""
-    return (target.core is not None and row.format == "tflite"
-            and row.precision in ("int8", None))
+# --- which rows are this executor's -----------------------------------------------------
+
+
+def takes(planned: PlannedRow, target: Target) -> bool:
+    """Does this planned row run on the target's core: a measured int8 (or bare) .tflite on
+    an MCU target with an Arm core."""
+    artifact = planned.artifact
+    return (target.kind_info.fit and target.core is not None and planned.measured
+            and artifact.format == "tflite" and artifact.precision in ("int8", None))
+
+
+def refusal(planned: PlannedRow, target: Target) -> str | None:
+    """Why no firmware runs this row of an MCU target, before anything is measured; None
+    when this executor takes it (it may still find no toolchain: `unavailable`)."""
+    if takes(planned, target):
+        return None
+    if target.core is None:
+        return f"{target.name} has no Arm core the emulator models"
+    artifact = planned.artifact
+    return f"the firmware runs int8 .tflite files, this is {artifact.precision or artifact.format}"
+
+
+def no_firmware(reason: str) -> Note:
+    """The caveat of a row no firmware ran: why, and what its figures are instead."""
+    return Note(NO_FIRMWARE, f"no firmware run: {reason}; {HOST_ARENA_NOTE}; flash unknown, so"
+                             " fits is unknown unless the arena alone is too large")
 
 
 def unavailable(target: Target, kernels: str, tree: str | None) -> str | None:
@@ -73,6 +109,7 @@ def unavailable(target: Target, kernels: str, tree: str | None) -> str | None:
     None when the toolchain, the emulator and a source tree are all there."""
     try:
         from edgeconv.mcu import check_tools, find_tree
+        from edgeconv.mcu.sources import TREE_ENV
     except ImportError as exc:  # a partial install of edgeconv
         return f"edgeconv's firmware path is not available ({exc})"
     try:
@@ -89,19 +126,16 @@ def unavailable(target: Target, kernels: str, tree: str | None) -> str | None:
     return None
 
 
-def host_row(row: BenchRow, target: Target, reason: str | None) -> None:
-    """The row as the host interpreter measured it, said so: no flash figure, so `fits` is
-    known only when the arena alone is too large (False); otherwise unknown (None), never a
-    yes that no flash figure backs. The latency is labelled x86 host."""
+def fit_on_host(row: BenchRow, target: Target) -> None:
+    """An MCU row that no firmware ran, as the host interpreter measured it: no flash
+    figure, so `fits` is known only when the arena alone is too large (False); otherwise
+    unknown (None), never a yes that no flash figure backs. The latency is labelled x86
+    host. (Its NO_FIRMWARE caveat, saying why, is its executor's to add.)"""
     row.timed_on = "host"
     row.flash_bytes = None
-    why = f"no firmware run: {reason}" if reason else (
-        f"no firmware run: {target.name} has no Arm core the emulator models")
-    row.notes.append(f"{why}; {HOST_ARENA_NOTE}; flash unknown, so fits is unknown unless"
-                     " the arena alone is too large")
     if row.latency_ms is not None:
-        row.notes.append(f"latency: {HOST_LABEL} (TFLite Micro's interpreter on this machine),"
-                         f" not {target.name} time")
+        row.caveats.append(Note(HOST_TIME, f"latency: {HOST_LABEL} (TFLite Micro's interpreter"
+                                           f" on this machine), not {target.name} time"))
     if row.arena_bytes is not None:
         row.fits = False if row.arena_bytes > (target.sram_bytes or 0) else None
     elif row.error and "Failed to resize buffer" in row.error:
@@ -110,25 +144,76 @@ def host_row(row: BenchRow, target: Target, reason: str | None) -> None:
         row.notes.append(f"the tensor arena does not fit in {target.sram_bytes} B of SRAM")
 
 
-def add_firmware(row: BenchRow, target: Target, kernels: str, *, model: Path,
-                 data: Path | None, hwc: list[int] | None, tree: str | None,
-                 scratch: Path, timeout: float, progress: Progress | None = None) -> None:
-    """Run `model` (the private copy) in the firmware and make `row` the firmware's.
-    A firmware failure leaves the host row with a one-line note."""
+# --- the executor ------------------------------------------------------------------------
+
+
+def bench_firmware(routed: list[tuple[PlannedRow, BenchRow]], target: Target,
+                   config: BenchConfig, work: Workspace,
+                   progress: Progress | None = None) -> list[list[BenchRow]]:
+    """For each (planned row this executor `takes`, the host executor's row of it): the
+    rows that stand for it in the results, one per kernel set of the target (one only when
+    TFLite Micro refuses the file). The host rows are read, never changed."""
+    progress = progress or Progress()
+    tree = tree_option(config.tflm_tree)
+    made: list[list[BenchRow]] = []
+    for done, (planned, host) in enumerate(routed):
+        progress.start(len(routed), "firmware", completed=done)
+        progress.update(done, planned.describe())
+        rows = _rows_of(planned, host, target, config, work, tree, progress)
+        for row in rows:
+            name_the_users_file(row, planned.artifact)
+        made.append(rows)
+    if routed:
+        progress.start(len(routed), "firmware", completed=len(routed))
+        progress.update(len(routed), "done")
+    return made
+
+
+def _rows_of(planned: PlannedRow, host: BenchRow, target: Target, config: BenchConfig,
+             work: Workspace, tree: str | None, progress: Progress) -> list[BenchRow]:
+    if host.status == "unsupported":
+        # TFLite Micro refuses the file (e.g. a free input size that the firmware would
+        # run as its 1x1 placeholder): the host's row, whose error says why
+        return [_without_firmware(host, target, "TFLite Micro refuses this file")]
+    rows = []
+    for kernels in target.kernels:
+        missing = unavailable(target, kernels, tree)
+        rows.append(_without_firmware(host, target, missing) if missing else
+                    _firmware_row(host, target, kernels, planned, work, tree,
+                                  config.timeout, progress))
+    return rows
+
+
+def _without_firmware(host: BenchRow, target: Target, reason: str) -> BenchRow:
+    """A row of this executor's where no firmware ran: the host's figures, saying why."""
+    row = copy.deepcopy(host)
+    row.caveats.append(no_firmware(reason))
+    fit_on_host(row, target)
+    return row
+
+
+def _firmware_row(host: BenchRow, target: Target, kernels: str, planned: PlannedRow,
+                  work: Workspace, tree: str | None, timeout: float,
+                  progress: Progress | None) -> BenchRow:
+    """The firmware's row for one kernel set: `planned`'s file (the private copy) run in the
+    firmware, with the host's accuracy and arena; where the firmware fails, the host's
+    figures with a caveat saying so."""
     from edgeconv.mcu import run_firmware
     from edgeconv.mcu.calibration import estimate_ms
 
-    host_ok = row.ok
-    inputs, host = _host_outputs(row, target, model, data, hwc, scratch, timeout)
+    artifact = planned.artifact
+    row = copy.deepcopy(host)
+    inputs, outputs = _host_outputs(row, target, artifact.loaded, work.data_for(artifact),
+                                    artifact.hwc, work.scratch, timeout)
     try:
-        run = run_firmware(model, core=target.core, kernels=kernels,
+        run = run_firmware(artifact.loaded, core=target.core, kernels=kernels,
                            inputs=[inputs[i:i + 1] for i in range(len(inputs))]
                            if inputs is not None else None, tree=tree_for(kernels, tree),
                            progress=progress, label=row.artifact)
     except EdgeconvError as exc:
-        host_row(row, target, f"the firmware did not run ({exc})")
-        return
-    host_arena = row.arena_bytes
+        row.caveats.append(no_firmware(f"the firmware did not run ({exc})"))
+        fit_on_host(row, target)
+        return row
     row.status, row.error = "ok", None
     row.timed_on = "emulated"
     # no time was measured: the host child's timings are x86 figures, not this row's
@@ -145,7 +230,7 @@ def add_firmware(row: BenchRow, target: Target, kernels: str, *, model: Path,
                "setup_instructions": int(run.setup_instructions),
                "runtime_flash_bytes": int(run.runtime_flash_bytes),
                "model_bytes": int(run.model_bytes), "static_bytes": int(run.static_bytes),
-               "arena_bytes": int(run.arena_bytes), "host_arena_bytes": host_arena,
+               "arena_bytes": int(run.arena_bytes), "host_arena_bytes": host.arena_bytes,
                "clock_mhz": target.clock_mhz,
                # wall-clock seconds: the library's build and the firmware's link as the
                # cache recorded them when they were made, this emulator run (docs/mcu.md)
@@ -163,14 +248,15 @@ def add_firmware(row: BenchRow, target: Target, kernels: str, *, model: Path,
     row.notes.append(f"RAM = arena {run.arena_bytes} + stack {run.stack_bytes} + static"
                      f" {run.static_bytes} B; flash = firmware {run.runtime_flash_bytes} +"
                      f" model {run.model_bytes} B")
-    if not host_ok:
+    if not host.ok:
         row.notes.append("the host TFLite Micro interpreter did not run this file: no host"
                          " accuracy or parity")
     elif row.accuracy is not None:
         row.notes.append("accuracy: the host TFLite Micro interpreter on the test split (the"
                          " firmware's parity with it below)")
-    if host is not None and inputs is not None:
-        _parity(row, run, host)
+    if outputs is not None and inputs is not None:
+        _parity(row, run, outputs)
+    return row
 
 
 def op_profile(ops) -> list[dict[str, Any]]:
@@ -259,14 +345,14 @@ def _parity(row: BenchRow, run, host: dict[str, Any]) -> None:
     import numpy as np
 
     from edgeconv.bench.child import output_keys
-    from edgeconv.bench.parity import output_parity
+    from edgeconv.bench.parity import board_parity
     from edgeconv.runtimes.registry import installed_version
 
     theirs = host["out"]  # every model output, compared
     try:
         mine = [np.concatenate([np.asarray(outs[k]).reshape(1, *t.shape[1:])
                                 for outs in run.outputs]) for k, t in enumerate(theirs)]
-        parity = output_parity(mine, theirs)
+        parity = board_parity(mine, theirs)
     except (EdgeconvError, ValueError) as exc:
         row.notes.append(f"no parity: {exc}")
         return
@@ -286,8 +372,8 @@ def _parity(row: BenchRow, run, host: dict[str, Any]) -> None:
     try:
         with np.load(saved) as npz:
             reference = [npz[k][:len(mine[0])] for k in output_keys(len(mine))]
-        parity = output_parity(mine, [r.reshape(m.shape) if r.size == m.size else r
-                                      for r, m in zip(reference, mine)])
+        parity = board_parity(mine, [r.reshape(m.shape) if r.size == m.size else r
+                                     for r, m in zip(reference, mine)])
     except (EdgeconvError, KeyError) as exc:
         row.notes.append(f"no parity with {name}'s reference kernels: {exc}")
         return

@@ -1,6 +1,9 @@
-"""The harness: check the target can be benched from here, make the one plan, run it here
-(`local.bench_here`) or on a board over SSH (`remote.bench_over_ssh`), write results.json.
-With `emulated`, the board is the emulated one standing in for the target (edgeconv.board),
+"""The harness: check the target can be benched from here, make the one plan, hand it to its
+executors, write results.json. Here: the host executor (`local.bench_here`) measures every
+row, and on an MCU target with an Arm core the firmware executor (`firmware.bench_firmware`)
+makes the rows of those the core takes, which stand in the results where the host's row
+would (`_bench_here`). On a board: the SSH executor (`remote.bench_over_ssh`). With
+`emulated`, the board is the emulated one standing in for the target (edgeconv.board),
 started for this bench on a loopback port and stopped at its end: the same SSH path.
 
 Everything a user gives is checked before any work: the numbers (BenchConfig), the output
@@ -20,14 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from edgeconv import __version__, _atomic
-from edgeconv.bench.local import bench_here
-from edgeconv.bench.plan import BenchConfig, Plan, collect, emulation, make_plan
+from edgeconv.bench import firmware, local
+from edgeconv.bench.plan import BenchConfig, Plan, PlannedRow, collect, emulation, make_plan
 from edgeconv.errors import EdgeconvError, did_you_mean
 from edgeconv.formats import resolve
 from edgeconv.progress import Progress
-from edgeconv.records import BenchReport
+from edgeconv.records import BenchReport, BenchRow
 from edgeconv.runtimes import runtime_versions
 from edgeconv.runtimes.registry import get_runtime
+from edgeconv.stats import load_note
 from edgeconv.targets import Target, get_target
 
 
@@ -68,9 +72,7 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRep
         elif ssh is not None:
             env, results, notes = remote.bench_over_ssh(ssh, plan, config, progress)
         else:
-            load: dict[str, Any] = {}  # bench_here's load averages before and after
-            results, notes = bench_here(plan, config, progress, load)
-            env = {**environment(target), **load}
+            env, results, notes = _bench_here(plan, config, progress, Path(scratch) / "work")
     if env.get("emulated"):  # the board said so (its marker), whatever reached it
         for row in results:
             row.timed_on = "emulated"
@@ -79,6 +81,45 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRep
     if config.out is not None:
         report.write(config.out)
     return report
+
+
+def _bench_here(plan: Plan, config: BenchConfig, progress: Progress, scratch: Path
+                ) -> tuple[dict[str, Any], list[BenchRow], list[str]]:
+    """The plan on this machine: (the environment, the rows in plan order, notes). The host
+    executor measures every row; each row the firmware executor takes goes to it as
+    measured, and its rows (one per kernel set) take that row's place. Then the MACs of an
+    export's reference row for its other rows, and the machine's load before and after
+    (the notes say when it exceeded the cores)."""
+    scratch.mkdir(mode=0o700)
+    load_before = local.load_average()
+    work = local.prepare(plan, config, scratch)
+    measured = local.bench_here(plan, config, progress, work)  # one per planned row
+    routed = [n for n, planned in enumerate(plan.rows) if firmware.takes(planned, plan.target)]
+    made = dict(zip(routed, firmware.bench_firmware(
+        [(plan.rows[n], measured[n]) for n in routed], plan.target, config, work, progress)))
+    rows = [(planned, row) for n, planned in enumerate(plan.rows)
+            for row in made.get(n, [measured[n]])]
+    _add_macs(rows)
+    load_after = local.load_average()
+    busy = load_note(load_before, load_after, os.cpu_count())
+    env = {**environment(plan.target), "load_before": load_before, "load_after": load_after}
+    return (env, [row for _, row in rows],
+            list(plan.target.notes) + plan.notes + ([busy] if busy else []))
+
+
+def _add_macs(rows: list[tuple[PlannedRow, BenchRow]]) -> None:
+    """MACs come from the Keras model (only its child imports Keras): they hold for every
+    file of the same export, whose ops are the same layers."""
+    by_export = {}
+    for planned, row in rows:
+        if row.macs and planned.artifact.manifest is not None:
+            by_export[planned.artifact.manifest.directory] = row.macs
+    for planned, row in rows:
+        manifest = planned.artifact.manifest
+        macs = by_export.get(manifest.directory) if manifest else None
+        if macs and row.latency_ms:
+            row.macs = macs
+            row.gmac_per_s = macs / (row.latency_ms.p50 / 1000.0) / 1e9
 
 
 def _emulated_board(target: Target, config: BenchConfig):

@@ -1,8 +1,10 @@
-"""The plan run on this machine: each measured row in its own child process
-(`python -m edgeconv.bench`, through edgeconv._child.run_child), its answer merged into the
-planned row, then what the parent adds (the fit check, MACs from the reference row). On an
-MCU target with an Arm core, an int8 .tflite row then runs in TFLite Micro firmware on the
-emulated core (edgeconv.bench.firmware): the row becomes the firmware's.
+"""The host executor: the plan run on this machine, each measured row in its own child
+process (`python -m edgeconv.bench`, through edgeconv._child.run_child), its answer merged
+into the planned row; one row per planned row. On an MCU target, a row the firmware executor
+takes (edgeconv.bench.firmware: an int8 .tflite on a target with an Arm core) is handed on as
+measured (the harness gives it to that executor, whose rows stand for it in the results);
+every other row gets the fit check from the host interpreter's figures, with a caveat saying
+why no firmware ran it.
 
 A child opens the artifact's private copy (plan.Artifact.copy: the bytes that were hashed
 and checked), never the user's path; its reasons and notes name the user's path again.
@@ -18,8 +20,7 @@ import json
 import os
 import platform
 import shutil
-import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,45 +28,49 @@ from edgeconv._child import run_child
 from edgeconv.bench import firmware
 from edgeconv.bench.child import ANSWER_FIELDS, Job
 from edgeconv.bench.plan import (
-    BenchConfig, Plan, PlannedRow, dataset_spec, emulation, outputs_file, staged_split,
+    Artifact, BenchConfig, Plan, PlannedRow, dataset_spec, emulation, name_the_users_file,
+    outputs_file, staged_split,
 )
-from edgeconv.files import show_path
 from edgeconv.errors import EdgeconvError
 from edgeconv.progress import Progress
 from edgeconv.records import BenchRow
 from edgeconv.runtimes.registry import get_runtime
-from edgeconv.stats import load_note
 from edgeconv.targets import Target
 
 _ARCH_NAMES = {"arm64": "aarch64", "amd64": "x86_64"}  # what macOS / Windows call them
 
 
-def bench_here(plan: Plan, config: BenchConfig, progress: Progress,
-               environment: dict[str, Any] | None = None) -> tuple[list[BenchRow], list[str]]:
-    """Run `plan` on this machine: its rows (in plan order) and notes. `environment`, when
-    given, gets the machine's load averages before and after (`load_before`, `load_after`),
-    and the notes say when they exceeded the cores."""
+@dataclass(frozen=True)
+class Workspace:
+    """What the executors on this machine share: the bench's private scratch folder and each
+    export's test split saved there for the children."""
+
+    scratch: Path
+    data: dict[Path, Path]  # an export's folder -> its test split (.npz)
+
+    def data_for(self, artifact: Artifact) -> Path | None:
+        return self.data.get(artifact.manifest.directory) if artifact.manifest else None
+
+
+def prepare(plan: Plan, config: BenchConfig, scratch: Path) -> Workspace:
+    """Before measuring: one line naming the pip extra of a runtime that is not installed
+    (a reference nobody asked for is left out with a note instead), then each export's test
+    split saved in `scratch` (a dataset that is not here is a note of the plan's)."""
     _require_runtimes(plan)
-    load_before = load_average()
+    return Workspace(scratch, _prepare_data(plan, config, scratch))
+
+
+def bench_here(plan: Plan, config: BenchConfig, progress: Progress,
+               work: Workspace) -> list[BenchRow]:
+    """Run `plan` on this machine: one row per planned row, in plan order."""
     rows: list[BenchRow] = []
-    planned_rows: list[PlannedRow] = []  # the plan's row each measured row comes from
-    with tempfile.TemporaryDirectory(prefix="edgeconv-bench-") as scratch:
-        data_files = _prepare_data(plan, config, Path(scratch))
-        progress.start(len(plan.rows), "benching")
-        for done, planned in enumerate(plan.rows):
-            progress.update(done, planned.describe())
-            measured = _measure(planned, plan.target, config, data_files, Path(scratch),
-                                progress)
-            rows.extend(measured)
-            planned_rows.extend([planned] * len(measured))  # a row per MCU kernel set
-            progress.start(len(plan.rows), "benching", completed=done + 1)
-        progress.update(len(plan.rows), "done")
-    _add_macs(rows, planned_rows)
-    load_after = load_average()
-    if environment is not None:
-        environment.update(load_before=load_before, load_after=load_after)
-    busy = load_note(load_before, load_after, os.cpu_count())
-    return rows, list(plan.target.notes) + plan.notes + ([busy] if busy else [])
+    progress.start(len(plan.rows), "benching")
+    for done, planned in enumerate(plan.rows):
+        progress.update(done, planned.describe())
+        rows.append(_measure(planned, plan.target, config, work))
+        progress.start(len(plan.rows), "benching", completed=done + 1)
+    progress.update(len(plan.rows), "done")
+    return rows
 
 
 def load_average() -> list[float] | None:
@@ -117,35 +122,26 @@ def _prepare_data(plan: Plan, config: BenchConfig, scratch: Path) -> dict[Path, 
 
 
 def load_split(spec: dict[str, Any]):
-    from edgeconv.data import evaluation_subset, load_recorded
+    """The labelled images a manifest's files were measured on (edgeconv.data.measured)."""
+    from edgeconv.data.measured import load_measured
 
-    if spec.get("user"):  # a user model's export: its images, prepared as export did
-        from edgeconv.data import user
-
-        data = user.load_recorded_user(spec["user"], spec["preprocessing"])
-        if data.test.y is None:
-            raise EdgeconvError("the export's images have no labels")
-        samples = spec.get("test_samples")
-        return user.evaluation_subset(data, samples, seed=spec["seed"]) if samples else data
-    if not spec["name"] or not spec["preprocessing"]:
-        raise EdgeconvError("the manifest names no dataset")
-    data = load_recorded(spec["name"], spec["preprocessing"], data_dir=spec["data_dir"],
-                         seed=spec["seed"], made="the export was made")
+    data = load_measured(spec, spec["preprocessing"], data_dir=spec["data_dir"])
+    if data.test.y is None:
+        raise EdgeconvError("the export's images have no labels")
     samples = spec.get("test_samples")
-    return evaluation_subset(data, samples, seed=spec["seed"]) if samples else data
+    return data.subset(samples, seed=spec["seed"]) if samples else data
 
 
 def _measure(planned: PlannedRow, target: Target, config: BenchConfig,
-             data_files: dict[Path, Path], scratch: Path,
-             progress: Progress | None = None) -> list[BenchRow]:
-    """The planned row measured; on an MCU target with several kernel sets, a row per set."""
+             work: Workspace) -> BenchRow:
+    """The planned row measured in its child."""
     row = planned.row(target)
     if not planned.measured:
-        return [row]
+        return row
     kind, entry, artifact = target.kind_info, get_runtime(planned.runtime), planned.artifact
     directory = artifact.manifest.directory if artifact.manifest else None
-    data = data_files.get(directory) if directory else None
-    reference = scratch / f"reference-{abs(hash(str(directory)))}.npz"
+    data = work.data_for(artifact)
+    reference = work.scratch / f"reference-{abs(hash(str(directory)))}.npz"
     options: dict[str, Any] = {}
     if entry.threaded:
         options["threads"] = planned.threads
@@ -163,12 +159,13 @@ def _measure(planned: PlannedRow, target: Target, config: BenchConfig,
                         stdin=json.dumps(asdict(job)))
     row = _answered(row, outcome.payload if outcome.ok
                     else {"status": "failed", "error": outcome.error})
-    _name_the_users_file(row, artifact)
+    name_the_users_file(row, artifact)
     if kind.fit:
-        rows = _fit(row, target, config, artifact, data, scratch, progress)
-        for each in rows:
-            _name_the_users_file(each, artifact)
-        return rows
+        refused = firmware.refusal(planned, target)
+        if refused is not None:  # no firmware will run it: the host's figures are the row's
+            row.caveats.append(firmware.no_firmware(refused))
+            firmware.fit_on_host(row, target)
+        return row  # else the firmware executor's, as measured
     if kind.timed_on == "host":
         row.notes.append(f"latency is host time of {row.runtime} on this machine, not"
                          " board time")
@@ -177,7 +174,7 @@ def _measure(planned: PlannedRow, target: Target, config: BenchConfig,
                          " not a board time")
     if data is None and row.ok and row.accuracy is None and row.agreement is None:
         row.notes.append("no labelled data: accuracy not measured")
-    return [row]
+    return row
 
 
 def _answered(row: BenchRow, answer: dict[str, Any]) -> BenchRow:
@@ -188,57 +185,6 @@ def _answered(row: BenchRow, answer: dict[str, Any]) -> BenchRow:
     except (TypeError, ValueError, KeyError) as exc:
         row.error = f"{row.runtime} child answered a malformed row ({exc})"
         return row
-
-
-def _name_the_users_file(row: BenchRow, artifact) -> None:
-    """The child saw the private copy: its reason and notes name the user's file."""
-    copy, shown = str(artifact.loaded), show_path(artifact.path)
-    if row.error:
-        row.error = row.error.replace(copy, shown)
-    row.notes = [note.replace(copy, shown) for note in row.notes]
-
-
-def _fit(row: BenchRow, target: Target, config: BenchConfig, artifact, data: Path | None,
-         scratch: Path, progress: Progress | None) -> list[BenchRow]:
-    """The fit check: the firmware's exact RAM and flash where it runs (a row per kernel set
-    of the target), else the host interpreter's arena with flash unknown (bench/firmware.py
-    says why in the row's notes)."""
-    if not firmware.firmware_applies(row, target) or row.status == "unsupported":
-        # (an unsupported row: TFLite Micro refuses the file, e.g. a free input size that
-        # the firmware would run as its 1x1 placeholder; its error says why)
-        reason = None if target.core is None else (
-            f"the firmware runs int8 .tflite files, this is {row.precision or row.format}"
-            if row.status != "unsupported" else "TFLite Micro refuses this file")
-        firmware.host_row(row, target, reason)
-        return [row]
-    tree = firmware.tree_option(config.tflm_tree)
-    rows, host = [], row.to_dict()  # each kernel set starts from the host's row
-    for n, kernels in enumerate(target.kernels):
-        each = row if n == 0 else BenchRow.from_checked(host)
-        missing = firmware.unavailable(target, kernels, tree)
-        if missing:
-            firmware.host_row(each, target, missing)
-        else:
-            firmware.add_firmware(each, target, kernels, model=artifact.loaded, data=data,
-                                  hwc=artifact.hwc, tree=tree, scratch=scratch,
-                                  timeout=config.timeout, progress=progress)
-        rows.append(each)
-    return rows
-
-
-def _add_macs(rows: list[BenchRow], planned_rows: list[PlannedRow]) -> None:
-    """MACs come from the Keras model (only its child imports Keras): they hold for every
-    file of the same export, whose ops are the same layers."""
-    by_export = {}
-    for row, planned in zip(rows, planned_rows):
-        if row.macs and planned.artifact.manifest is not None:
-            by_export[planned.artifact.manifest.directory] = row.macs
-    for row, planned in zip(rows, planned_rows):
-        manifest = planned.artifact.manifest
-        macs = by_export.get(manifest.directory) if manifest else None
-        if macs and row.latency_ms:
-            row.macs = macs
-            row.gmac_per_s = macs / (row.latency_ms.p50 / 1000.0) / 1e9
 
 
 # --- can this machine bench the target here? (KINDS[kind].reachable) ---------------------

@@ -17,7 +17,7 @@ from typing import Any
 
 from edgeconv._child import run_child
 from edgeconv.errors import EdgeconvError
-from edgeconv.files import open_regular
+from edgeconv.files import open_regular, read_upto
 from edgeconv.runtimes.registry import get_runtime, installed_version
 
 MAX_OUTPUTS_BYTES = 256 << 20  # one row's saved outputs, fetched back
@@ -69,7 +69,7 @@ def _parity(planned, board_file: Path, here_file: Path, data: Path | None,
     if board["x_sha256"] != mine["x_sha256"]:
         raise EdgeconvError(f"the board ran on other inputs ({board['source']}) than this"
                             f" machine ({mine['source']})")
-    parity = output_parity(board["outs"], mine["outs"])  # every output of the model
+    parity = board_parity(board["outs"], mine["outs"])  # every output of the model
     return {**parity, "reference": _reference(entry), "cpu": environment.get("cpu"),
             "on": mine["source"]}
 
@@ -87,7 +87,7 @@ def _load_outputs(path: Path, whose: str) -> dict[str, Any]:
 
     with open_regular(path, MAX_OUTPUTS_BYTES, what="outputs file", allow_empty=False) \
             as (fh, _):
-        data = fh.read(MAX_OUTPUTS_BYTES + 1)
+        data = read_upto(fh, MAX_OUTPUTS_BYTES)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             keys = [k for k in output_keys(MAX_OUTPUTS) if k in npz.files]
@@ -104,7 +104,7 @@ def _load_outputs(path: Path, whose: str) -> dict[str, Any]:
     return found
 
 
-def output_parity(board: Any, here: Any) -> dict[str, Any]:
+def board_parity(board: Any, here: Any) -> dict[str, Any]:
     """Two runs' raw outputs on the same inputs (first axis: the inputs), compared value by
     value: inputs, values, how many differ, the largest difference in the outputs' own
     units (LSB for integer outputs), equal; and per input: those whose every value is equal
@@ -144,7 +144,7 @@ def output_parity(board: Any, here: Any) -> dict[str, Any]:
 
 
 def _compare(board, here) -> dict[str, Any]:
-    """One output's comparison (output_parity), with the inputs that differ."""
+    """One output's comparison (board_parity), with the inputs that differ."""
     import numpy as np
 
     if board.shape != here.shape or board.dtype != here.dtype:

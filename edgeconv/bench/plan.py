@@ -4,11 +4,12 @@ The plan is made once, here: the ordered (artifact, runtime, threads) rows, a Ke
 reference before the files of its export, the `--runtime` filter applied, and an
 `unsupported` row for each file no runtime of the target reads. A file's runtime is the
 first of the target's runtimes that reads its format (`runtimes.runtime_for`); a runtime
-whose registry entry takes `threads` gets a row per thread count, any other one row. The two
-executors run the same plan: `local.bench_here` on this machine, `remote.bench_over_ssh` on a
-board. Everything here reads files and metadata only (manifest.json, the registry): no
-runtime is imported, so planning never pays for TensorFlow and never touches an untrusted
-model.
+whose registry entry takes `threads` gets a row per thread count, any other one row. Its
+executors: `local.bench_here` measures it on this machine, `remote.bench_over_ssh` on a board
+over SSH, and `firmware.bench_firmware` runs the rows an MCU target's core takes in emulated
+firmware (edgeconv.bench.harness composes them). Everything here reads files and metadata
+only (manifest.json, the registry): no runtime is imported, so planning never pays for
+TensorFlow and never touches an untrusted model.
 
 `collect` copies each file it finds into the bench's private scratch folder, hashing the
 bytes it copies (edgeconv.bench.validate.copy_verified), and checks that copy's structure;
@@ -26,12 +27,12 @@ import functools
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from edgeconv.bench.validate import check_model_file, copy_verified
-from edgeconv.files import open_regular, read_regular, show_path
+from edgeconv.files import open_regular, read_regular, read_upto, show_path, walk_files
 from edgeconv.errors import EdgeconvError
 from edgeconv.formats import FORMATS, format_of
 from edgeconv.manifest import MANIFEST, Manifest, load_manifest
@@ -165,7 +166,8 @@ def collect(paths: list[Path], scratch: Path, runs_dir: Path = Path("runs")
     No path: every export under `runs_dir`.
     """
     if not paths:
-        paths = sorted(p.parent for p in runs_dir.glob(f"**/{MANIFEST}"))
+        paths = sorted(p.parent for p in (walk_files(runs_dir) if runs_dir.is_dir() else ())
+                       if p.name == MANIFEST)  # walk_files: no recursion, one line if deep
         if not paths:
             raise EdgeconvError(f"no exports under {runs_dir}/; run `edgeconv export NAME`"
                                 " first, or give a run directory or a model file")
@@ -256,6 +258,17 @@ class Plan:
     def drop(self, planned: PlannedRow, note: str) -> None:
         self.rows.remove(planned)
         self.notes.append(note)
+
+
+def name_the_users_file(row: BenchRow, artifact: Artifact) -> None:
+    """A row measured on the private copy: its error and notes name the user's file again."""
+    if artifact.copy is None:
+        return
+    copy, shown = str(artifact.copy), show_path(artifact.path)
+    if row.error:
+        row.error = row.error.replace(copy, shown)
+    row.notes = [note.replace(copy, shown) for note in row.notes]
+    row.caveats = [replace(note, text=note.text.replace(copy, shown)) for note in row.caveats]
 
 
 def make_plan(artifacts: list[Artifact], target: Target, config: BenchConfig) -> Plan:
@@ -352,7 +365,7 @@ def staged_split(manifest: Manifest) -> Path | None:
     if os.path.dirname(os.path.realpath(path)) != os.path.realpath(manifest.directory):
         raise EdgeconvError(f"{where}: {given['path']!r} is not a file beside the manifest")
     with open_regular(path, MAX_DATA_BYTES, what="test split", allow_empty=False) as (fh, _):
-        data = fh.read(MAX_DATA_BYTES + 1)
+        data = read_upto(fh, MAX_DATA_BYTES)
     if hashlib.sha256(data).hexdigest() != given["sha256"]:
         raise EdgeconvError(f"{show_path(path)}: sha256 does not match {where}; copy again")
     try:

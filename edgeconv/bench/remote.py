@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeconv._child import last_line
+from edgeconv._child import BadReply, Captured, last_line, parse_reply, run_captured
 from edgeconv.bench.plan import (
     BENCH_DATA, MAX_DATA_BYTES, Artifact, BenchConfig, Plan, dataset_spec, outputs_name,
 )
@@ -45,7 +45,7 @@ from edgeconv.files import show_path
 from edgeconv.formats import FORMATS
 from edgeconv.manifest import MANIFEST
 from edgeconv.progress import Progress, Steps
-from edgeconv.records import BenchReport, BenchRow, results_from_dict
+from edgeconv.records import MAX_RECORD_BYTES, BenchReport, BenchRow, results_from_dict
 from edgeconv.targets import Target
 
 CONNECT_TIMEOUT_S = 10
@@ -275,9 +275,8 @@ def _make_remote_dir(host: SshHost) -> str:
 
 def _remove_remote_dir(host: SshHost, remote_dir: str) -> bool:
     try:
-        done = subprocess.run(host.ssh(remote_command(["rm", "-rf", "--", remote_dir])),
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=host.connect_timeout + _STEP_SLACK_S, check=False)
+        done = run_captured(host.ssh(remote_command(["rm", "-rf", "--", remote_dir])),
+                            timeout=host.connect_timeout + _STEP_SLACK_S, keep=1 << 10)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
@@ -301,12 +300,18 @@ def _remote_bench(host: SshHost, program: list[str], job: str, staged: Staged,
     done = _run(host, host.ssh(remote_command(words)), budget, "bench on",
                 hint=f" (is edgeconv installed there? pip install 'edgeconv[litert]'; name it"
                      f" with --remote-edgeconv or remote_edgeconv in {target.name}'s file)")
-    start = done.stdout.find("{")
+    # The board's answer is untrusted input: bounded in size (run_captured, MAX_RECORD_BYTES
+    # as a results.json) and in depth (parse_reply) before anything reads it.
+    if done.cut:
+        raise EdgeconvError(f"{host.display}: `{shlex.join(program)} bench` printed more than"
+                            f" {MAX_RECORD_BYTES >> 20} MiB; not an edgeconv report")
     try:
-        report, _ = json.JSONDecoder().raw_decode(done.stdout[max(start, 0):])
-    except json.JSONDecodeError:
-        raise EdgeconvError(f"{host.display}: `{shlex.join(program)} bench` printed no JSON"
-                            f" report: {last_line(done.stdout or done.stderr)[:300]}") from None
+        report = parse_reply(done.stdout, start=max(done.stdout.find("{"), 0),
+                             max_bytes=MAX_RECORD_BYTES)
+    except BadReply as exc:
+        said = str(exc) if exc.shape else last_line(done.stdout or done.stderr)[:300]
+        raise EdgeconvError(f"{host.display}: `{shlex.join(program)} bench` printed no"
+                            f" usable JSON report: {said}") from None
     try:
         return results_from_dict(report, f"{host.display}'s answer")
     except EdgeconvError as exc:
@@ -314,11 +319,11 @@ def _remote_bench(host: SshHost, program: list[str], job: str, staged: Staged,
 
 
 def _run(host: SshHost, argv: list[str], timeout: float, what: str,
-         hint: str = "") -> subprocess.CompletedProcess:
-    """One ssh/scp call, bounded in time; its failure as one line naming the host."""
+         hint: str = "") -> Captured:
+    """One ssh/scp call, bounded in time and in what it prints (the end of its stdout, up to
+    a results.json's bound); its failure as one line naming the host."""
     try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+        done = run_captured(argv, timeout=timeout, keep=MAX_RECORD_BYTES)
     except FileNotFoundError:
         raise EdgeconvError(f"the OpenSSH client `{argv[0]}` is not installed here"
                             " (apt install openssh-client)") from None

@@ -6,7 +6,8 @@ Three sources give ssh_config options (`Key=Value`, passed as `-o`), trusted dif
   (ProxyCommand, ...), but never turn host-key checking or BatchMode off.
 - a target file the user named (`--targets-dir`) or a shipped one (`NAMED_FILE`): it may
   set `host` and options, but none that runs a command or loads code on this machine, nor
-  reuses a connection another process opened (`EXECUTES`).
+  reuses a connection another process opened (`EXECUTES`), nor opens a way between this
+  machine and the board beyond the bench's own session (`FORWARDS`).
 - a target file picked up from `./targets/` of the working directory (`WORKING_DIR`): a
   cloned repository may hold one, so it may not set `host` or `remote_edgeconv` at all, and
   only the options in `WORKING_DIR_OPTIONS`, which choose neither where the bench goes nor
@@ -43,6 +44,17 @@ EXECUTES: dict[str, str] = {
     **dict.fromkeys(("controlpath", "controlmaster", "controlpersist"),
                     "reuses a connection another process opened, skipping its checks"),
 }
+# ssh_config keywords that open a channel past the bench's own commands: the board reaching
+# this machine's SSH agent or ports, or this machine listening for the board (a target file
+# names a board; it must not hand that board your keys or a way into your network).
+FORWARDS: dict[str, str] = {
+    "forwardagent": "hands the board your SSH agent",
+    "sendenv": "sends this machine's environment variables to the board",
+    **dict.fromkeys(("localforward", "remoteforward", "dynamicforward", "gatewayports",
+                     "permitremoteopen", "tunnel", "tunneldevice"),
+                    "forwards ports or a tunnel between this machine and the board"),
+}
+REFUSED_IN_FILES = {**EXECUTES, **FORWARDS}
 # What a file found in ./targets/ may set: how to authenticate and how long to wait, never
 # where to connect (HostName, Port, User, ProxyJump), which keys to trust, or what to run.
 WORKING_DIR_OPTIONS = frozenset((
@@ -94,9 +106,10 @@ def check_options(options: list[str] | tuple[str, ...], source: str, where: str
         here = where if source == COMMAND_LINE else f"{where}[{i}]"
         key, value = split_option(option, here)
         lower = key.lower()
-        if source != COMMAND_LINE and lower in EXECUTES:
+        if source != COMMAND_LINE and lower in REFUSED_IN_FILES:
             raise EdgeconvError(
-                f"{here} {_quoted(option)}: {key} {EXECUTES[lower]}; a target file may not set"
+                f"{here} {_quoted(option)}: {key} {REFUSED_IN_FILES[lower]}; a target file may"
+                " not set"
                 f" it (pass --ssh-option {key}=... on the command line if you mean it)")
         if source == WORKING_DIR and lower not in WORKING_DIR_OPTIONS:
             raise EdgeconvError(

@@ -17,13 +17,14 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def run_step(argv: list[str], *, what: str, timeout: float, env: dict[str, str] | None = None,
-             on_line: Callable[[str], None] | None = None) -> str:
+             on_line: Callable[[str], None] | None = None, cwd: str | None = None) -> str:
     """Run `argv`; return its output (stdout and stderr together). A non-zero exit, a
     timeout or a missing program is an EdgeconvError naming `what` and the last words."""
     try:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, text=True, errors="replace", env=env,
                                 start_new_session=True,  # its own group: one kill stops all
+                                cwd=cwd,
                                 preexec_fn=die_with_parent)
     except OSError as exc:
         raise EdgeconvError(f"{what}: cannot run {argv[0]}: {exc.strerror or exc}") from None

@@ -13,36 +13,41 @@
       .NAME.partial-PID/    a first create in progress (renamed to NAME/ when complete;
                             an interrupted one is removed by the next create)
       .NAME.lock            create/remove hold it exclusively, a running board shared
+      .NAME.holder          who creates or removes it, since when, and how far
+
+The partial-folder and lock protocol is edgeconv._cache's (the MCU cache's too). A create
+finding another create at work waits for it, showing whose it is and how far it got; a
+remove, a start, or a create finding a running board says so and stops.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import fcntl
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeconv import _cache
 from edgeconv._atomic import write_bytes, write_json
 from edgeconv.board import namespace
 from edgeconv.board.root import size_on_disk
 from edgeconv.board.spec import BOARDS, RECIPE, VENV, BoardSpec
-from edgeconv._cache import cache_dir
 from edgeconv.errors import EdgeconvError
+from edgeconv.progress import Progress
 
 BOARDS_ENV = "EDGECONV_BOARDS_DIR"
 ROOT_STAMP = "root.json"
 BOARD_STAMP = "board.json"
 STAMP_SCHEMA = 1
+REMOVE_TIMEOUT_S = 600  # rm -rf of a board (~440 MiB): seconds; past this the disk is stuck
 
 
 def boards_dir() -> Path:
-    return cache_dir("boards", BOARDS_ENV)
+    return _cache.cache_dir("boards", BOARDS_ENV)
 
 
 def board_dir(name: str) -> Path:
@@ -50,7 +55,7 @@ def board_dir(name: str) -> Path:
 
 
 def partials(name: str) -> list[Path]:
-    return sorted(boards_dir().glob(f".{name}.partial-*"))
+    return _cache.partials(board_dir(name))
 
 
 def now() -> str:
@@ -58,27 +63,36 @@ def now() -> str:
 
 
 @contextlib.contextmanager
-def locked(name: str, *, shared: bool) -> Iterator[None]:
-    """Hold the board's lock for the block; one line when another edgeconv holds it: create
-    and remove take it exclusively, a running board (start) shared."""
+def locked(name: str, *, shared: bool, what: str | None = None, wait: bool = False,
+           progress: Progress | None = None) -> Iterator[None]:
+    """Hold the board's lock for the block: create and remove take it exclusively (`what`
+    they do is what others are told), a running board (start) shared. Another edgeconv
+    holding it is one line, unless `wait`: then a create or remove in progress is waited
+    for, shown on `progress` (a running board is never waited for: it may run for days)."""
+    lock = _cache.lock_path(board_dir(name))
     folder = boards_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / f".{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise EdgeconvError(f"cannot use the boards folder {folder}: {exc.strerror or exc}"
-                            f" (set {BOARDS_ENV} to another folder)") from None
-    try:
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-        except BlockingIOError:
-            doing = ("being created or removed" if shared else
-                     "in use (running, or being created or removed)")
-            raise EdgeconvError(f"board {name} is {doing} by another edgeconv; wait for it"
-                                " (a running board: stop `edgeconv board start`)") from None
-        yield
-    finally:
-        os.close(fd)
+
+    def unwritable(exc: OSError) -> EdgeconvError:
+        return EdgeconvError(f"cannot use the boards folder {folder}: {exc.strerror or exc}"
+                             f" (set {BOARDS_ENV} to another folder)")
+
+    def refuse(holder: _cache.Holder | None) -> EdgeconvError | None:
+        if holder is not None and wait:
+            return None
+        if holder is not None:
+            return EdgeconvError(f"board {name} is in use by {holder.describe()}; wait for it")
+        doing = ("being created or removed" if shared else
+                 "in use (running, or being created or removed)")
+        return EdgeconvError(f"board {name} is {doing} by another edgeconv; wait for it"
+                             " (a running board: stop `edgeconv board start`)")
+
+    if shared:
+        with _cache.shared(lock, refuse, unwritable):
+            yield
+    else:
+        with _cache.exclusive(lock, what or f"the board {name} create or removal",
+                              progress=progress, refuse=refuse, unwritable=unwritable):
+            yield
 
 
 def read_stamp(path: Path) -> dict[str, Any] | None:
@@ -181,8 +195,12 @@ def remove_tree(path: Path) -> None:
         raise EdgeconvError(f"{mounted[0]} is a mount point inside {path}: unmount it"
                             f" (`umount -R {mounted[0]}`) before removing the board")
     # --one-file-system: a mount that appeared meanwhile is skipped, not emptied
-    done = subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)],
-                          capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)],
+                              capture_output=True, text=True, check=False,
+                              timeout=REMOVE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise EdgeconvError(f"removing {path} timed out after {REMOVE_TIMEOUT_S} s") from None
     if done.returncode != 0 or path.exists():
         lines = done.stderr.strip().splitlines()
         raise EdgeconvError(f"could not remove {path}: {lines[-1] if lines else 'still there'}")
@@ -192,7 +210,7 @@ def remove(name: str) -> list[str]:
     """Delete the board `name` and its partial folders; returns what was removed (empty
     when there was nothing). Refuses while the board runs or is being created."""
     removed = []
-    with locked(name, shared=False):
+    with locked(name, shared=False, what=f"the board {name} removal"):
         for path in [board_dir(name), *partials(name)]:
             if path.exists() or path.is_symlink():
                 remove_tree(path)

@@ -1,22 +1,22 @@
 """`create`: make a board, or reuse or update the one in the cache; `load`: a complete one.
 
 A first build goes into .NAME.partial-PID beside the final folder and is renamed to NAME
-when both stamps are written, so a folder called NAME without board.json is never the
-product of a build that finished. A board whose root is complete but whose edgeconv differs
-from this checkout's wheel is updated in place: board.json is removed first, so an
-interrupted update leaves a board nothing uses, which the next create finishes (the root
-is kept: root.json vouches for it).
+when both stamps are written (edgeconv._cache's protocol), so a folder called NAME without
+board.json is never the product of a build that finished. A board whose root is complete
+but whose edgeconv differs from this checkout's wheel is updated in place: board.json is
+removed first, so an interrupted update leaves a board nothing uses, which the next create
+finishes (the root is kept: root.json vouches for it).
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeconv import _cache
 from edgeconv.board import cache, host, root, wheel
 from edgeconv.board._proc import run_step
 from edgeconv.board.spec import ARCH, BOARDS, PACKAGES, RECIPE, SUITE, VENV, BoardSpec, get_spec
@@ -88,16 +88,19 @@ def create(name: str, progress: Progress | None = None) -> Board:
     host.ensure_binfmt()
     sources = host.debian_sources()
     started = time.monotonic()
-    steps = Steps(progress or Progress(), 5, f"board {name}: building the edgeconv wheel")
+    progress = _cache.TellWaiters(progress)  # what another create waiting for us shows
     timings: dict[str, float] = {}
 
     def timed(what: str, began: float) -> None:
         timings[what] = round(time.monotonic() - began, 1)
 
-    with cache.locked(name, shared=False), \
+    # the bar starts once the lock is ours: waiting for another create shows its own
+    with cache.locked(name, shared=False, what=f"the board {name} create", wait=True,
+                      progress=progress), \
             tempfile.TemporaryDirectory(prefix="edgeconv-board-wheel-") as scratch:
-        for leftover in cache.partials(name):  # interrupted first builds: never trusted
-            cache.remove_tree(leftover)
+        steps = Steps(progress, 5, f"board {name}: building the edgeconv wheel")
+        # interrupted first builds: never trusted
+        _cache.clear_partials(cache.board_dir(name), remove=cache.remove_tree)
         steps.step(f"board {name}: building the edgeconv wheel")
         began = time.monotonic()
         built = wheel.build(Path(scratch))
@@ -119,22 +122,17 @@ def create(name: str, progress: Progress | None = None) -> Board:
             steps.progress.message(f"board {name}: {info.state if info else 'unreadable'}"
                                    " folder in the cache: building it again")
             cache.remove_tree(final)
-        partial = final.with_name(f".{name}.partial-{os.getpid()}")
-        try:
+
+        def build(partial: Path) -> None:
             sibling = _sibling(spec)
             if sibling is not None:
                 _copy_root(spec, partial, sibling, steps, timings)
             else:
                 _build_root(spec, partial, sources, steps, timings)
             _install(spec, partial, built, digest, steps, timings)
-            os.rename(partial, final)
-        except BaseException:
-            # a failed build is removed now; if we are killed, the next create removes it
-            try:
-                cache.remove_tree(partial)
-            except EdgeconvError:
-                pass
-            raise
+
+        # a failed build is removed now; if we are killed, the next create removes it
+        _cache.build_in_partial(final, build, remove=cache.remove_tree)
         return _finish(spec, final, "built", started, timings)
 
 
@@ -161,7 +159,6 @@ def _copy_root(spec: BoardSpec, folder: Path, sibling: str, steps: Steps,
     """The sibling's root, copied (cp -a, reflinks where the file system has them), with
     new keys: each board stays one folder of its own, removable alone."""
     source = cache.board_dir(sibling)
-    folder.mkdir(parents=True)
     steps.step(f"board {spec.name}: copying board {sibling}'s root")
     began = time.monotonic()
     with cache.locked(sibling, shared=True):  # not removed or rebuilt while we copy
@@ -178,7 +175,6 @@ def _copy_root(spec: BoardSpec, folder: Path, sibling: str, steps: Steps,
 
 def _build_root(spec: BoardSpec, folder: Path, sources: list[str], steps: Steps,
                 timings: dict[str, float]) -> None:
-    folder.mkdir(parents=True)
     steps.step(f"board {spec.name}: mmdebstrap arm64 Debian {SUITE} (~3 min)")
     began = time.monotonic()
     root.debootstrap(folder / "root", sources, _describe(steps, "mmdebstrap", ("I: ",)))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edgeconv._child import BadReply, last_line, parse_reply
 from edgeconv.board import namespace
 from edgeconv.board._proc import run_step
 from edgeconv.board.spec import ARCH, EXTRA, PACKAGES, SUITE, VENV, BoardSpec
@@ -130,11 +131,12 @@ def inspect(root: Path, spec: BoardSpec, cpuinfo: Path) -> dict[str, Any]:
                                      cpuinfo=cpuinfo),
                    env=namespace.env(spec.qemu_cpu), what="checking edgeconv in the board",
                    timeout=300)
-    try:
-        found = json.loads(out.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise EdgeconvError(f"checking edgeconv in the board printed no result: {out[-300:]}"
-                            ) from None
+    try:  # the board's answer, bounded in size and depth like any child's
+        found = parse_reply(last_line(out))
+    except BadReply:
+        found = None
+    if not isinstance(found, dict):
+        raise EdgeconvError(f"checking edgeconv in the board printed no result: {out[-300:]}")
     if found.get("machine") != "aarch64":
         raise EdgeconvError(f"the board's Python runs as {found.get('machine')}, not aarch64:"
                             " is qemu-aarch64 registered with binfmt_misc?")

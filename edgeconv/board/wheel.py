@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
+from edgeconv._child import python_command
 from edgeconv.board._proc import run_step
 from edgeconv.errors import EdgeconvError
 
@@ -63,8 +63,11 @@ def build(out: Path) -> Path:
         if (top / "targets").is_dir():
             shutil.copytree(top / "targets", source / "targets", ignore=ignore)
         out.mkdir(parents=True, exist_ok=True)
-        run_step([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir",
-                  str(out), str(source)], what="building the edgeconv wheel", timeout=600)
+        # pip, and the build it starts, run in the scratch folder and never import from the
+        # user's working directory (a checkout holding pip/__main__.py would run as root).
+        run_step(python_command("pip", ["wheel", "--no-deps", "--quiet", "--wheel-dir",
+                                        str(out.resolve()), str(source)]),
+                 what="building the edgeconv wheel", timeout=600, cwd=scratch)
     wheels = sorted(out.glob("edgeconv-*.whl"))
     if len(wheels) != 1:
         raise EdgeconvError(f"building the edgeconv wheel left {len(wheels)} wheels in {out}")

@@ -143,8 +143,11 @@ def _mcu_output(title: str, report, out: Path | None) -> None:
     """A microcontroller's rows: estimated latency (emulated instructions x the calibrated
     cycles per instruction, with its band), arena, RAM, flash, fits; then the top operators
     and the parity of each firmware row. A row the firmware did not run shows the host
-    interpreter's time, labelled as such."""
+    interpreter's time, labelled as such; under the table, each row's caveats of two kinds
+    (why no firmware ran it, that its latency is host time), chosen by kind, never by
+    their wording."""
     from edgeconv.bench.firmware import HOST_LABEL, by_op_type
+    from edgeconv.records import HOST_TIME, NO_FIRMWARE
 
     rows = []
     for r in report.results:
@@ -183,10 +186,9 @@ def _mcu_output(title: str, report, out: Path | None) -> None:
         if r.error:
             console.print(f"{r.artifact} [{r.runtime}]: {r.status}: {r.error}",
                           highlight=False, soft_wrap=True, markup=False)
-        for note in r.notes:
-            if note.startswith("no firmware run") or note.startswith("latency: x86"):
-                console.print(f"note: {r.artifact}: {note}", highlight=False, soft_wrap=True,
-                              markup=False)
+        for note in r.caveats_of(NO_FIRMWARE, HOST_TIME):  # why no firmware; host time
+            console.print(f"note: {r.artifact}: {note.text}", highlight=False, soft_wrap=True,
+                          markup=False)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     if out is not None:

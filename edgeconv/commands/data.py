@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from edgeconv import render
-from edgeconv.commands._options import InputShape, JsonFlag, parse_shape
+from edgeconv.commands._options import (
+    HELD_OUT, SAMPLES, SEEDS, InputShape, JsonFlag, bounded, parse_shape,
+)
 
 
 def data(
@@ -23,12 +25,16 @@ def data(
     input_shape: InputShape = None,
     normalisation: Annotated[str, typer.Option(
         help="unit: [0, 1]; symmetric: [-1, 1].")] = "unit",
-    seed: Annotated[int, typer.Option(help="Seed of the train/val/test split.")] = 0,
-    val_fraction: Annotated[float, typer.Option(help="Share of train held out for val.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the train/val/test split.",
+                                      callback=bounded(SEEDS))] = 0,
+    val_fraction: Annotated[float, typer.Option(help="Share of train held out for val.",
+                                                callback=bounded(HELD_OUT))] = 0.1,
     test_fraction: Annotated[float, typer.Option(
-        help="Share held out for test (datasets without an official test split).")] = 0.2,
+        help="Share held out for test (datasets without an official test split).",
+        callback=bounded(HELD_OUT))] = 0.2,
     calibration_samples: Annotated[int, typer.Option(
-        help="Size of the int8 calibration sample drawn from train.")] = 100,
+        help="Size of the int8 calibration sample drawn from train.",
+        callback=bounded(SAMPLES))] = 100,
     json: JsonFlag = False,
 ) -> None:
     """Load, split and preprocess a dataset exactly as training will; print the summary."""

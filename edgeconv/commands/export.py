@@ -8,7 +8,11 @@ from typing import Annotated
 import typer
 
 from edgeconv import render
-from edgeconv.commands._options import Alpha, Groups, InputShape, JsonFlag, Version, model_options
+from edgeconv.commands._options import (
+    LAYERS_SHOWN, MAX_DROP, PIXEL_SCALE, PIXEL_SHIFT, PIXEL_STD, SAMPLES, SEEDS, Alpha, Groups,
+    InputShape, JsonFlag, Version, bounded, bounded_list, known_calibration_method,
+    model_options,
+)
 from edgeconv.formats import EXPORT_FORMATS, parse_formats
 
 
@@ -28,9 +32,10 @@ def export(
         help=f"Comma-separated formats: {', '.join(EXPORT_FORMATS)}."
     )] = ",".join(EXPORT_FORMATS),
     calibration_samples: Annotated[int, typer.Option(
-        help="Train images used to calibrate int8.")] = 200,
+        help="Train images used to calibrate int8.", callback=bounded(SAMPLES))] = 200,
     calibration_method: Annotated[str, typer.Option(
-        help="ONNX int8 calibration: minmax, entropy or percentile.")] = "minmax",
+        help="ONNX int8 calibration: minmax, entropy or percentile.",
+        callback=known_calibration_method)] = "minmax",
     per_tensor: Annotated[bool, typer.Option(
         "--per-tensor", help="int8 weights with one scale per tensor (default: per channel)."
     )] = False,
@@ -38,10 +43,12 @@ def export(
         "--float-io", help="int8 TFLite keeps float32 input and output.")] = False,
     eval_samples: Annotated[int | None, typer.Option(
         help="Test images each file is measured on (stratified; bench uses the same). Default:"
-             " the whole test split, or 32 with --untrained.", show_default=False)] = None,
+             " the whole test split, or 32 with --untrained.", show_default=False,
+        callback=bounded(SAMPLES))] = None,
     max_drop: Annotated[float | None, typer.Option(
         help="int8 accuracy budget in points below float: keep the worst layers in float"
-             " until it holds (exit 1 if it cannot).", show_default=False)] = None,
+             " until it holds (exit 1 if it cannot).", show_default=False,
+        callback=bounded(MAX_DROP))] = None,
     input_shape: InputShape = None,
     alpha: Alpha = None,
     version: Version = None,
@@ -62,15 +69,18 @@ def export(
              " axis).", show_default=False)] = None,
     scale: Annotated[float | None, typer.Option(
         help="Model file: x = pixel * scale (+ --offset) (default 1/255).",
-        show_default=False)] = None,
+        show_default=False, callback=bounded(PIXEL_SCALE))] = None,
     offset: Annotated[float | None, typer.Option(
-        help="Model file: added after --scale (default 0).", show_default=False)] = None,
+        help="Model file: added after --scale (default 0).", show_default=False,
+        callback=bounded(PIXEL_SHIFT))] = None,
     mean: Annotated[str | None, typer.Option(
         help="Model file: per-channel mean subtracted after scaling, e.g."
-             " 0.485,0.456,0.406.", show_default=False)] = None,
+             " 0.485,0.456,0.406.", show_default=False,
+        callback=bounded_list(PIXEL_SHIFT))] = None,
     std: Annotated[str | None, typer.Option(
         help="Model file: per-channel std divided by after the mean, e.g."
-             " 0.229,0.224,0.225.", show_default=False)] = None,
+             " 0.229,0.224,0.225.", show_default=False,
+        callback=bounded_list(PIXEL_STD))] = None,
     color: Annotated[str | None, typer.Option(
         help="Model file: rgb, bgr or gray (default: from the channel count).",
         show_default=False)] = None,
@@ -86,7 +96,8 @@ def export(
                                " for .tflite).")] = False,
     data_dir: Annotated[Path | None, typer.Option(
         help="Folder holding the dataset's standard files.", show_default=False)] = None,
-    seed: Annotated[int, typer.Option(help="Seed when export trains; calibration sample.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed when export trains; calibration sample.",
+                                      callback=bounded(SEEDS))] = 0,
     out: Annotated[Path | None, typer.Option(
         help="Run directory (default runs/NAME).", show_default=False)] = None,
     json: JsonFlag = False,
@@ -97,9 +108,9 @@ def export(
     from edgeconv.export import export as run_export
 
     from edgeconv.data.user import PrepFlags
-    from edgeconv.export.user_model import kind_of
+    from edgeconv.formats import source_kind_of
 
-    user_file = kind_of(target) is not None
+    user_file = source_kind_of(target).user_file
     # A model file takes --input-shape as a preprocessing flag (its shape is its own).
     options = model_options(None, None if user_file else input_shape, alpha, version, groups)
     prep = PrepFlags(input_shape=_shape(input_shape) if user_file else None, layout=layout,
@@ -199,7 +210,7 @@ def _print_export(result) -> None:
                      " McNemar p (images only float / only this file gets right)",
                      highlight=False, soft_wrap=True, markup=False)
     stdout.print(f"manifest: {result.manifest}")
-    for note in result.notes:
+    for note in [*(r.text() for r in result.refusals), *result.notes]:
         render.stderr_console().print(f"note: {note}", highlight=False, soft_wrap=True)
 
 
@@ -261,7 +272,8 @@ def quant_report(
     path: Annotated[Path, typer.Argument(
         metavar="ARTIFACT_OR_RUN",
         help="An export directory (every int8 file in it) or one int8 file of an export.")],
-    top: Annotated[int, typer.Option(help="Layers shown per file, worst first (0: all).")] = 10,
+    top: Annotated[int, typer.Option(help="Layers shown per file, worst first (0: all).",
+                                     callback=bounded(LAYERS_SHOWN))] = 10,
     data_dir: Annotated[Path | None, typer.Option(
         help="Folder holding the dataset's standard files.", show_default=False)] = None,
     json: JsonFlag = False,

@@ -10,7 +10,8 @@ import typer
 from edgeconv import render
 from edgeconv.commands._progress import RichProgress
 from edgeconv.commands._options import (
-    Alpha, Classes, Groups, InputShape, JsonFlag, Version, model_options,
+    BATCH_SIZE, EPOCHS, LEARNING_RATE, SEEDS, Alpha, Classes, Groups, InputShape, JsonFlag,
+    Version, bounded, model_options,
 )
 
 
@@ -26,12 +27,16 @@ def train(
     data_dir: Annotated[Path | None, typer.Option(
         help="Folder holding the dataset's standard files.", show_default=False)] = None,
     epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.",
-                                               show_default=False)] = None,
+                                               show_default=False,
+                                               callback=bounded(EPOCHS))] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override the recipe's batch size.",
-                                                   show_default=False)] = None,
+                                                   show_default=False,
+                                                   callback=bounded(BATCH_SIZE))] = None,
     lr: Annotated[float | None, typer.Option(help="Override the recipe's learning rate.",
-                                             show_default=False)] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the split, initialisation, shuffling.")] = 0,
+                                             show_default=False,
+                                             callback=bounded(LEARNING_RATE))] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split, initialisation, shuffling.",
+                                      callback=bounded(SEEDS))] = 0,
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME).",
                                              show_default=False)] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = False,

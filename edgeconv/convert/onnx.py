@@ -98,6 +98,48 @@ def quantize_onnx(fp32: bytes, calibration: np.ndarray, *, method: str = "minmax
     raise EdgeconvError(f"ONNX int8 quantisation failed: {reason}")
 
 
+# Per-channel QuantizeLinear / DequantizeLinear (the `axis` attribute) came with opset 13;
+# a user's graph of an older opset (the ONNX model zoo's opset 8 MNIST) is upgraded first.
+QDQ_OPSET = 13
+
+
+def opset_of(content: bytes) -> int | None:
+    """The graph's ai.onnx opset; one line when the bytes are no ONNX model."""
+    try:
+        model = parse_model(content)
+    except Exception as exc:  # noqa: BLE001 - protobuf's errors
+        raise EdgeconvError(f"not an ONNX model: {one_line(exc)[:200]}") from None
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def at_least_opset(content: bytes, opset: int) -> bytes:
+    """The graph upgraded to `opset` when it is older (unchanged otherwise)."""
+    current = opset_of(content)
+    if current is None or current >= opset:
+        return content
+    from onnx import helper, version_converter
+
+    model = parse_model(content)
+    # The converter looks weights up among the graph's inputs, as IR version 3 required;
+    # files that list them as initializers only (the model zoo's MNIST) get them listed
+    # there for the conversion, and taken out again after.
+    listed = {i.name for i in model.graph.input}
+    added = [t for t in model.graph.initializer if t.name not in listed]
+    model.graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, t.dims)
+                             for t in added)
+    try:
+        upgraded = version_converter.convert_version(model, opset)
+    except Exception as exc:  # noqa: BLE001 - the converter's refusals
+        raise EdgeconvError(f"cannot upgrade the ONNX graph from opset {current} to {opset}"
+                            f" for int8 QDQ: {one_line(exc)[:200]}") from None
+    names = {t.name for t in added}
+    kept = [i for i in upgraded.graph.input if i.name not in names]
+    del upgraded.graph.input[:]
+    upgraded.graph.input.extend(kept)
+    upgraded.ir_version = max(upgraded.ir_version, 7)  # initializers need not be inputs
+    return upgraded.SerializeToString()
+
+
 def parse_model(model: bytes):
     """The onnx ModelProto of serialised bytes."""
     return require("onnx", extra="train").load_from_string(model)

@@ -82,6 +82,7 @@ class Preprocessing:
             )
         if self.scale == 0.0:
             raise EdgeconvError("preprocessing scale must not be 0")
+        self._check_float32_range()
         if self.input_dtype != "float32":
             raise EdgeconvError(f"preprocessing input_dtype must be 'float32'; got "
                                 f"{self.input_dtype!r}")
@@ -110,6 +111,21 @@ class Preprocessing:
             if what == "std" and any(v == 0 for v in values):
                 raise EdgeconvError("--std values must not be 0")
             object.__setattr__(self, what, values)
+
+    def _check_float32_range(self) -> None:
+        """Every pixel value, through x * scale + offset and (x - mean) / std, stays a finite
+        float32: a scale of -1e308 or a std float32 holds as 0 (1e-320), finite as Python
+        floats, would feed the model inf or NaN (a manifest may hold them too)."""
+        ends = (self.offset, 255 * self.scale + self.offset)
+        spread = max(abs(end - m) for end in ends for m in (self.mean or (0.0,)))
+        with np.errstate(over="ignore", under="ignore"):
+            smallest = min(abs(float(np.float32(s))) for s in (self.std or (1.0,)))
+        largest = spread / smallest if smallest else math.inf
+        if not largest <= float(np.finfo(np.float32).max):
+            raise EdgeconvError(
+                "preprocessing scale, offset, mean and std would make model input values"
+                f" overflow float32 (|x| up to {largest:.3g}); check --scale, --offset, --mean"
+                " and --std")
 
     def _resizes(self, hw: tuple[int, int]) -> bool:
         return any(t is not None and t != s for t, s in zip(self.input_shape[:2], hw))

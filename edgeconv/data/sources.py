@@ -25,6 +25,7 @@ from edgeconv._lazy import keras as _import_keras
 from edgeconv._lazy import require
 from edgeconv.data.safe_pickle import _RestrictedUnpickler
 from edgeconv.errors import EdgeconvError, did_you_mean, one_line
+from edgeconv.files import open_regular, read_upto, walk_files
 
 DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "cifar10")
 DEFAULT_DATASET = "digits"
@@ -257,6 +258,74 @@ def _reading(path: Path) -> Iterator[None]:
 
 # ----------------------------------------------------------------------------- format readers
 
+# What a dataset file may unpack to: far above any dataset edgeconv reads (CIFAR-10's
+# batches are 180 MB, an image archive a few GB), so a small file declaring more (a zip or
+# gzip bomb, an .npy header promising 10**12 elements) is refused before it is unpacked.
+MAX_UNPACKED_BYTES = 8 * 1024**3
+MAX_NPZ_MEMBERS = 1_000  # arrays in an .npz: a dataset holds a handful
+MAX_IDX_BYTES = 2 * 1024**3  # an IDX file unpacked: Fashion-MNIST's largest is 47 MB
+
+
+def read_npz_arrays(path: Path, keys: Sequence[str], *, limit: int = MAX_UNPACKED_BYTES,
+                    what: str = "archive") -> tuple[dict[str, np.ndarray], set[str]]:
+    """The arrays named `keys` that an .npz holds, and every name it holds. The file is a
+    regular one of at most `limit` bytes; what its members unpack to is bounded by `limit`
+    too (all together), from the sizes the zip declares and each .npy header's shape before
+    an array is made, and while unpacking (zipfile stops a member at its declared size).
+    Pickled objects are never loaded. Any failure is one EdgeconvError naming `path`."""
+    import zipfile
+
+    arrays: dict[str, np.ndarray] = {}
+    with open_regular(path, limit, what=what, allow_empty=False) as (fh, _), _reading(path):
+        _check_zip_count(path, fh)
+        with zipfile.ZipFile(fh) as archive:
+            members = {info.filename.removesuffix(".npy"): info
+                       for info in archive.infolist() if not info.is_dir()}
+            declared = sum(members[k].file_size for k in keys if k in members)
+            if declared > limit:
+                raise EdgeconvError(f"{path}: its arrays unpack to {declared:,} bytes; edgeconv"
+                                    f" reads at most {limit:,}")
+            for key in keys:
+                if key in members:
+                    arrays[key] = _npy_member(path, archive, members[key])
+    return arrays, set(members)
+
+
+def _check_zip_count(path: Path, fh) -> None:
+    """Refuse an archive listing more than MAX_NPZ_MEMBERS entries before zipfile builds an
+    object per entry (its end record says how many)."""
+    import zipfile
+
+    end_record = getattr(zipfile, "_EndRecData", None)  # zipfile's own reader of it
+    record = end_record(fh) if end_record is not None else None
+    if record and record[4] > MAX_NPZ_MEMBERS:  # _ECD_ENTRIES_TOTAL
+        raise EdgeconvError(f"{path}: lists {record[4]:,} entries; an .npz edgeconv reads"
+                            f" holds at most {MAX_NPZ_MEMBERS:,} arrays")
+    fh.seek(0)
+
+
+def _npy_member(path: Path, archive, info) -> np.ndarray:
+    """One .npy member, its header checked against the member's declared size first."""
+    fmt = np.lib.format
+    with archive.open(info) as member:
+        version = fmt.read_magic(member)
+        if version not in ((1, 0), (2, 0)):
+            raise EdgeconvError(f"{path}: {info.filename} is .npy format {version}; edgeconv"
+                                " reads 1.0 and 2.0 (what numpy writes for numbers)")
+        header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = header(member)
+        header_bytes = member.tell()
+    if dtype.hasobject:
+        raise EdgeconvError(f"{path}: {info.filename} holds Python objects (pickles), which"
+                            " edgeconv never loads")
+    promised = math.prod(shape) * dtype.itemsize
+    if promised > info.file_size - header_bytes:
+        raise EdgeconvError(f"{path}: {info.filename} declares {shape} {dtype}"
+                            f" ({promised:,} bytes) but holds {info.file_size - header_bytes:,}")
+    with archive.open(info) as member:
+        return fmt.read_array(member, allow_pickle=False)
+
+
 
 def _load_digits() -> RawDataset:
     datasets = require("sklearn.datasets", extra="data")
@@ -271,15 +340,14 @@ def _load_digits() -> RawDataset:
 def _read_mnist(path: Path) -> RawDataset:
     arrays: dict[str, np.ndarray] = {}
     with _reading(path):
-        # Open the file ourselves: np.load(path) leaks its handle when the zip is corrupt.
-        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as npz:
-            for key in ("x_train", "y_train", "x_test", "y_test"):
-                if key not in npz.files:
-                    raise EdgeconvError(
-                        f"{path}: not a Keras mnist.npz: no array '{key}' "
-                        f"(it holds: {', '.join(npz.files) or 'nothing'})"
-                    )
-                arrays[key] = npz[key]
+        keys = ("x_train", "y_train", "x_test", "y_test")
+        arrays, names = read_npz_arrays(path, keys, what="Keras mnist.npz")
+        for key in keys:
+            if key not in arrays:
+                raise EdgeconvError(
+                    f"{path}: not a Keras mnist.npz: no array '{key}' "
+                    f"(it holds: {', '.join(sorted(names)) or 'nothing'})"
+                )
     x_train, y_train = _gray_split(path, "train", arrays["x_train"], arrays["y_train"], 10)
     x_test, y_test = _gray_split(path, "test", arrays["x_test"], arrays["y_test"], 10)
     _same_image_shape(path, x_train, x_test)
@@ -334,9 +402,12 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:
     """Parse a gzip-compressed IDX file, checking its magic number, dims and size."""
-    with _reading(path):
-        with gzip.open(path, "rb") as f:
-            blob = f.read()
+    with _reading(path), open_regular(path, MAX_IDX_BYTES, what="IDX file") as (fh, _):
+        with gzip.GzipFile(fileobj=fh, mode="rb") as f:
+            blob = read_upto(f, MAX_IDX_BYTES)  # unpacked in chunks, never past the bound
+    if len(blob) > MAX_IDX_BYTES:
+        raise EdgeconvError(f"{path}: unpacks to more than {MAX_IDX_BYTES:,} bytes; not an"
+                            " IDX file edgeconv reads")
     if len(blob) < 4 or blob[0] != 0 or blob[1] != 0 or blob[2] not in _IDX_DTYPES:
         magic = blob[:4].hex() or "empty file"
         raise EdgeconvError(f"{path}: not an IDX file (bad magic number {magic})")
@@ -464,12 +535,9 @@ def _hidden(path: Path) -> bool:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    found = [
-        p for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-        and not any(_hidden(part) for part in p.relative_to(folder).parents if part.name)
-        and not _hidden(p)
-    ]
+    # walk_files: no recursion (a folder 1,100 deep is one line), no /proc
+    found = [p for p in walk_files(folder, skip_hidden=True, what="image folder")
+             if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 

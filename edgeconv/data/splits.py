@@ -54,9 +54,26 @@ class PreparedDataset:
     test: Split
     seed: int
 
+    # Images int8 is calibrated on come from the train split, never from the measured ones.
+    calibration_from_test = False
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    # The measured-data protocol (edgeconv.data.measured), which a user's images satisfy too.
+    def subset(self, n: int, seed: int = 0) -> PreparedDataset:
+        return evaluation_subset(self, n, seed)
+
+    def draw_calibration(self, samples: int, seed: int):
+        from edgeconv.quant.calibration import draw_calibration
+
+        return draw_calibration(self, samples, seed)
+
+    def recorded(self) -> dict[str, Any]:
+        """What the manifest's dataset block adds to `summary()` to read them again: the
+        name and seed are enough for a named dataset."""
+        return {}
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready: name, source, classes, per-split (and per-class) counts, preprocessing."""
@@ -162,16 +179,18 @@ def _check_fractions(val_fraction: float, test_fraction: float) -> None:
         )
 
 
-def _check_memory(preprocessing: Preprocessing, images: int) -> None:
+def _check_memory(preprocessing: Preprocessing, images: int,
+                  hint: str = "choose a smaller --input-shape") -> None:
     """Refuse, before allocating, images that as float32 would not fit in this machine's
-    memory (a 20000x20000 --input-shape, or 4096x4096 for a whole dataset)."""
+    memory (a 20000x20000 --input-shape, or 4096x4096 for a whole dataset; a user's model
+    with a 100000x100000 input). `hint`: what the user can change."""
     h, w, c = preprocessing.input_shape
     needed = images * h * w * c * 4
     total = _physical_memory()
     if total is not None and needed > total:
         raise EdgeconvError(
             f"{images:,} images at {h}x{w}x{c} need {needed / 2**30:,.1f} GiB as float32; this"
-            f" machine has {total / 2**30:,.1f} GiB: choose a smaller --input-shape")
+            f" machine has {total / 2**30:,.1f} GiB: {hint}")
 
 
 def _physical_memory() -> int | None:

@@ -35,10 +35,11 @@ from edgeconv.data.preprocess import (
 )
 from edgeconv.data.sources import (
     DATASETS, IMAGE_EXTENSIONS, _decode_images, _hidden, _image_files, _load_image_folder,
-    _reading, load_dataset,
+    load_dataset, read_npz_arrays,
 )
 from edgeconv.errors import EdgeconvError, one_line
-from edgeconv.files import MAX_MODEL_BYTES, open_regular
+from edgeconv.files import MAX_MODEL_BYTES
+from edgeconv.zoo._registry import MAX_CLASSES
 
 MAX_NPZ_BYTES = 4 * MAX_MODEL_BYTES  # a user's image archive, read whole
 MEASURED_SPLIT = "test"  # of a named dataset: the split a zoo export is measured on
@@ -98,6 +99,19 @@ class UserData:
     @property
     def labelled(self) -> bool:
         return self.test.y is not None
+
+    # The measured-data protocol (edgeconv.data.measured), as a named dataset's.
+    def subset(self, n: int, seed: int = 0) -> UserData:
+        return evaluation_subset(self, n, seed)
+
+    def draw_calibration(self, samples: int, seed: int):
+        split = ("calibration-data" if self.spec.get("calibration") else
+                 "test" if self.calibration_from_test else "train")
+        return calibration_set(self, samples, seed, split)
+
+    def recorded(self) -> dict[str, Any]:
+        """Where the images were read and how (bench and quant-report read them again)."""
+        return {"user": self.spec}
 
     @property
     def num_classes(self) -> int:
@@ -287,16 +301,9 @@ def _read_folder(path: Path, need_labels: bool):
 def _read_npz(path: Path):
     if not path.is_file():
         raise EdgeconvError(f"--data {path} does not exist")
-    import io
-
-    with open_regular(path, MAX_NPZ_BYTES, what="image archive") as (fh, _):
-        blob = fh.read(MAX_NPZ_BYTES + 1)
-    arrays: dict[str, np.ndarray] = {}
-    with _reading(path), np.load(io.BytesIO(blob), allow_pickle=False) as npz:
-        names = set(npz.files)
-        for key in ("x", "y", "x_test", "y_test", "x_train", "y_train"):
-            if key in names:
-                arrays[key] = npz[key]
+    # bounded in what it unpacks to as well as in size; read from the file, not a copy
+    arrays, names = read_npz_arrays(path, ("x", "y", "x_test", "y_test", "x_train", "y_train"),
+                                    limit=MAX_NPZ_BYTES, what="image archive")
     if "x" in arrays:
         test = _stored(path, "x", arrays["x"], arrays.get("y"))
         train = None
@@ -311,6 +318,9 @@ def _read_npz(path: Path):
     if test.y is not None:
         top = int(max(test.y.max(initial=0), train.y.max(initial=0)
                       if train is not None and train.y is not None else 0))
+        if top >= MAX_CLASSES:  # before a name is made for each class up to it
+            raise EdgeconvError(f"{path}: a label is {top:,}; labels name classes 0 to"
+                                f" {MAX_CLASSES - 1:,} at most")
         classes = tuple(str(i) for i in range(top + 1))
     return {"kind": "npz", "path": str(path.resolve())}, classes, test, train, \
         str(path.resolve())
@@ -371,11 +381,23 @@ def load_user_data(given: str, model: ModelInput, flags: PrepFlags, *,
     train, calibration_from_test = _calibration_pool(test, train, spec.get("calibration"))
     source_shape = tuple(int(v) for v in test.x.shape[1:])
     prep = resolve_preprocessing(model, flags, source_shape)  # type: ignore[arg-type]
+    _check_memory(prep, test, train)
     spec = {**spec, "seed": seed}
     return UserData(name=given, source=source, class_names=classes, preprocessing=prep,
                     test=Images(prep.apply(test.x), test.y),
                     train=Images(prep.apply(train.x), train.y),
                     calibration_from_test=calibration_from_test, spec=spec, seed=seed)
+
+
+def _check_memory(prep: Preprocessing, test: _Stored, train: _Stored) -> None:
+    """Both sets as the model's float32 input must fit in this machine's memory: one line
+    before a byte is allocated (a 100000x100000 input, --input-shape 4096,4096,1 on a
+    free-size model, thousands of large photos), never a MemoryError."""
+    from edgeconv.data.splits import _check_memory as check
+
+    check(prep, len(test.x) + len(train.x),
+          hint="give fewer or smaller images, or a smaller --input-shape for a free-size"
+               " model")
 
 
 def _calibration_pool(test: _Stored, train: _Stored | None, calibration: str | None
@@ -419,6 +441,7 @@ def load_recorded_user(spec: dict[str, Any], preprocessing: dict[str, Any]) -> U
     calibration = spec.get("calibration")
     train, from_test = _calibration_pool(test, train, calibration if isinstance(
         calibration, str) else None)
+    _check_memory(prep, test, train)
     return UserData(name=given, source=source, class_names=classes, preprocessing=prep,
                     test=Images(prep.apply(test.x), test.y),
                     train=Images(prep.apply(train.x), train.y),

@@ -14,7 +14,7 @@ from edgeconv.quant.settings import Int8Settings
 
 @dataclass(frozen=True)
 class ExportConfig:
-    target: str  # a model name, or a run directory holding a finished training run
+    target: str  # a zoo name, a training run or a model file (edgeconv.formats.SOURCE_KINDS)
     model_options: dict[str, Any] = field(default_factory=dict)  # given by the user
     # Precisions to make besides fp32, which is always made (edgeconv.formats.PRECISIONS);
     # each chosen format makes those of them it carries.
@@ -33,7 +33,7 @@ class ExportConfig:
     # Test images each file is measured on (stratified, seeded); None: the whole split, or
     # UNTRAINED_EVAL_SAMPLES for untrained weights, whose accuracy means nothing.
     eval_samples: int | None = None
-    # A user model file (edgeconv export PATH; edgeconv.export.user_run): its images are
+    # A user model file (edgeconv export PATH; edgeconv.formats.SOURCE_KINDS): its images are
     # `dataset` (a name, a folder or an .npz), calibrated on `calibration_data` when given.
     calibration_data: str | None = None
     prep: PrepFlags = field(default_factory=PrepFlags)  # --input-shape, --layout, --scale...
@@ -48,6 +48,23 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A file the export could not make or keep, and why (the other files still export).
+    `stage`: "convert" (the converter refused), "measure" (the made file failed in its
+    runtime; it was removed) or "budget" (the --max-drop search could not run)."""
+
+    file: str
+    stage: str
+    reason: str
+
+    def text(self) -> str:
+        return {"convert": f"{self.file} not made: {self.reason}",
+                "measure": f"{self.file} not kept: {self.reason}",
+                "budget": f"{self.file}: --max-drop could not search ({self.reason})",
+                }[self.stage]
+
+
+@dataclass(frozen=True)
 class ExportResult:
     run_dir: Path
     manifest: Path
@@ -59,6 +76,7 @@ class ExportResult:
     notes: list[str]
     seconds: float
     budget_met: bool | None = None  # --max-drop: did every int8 file meet it (None: not set)
+    refusals: list[Refusal] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -34,10 +34,18 @@ class Converted:
 
 
 class ConversionSession:
-    def __init__(self, model, calibration: CalibrationSet | None, settings: Int8Settings):
+    """`model`: the Keras model every format is converted from; or None with `float_files`
+    (format -> fp32 bytes: a user's ONNX file, which int8 is quantised from as a converted
+    fp32 graph would be) and `input_name` (that graph's input)."""
+
+    def __init__(self, model, calibration: CalibrationSet | None, settings: Int8Settings, *,
+                 float_files: dict[str, bytes] | None = None, input_name: str | None = None,
+                 origin: str | None = None):
         self.model, self.calibration_set, self.settings = model, calibration, settings
-        self.origin = model.name
-        self._kept: dict[str, Any] = {}
+        self.origin = origin or model.name
+        self.input_name = input_name
+        self._kept: dict[str, Any] = {f"{fmt} {FLOAT}": content
+                                      for fmt, content in (float_files or {}).items()}
 
     @property
     def calibration(self) -> np.ndarray | None:
@@ -62,9 +70,16 @@ class ConversionSession:
         return {"per_channel": self.settings.per_channel,
                 "calibration": self.calibration_set.record(method)}
 
+    def keras(self):
+        """The Keras model conversions start from; one line when the source has none."""
+        if self.model is None:
+            raise EdgeconvError(f"{self.origin} is no Keras model: edgeconv converts it to its"
+                                " own format only")
+        return self.model
+
     # FloatSource (edgeconv.quant.layers): what the per-layer report compares with.
     def keras_model(self):
-        return self.model
+        return self.keras()
 
     def float_file(self, fmt: str) -> bytes:
         return self.make(fmt, FLOAT).content
@@ -76,7 +91,7 @@ def make_tflite(session: ConversionSession, precision: str,
     from edgeconv.convert.tflite import to_tflite
 
     settings = session.settings
-    content = to_tflite(session.model, precision, session.calibration,
+    content = to_tflite(session.keras(), precision, session.calibration,
                         float_io=settings.float_io, per_channel=settings.per_channel,
                         keep_float=keep_float)
     options = {}
@@ -88,13 +103,17 @@ def make_tflite(session: ConversionSession, precision: str,
 def make_onnx(session: ConversionSession, precision: str,
               keep_float: tuple[str, ...] = ()) -> Converted:
     """Keras -> ONNX once (kept), and int8 QDQ quantised from that fp32 graph."""
-    from edgeconv.convert.onnx import OPSET, boundary_quantization, quantize_onnx, to_onnx
+    from edgeconv.convert.onnx import (
+        INPUT_NAME, boundary_quantization, opset_of, quantize_onnx, to_onnx,
+    )
 
-    fp32 = session.kept("onnx fp32", lambda: to_onnx(session.model))
+    fp32 = session.kept(f"onnx {FLOAT}", lambda: to_onnx(session.keras()))
     if precision == FLOAT:
-        return Converted(fp32, {"opset": OPSET})
+        return Converted(fp32, {"opset": opset_of(fp32)})
     settings = session.settings
     content = quantize_onnx(fp32, session.calibration, method=settings.method,
-                            per_channel=settings.per_channel, keep_float=keep_float)
-    return Converted(content, {"opset": OPSET, **session.int8_options(settings.method)},
+                            per_channel=settings.per_channel, keep_float=keep_float,
+                            input_name=session.input_name or INPUT_NAME)
+    return Converted(content, {"opset": opset_of(content),
+                               **session.int8_options(settings.method)},
                      quantization=boundary_quantization(content))

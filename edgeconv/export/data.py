@@ -1,11 +1,10 @@
-"""The images an export measures each file on and calibrates int8 with, prepared exactly as
-in training."""
+"""The images an export measures each file on and calibrates int8 with: the source's data
+(edgeconv.data.measured's protocol), cut to the evaluation subset, and the calibration draw
+with its checks."""
 
 from __future__ import annotations
 
 from edgeconv.export.config import ExportConfig
-from edgeconv.export.source import Source
-from edgeconv.formats import CALIBRATED
 from edgeconv.quant.calibration import CalibrationCheck, CalibrationSet
 
 # Test images an untrained export is measured on unless --eval-samples says otherwise: enough
@@ -13,36 +12,25 @@ from edgeconv.quant.calibration import CalibrationCheck, CalibrationSet
 UNTRAINED_EVAL_SAMPLES = 32
 
 
-def load_data(source: Source, config: ExportConfig):
-    """The test split and calibration images, prepared exactly as in training."""
-    from edgeconv.data import load, load_recorded
-
-    if source.trained:
-        return load_recorded(source.dataset, source.preprocessing, data_dir=config.data_dir,
-                             seed=source.seed, made=f"{source.run_dir} was trained")
-    # Untrained: the model's own input size; a size-free model sees the data at MNIST's 28.
-    from edgeconv.zoo import get_spec, resolve_options
-
-    h, w, c = resolve_options(get_spec(source.spec_name), **source.model_options).input_shape
-    return load(source.dataset, input_shape=(h or 28, w or 28, c), data_dir=config.data_dir,
-                seed=source.seed)
-
-
 def evaluation_data(data, config: ExportConfig, seed: int):
     """The data with the test split cut to the images each file is measured on."""
-    from edgeconv.data import evaluation_subset
-
     samples = config.eval_samples or (UNTRAINED_EVAL_SAMPLES if config.untrained else None)
-    return data if samples is None else evaluation_subset(data, samples, seed=seed)
+    return data if samples is None or samples >= len(data.test.x) else data.subset(samples,
+                                                                                 seed)
 
 
-def calibration_for(data, config: ExportConfig) -> tuple[CalibrationSet | None,
-                                                          CalibrationCheck | None]:
-    """The int8 calibration images, and how well they match the training images."""
-    if not config.precisions & CALIBRATED:
-        return None, None
-    from edgeconv.quant.calibration import check_calibration, draw_calibration
+def calibration_for(data, config: ExportConfig
+                    ) -> tuple[CalibrationSet, CalibrationCheck, list[str]]:
+    """The int8 calibration images, how well they match the images the model was made for,
+    and the notes about both."""
+    from edgeconv.quant.calibration import check_calibration
 
-    drawn = draw_calibration(data, config.calibration_samples, seed=config.seed)
-    return drawn, check_calibration(drawn.images, drawn.labels, data.train.x,
-                                    data.preprocessing.to_dict(), data.num_classes)
+    drawn = data.draw_calibration(config.calibration_samples, config.seed)
+    labels = drawn.labels if len(drawn.labels) else None  # a user's images may have none
+    check = check_calibration(drawn.images, labels, data.train.x,
+                              data.preprocessing.to_dict(), max(data.num_classes, 1))
+    notes = [f"calibration: {w}" for w in check.warnings]
+    if data.calibration_from_test:
+        notes.append("calibration images were drawn from the measured images (their pixels,"
+                     " never their labels); give --calibration-data DIR to keep them apart")
+    return drawn, check, notes

@@ -11,7 +11,6 @@ from typing import Any
 
 from edgeconv import __version__
 from edgeconv.errors import EdgeconvError
-from edgeconv.export.source import Source
 from edgeconv.formats import FORMATS
 from edgeconv.manifest import MANIFEST, load_manifest
 from edgeconv.quant.calibration import CalibrationCheck, CalibrationSet
@@ -55,31 +54,28 @@ def drop_previous_export(run_dir: Path) -> list[str]:
     return notes
 
 
-def manifest_data(source: Source, data, float_accuracy: float, full_test: int,
-                  calibration: CalibrationSet | None, check: CalibrationCheck | None
-                  ) -> dict[str, Any]:
-    """Everything manifest.json holds but the artifacts (edgeconv.manifest writes those)."""
-    from edgeconv.zoo import get_spec, resolve_options
-
+def manifest_document(source, data, verifier, full_test: int,
+                      calibration: CalibrationSet | None, check: CalibrationCheck | None,
+                      config) -> dict[str, Any]:
+    """Everything manifest.json holds but the artifacts (edgeconv.manifest writes those), the
+    same blocks for every source (edgeconv.export.source)."""
     prep = data.preprocessing.to_dict()
-    model_shape = resolve_options(get_spec(source.spec_name), **source.model_options
-                                  ).input_shape
     document = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "model": {"name": source.spec_name, "options": source.model_options,
-                  "trained": source.trained},
-        "input": {"shape": [None, *model_shape], "layout": "NHWC", "dtype": "float32",
+        "model": source.model_block(),
+        "input": {**source.input_block(data), "dtype": "float32",
                   "normalisation": {"scale": prep["scale"], "offset": prep["offset"],
                                     "formula": "x = uint8_pixel * scale + offset"},
                   "preprocessing": prep},
         "labels": list(data.class_names),
-        "dataset": {**data.summary(), "seed": source.seed, "evaluated_on": "test"},
-        "float_accuracy": float_accuracy,
+        "dataset": {**data.summary(), "seed": source.seed, **data.recorded(),
+                    "evaluated_on": "test"},
+        "float_accuracy": verifier.float_accuracy,
         "versions": {"edgeconv": __version__, "python": platform.python_version(),
                      **{name: v for name in VERSIONED if (v := installed_version(name))}},
     }
-    if len(data.test.y) < full_test:  # bench measures on the same images
-        document["dataset"]["test_subset"] = {"samples": len(data.test.y), "of": full_test,
+    if len(data.test.x) < full_test:  # bench measures on the same images
+        document["dataset"]["test_subset"] = {"samples": len(data.test.x), "of": full_test,
                                               "seed": source.seed}
     if calibration is not None and check is not None:
         document["calibration"] = {"split": calibration.split, "seed": calibration.seed,

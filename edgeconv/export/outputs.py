@@ -17,8 +17,9 @@ from edgeconv.errors import EdgeconvError, one_line
 
 def run_outputs(path: Path, x: np.ndarray) -> tuple[list[np.ndarray], object]:
     """(outputs, runtime description) of the file at `path` on `x`; the description is
-    (name, inputs, outputs, signature names): TensorInfo lists, and per output the name
-    the file's signature gives it or None (Runtime.signature_names)."""
+    (name, inputs, outputs, signature names, run note): TensorInfo lists, per output the
+    name the file's signature gives it or None (Runtime.signature_names), and how the
+    runtime ran the file when that is not its default (or None)."""
     from edgeconv.runtimes import open_runtime
 
     # LiteRT announces its XNNPACK delegate on fd 2; the user sees our table instead.
@@ -26,6 +27,9 @@ def run_outputs(path: Path, x: np.ndarray) -> tuple[list[np.ndarray], object]:
         inputs, outputs = runtime.inputs(), runtime.outputs()
         name = f"{runtime.name} {getattr(runtime, 'version', '')}".strip()
         signature = runtime.signature_names()
+        run_note = getattr(runtime, "run_note", None)
+        if run_note:
+            name += " (unfused)"
         try:
             got = runtime.run_all(x)
         except EdgeconvError:
@@ -34,4 +38,4 @@ def run_outputs(path: Path, x: np.ndarray) -> tuple[list[np.ndarray], object]:
             raise EdgeconvError(f"{path.name} does not run in {name}: {one_line(exc)[:300]}"
                                 ) from None
     return ([np.asarray(y, dtype=np.float32) for y in got],
-            (name, inputs, outputs, signature))
+            (name, inputs, outputs, signature, run_note))

@@ -1,96 +1,148 @@
-"""Which Keras model an export starts from: a finished run, a zoo name (its run, trained
-first when there is none) or freshly initialised weights (`--untrained`)."""
+"""Where an export starts, as the one export loop (edgeconv.export.run) sees it.
+
+A source is one row of edgeconv.formats.SOURCE_KINDS: a zoo model (its name, a training run,
+fresh weights) or a model file of the user's (.keras, .h5, a SavedModel, .onnx, .tflite).
+Each kind's opener returns a `Source`, which yields, in the loop's order:
+
+1. `load(config, scratch)`: the data (edgeconv.data.measured's protocol) and whatever the
+   float reference needs (a Keras model, or the user's file checked and privately copied);
+2. `reference(run_dir, data)`: the float reference, run on the measured images (a
+   Verifier), and the export's reference files, written;
+3. `session(calibration, settings)`: the ConversionSession the format table's converters
+   make every other file from;
+4. `model_block()` / `input_block(data)`: the manifest's model and input blocks.
+
+What a kind can become is the table's `becomes`; the request is checked against it here,
+before anything is read.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeconv import _atomic
 from edgeconv.errors import EdgeconvError
 from edgeconv.export.config import ExportConfig
+from edgeconv.formats import CALIBRATED, FLOAT, SOURCE_KINDS, SourceKind, resolve
+from edgeconv.manifest import Artifact
 from edgeconv.progress import Progress
-from edgeconv.train import DEFAULT_RUNS_DIR, RESULT
+
+DEFAULT_RUNS_DIR = Path("runs")  # as edgeconv.train's (not imported: it pulls in the zoo)
 
 
-@dataclass(frozen=True)
+@dataclass
+class Reference:
+    """The float reference of an export: what every file is measured against, the files
+    that stand for it in the manifest, and the notes about it."""
+
+    verifier: Any  # edgeconv.export.verify.Verifier
+    artifacts: list[Artifact] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    # (format, precision) of a job the reference already is (a user's fp32 ONNX file)
+    made: tuple[tuple[str, str], ...] = ()
+
+
 class Source:
-    """The Keras model to export and everything the manifest says about where it came from."""
+    """The base of every kind's source (module docstring); subclasses fill in the steps."""
 
+    kind: SourceKind
+    name: str  # the export's model name: the zoo name, or the file's tidy stem
     run_dir: Path
-    spec_name: str
-    model_options: dict[str, Any]
-    dataset: str
     seed: int
-    preprocessing: dict[str, Any]
-    trained: bool
-    trained_now: bool
+    trained: bool = True
+    trained_now: bool = False
+
+    @property
+    def shown(self) -> str:
+        """How messages name the source: the zoo name, or the user's file."""
+        return self.name
+
+    def load(self, config: ExportConfig, scratch: Path):
+        raise NotImplementedError
+
+    def reference(self, run_dir: Path, data) -> Reference:
+        raise NotImplementedError
+
+    def session(self, calibration, settings):
+        raise NotImplementedError
+
+    def model_block(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def input_block(self, data) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def jobs(self, planned: list[tuple[str, str]], reference: Reference
+             ) -> list[tuple[str, str]]:
+        """The planned (format, precision) pairs this kind becomes, less the reference."""
+        return [(fmt, precision) for fmt, precision in planned
+                if precision in self.kind.becomes.get(fmt, ()) and
+                (fmt, precision) not in reference.made]
 
 
-def resolve_source(config: ExportConfig, progress: Progress) -> Source:
-    from edgeconv.zoo import get_spec
+def open_source(config: ExportConfig, progress: Progress) -> Source:
+    """The source `config.target` names, through its kind's opener (the table's row); its
+    request is checked first."""
+    from edgeconv.formats import source_kind_of
 
-    given = Path(config.target)
-    if config.out is not None:  # before anything is trained or built for it
-        _atomic.check_output_dir(config.out, "--out")
-    if config.untrained:
-        spec = get_spec(config.target)
-        run_dir = Path(config.out or DEFAULT_RUNS_DIR / f"{spec.name}-untrained")
-        if (run_dir / RESULT).is_file():  # its model.keras is a trained checkpoint
-            raise EdgeconvError(f"{run_dir} holds a finished training run: --untrained would"
-                                " overwrite its model.keras; give another --out")
-        _check_holds(run_dir, spec.name)
-        return Source(run_dir=run_dir, spec_name=spec.name,
-                      model_options=dict(config.model_options), dataset=config.dataset,
-                      seed=config.seed, preprocessing={}, trained=False, trained_now=False)
-    if given.is_dir() and (given / RESULT).is_file():
-        if config.model_options:
-            raise EdgeconvError(f"{given} is a trained run: its model options are fixed;"
-                                " drop the model options")
-        return _from_run(given, trained_now=False)
-    if given.is_dir() or len(given.parts) > 1:
-        raise EdgeconvError(f"{given} is not a finished training run (no {RESULT} there);"
-                            " give a model name, or a directory `edgeconv train` completed")
-    spec = get_spec(config.target)  # an unknown name gets a "did you mean" here
-    run_dir = Path(config.out or DEFAULT_RUNS_DIR / spec.name)
-    if (run_dir / RESULT).is_file():
-        source = _from_run(run_dir, trained_now=False)
-        _check_model(source.spec_name, spec.name, run_dir, "run")
-        _check_options(source, config.model_options)
-        return source
-    _check_holds(run_dir, spec.name)
-    from edgeconv.train import TrainConfig, train
-
-    progress.message(f"no trained {spec.name} in {run_dir}: training one with the default"
-                     f" recipe on {config.dataset} first")
-    train(TrainConfig(model=spec.name, model_options=dict(config.model_options),
-                      dataset=config.dataset, data_dir=config.data_dir, seed=config.seed,
-                      out=run_dir), progress)
-    return _from_run(run_dir, trained_now=True)
+    kind = source_kind_of(config.target, untrained=config.untrained)
+    check_request(config, kind)
+    return resolve(kind.opener)(config, kind, progress)
 
 
-def build_untrained(source: Source, num_classes: int) -> tuple[Any, Source]:
-    """A freshly initialised model, and the source with its complete model options."""
-    from edgeconv._lazy import keras
-    from edgeconv.zoo import build, get_spec, resolve_options
+def check_request(config: ExportConfig, kind: SourceKind) -> None:
+    """What this kind of source cannot be asked for, before anything is read."""
+    if not kind.user_file:
+        return
+    shown = Path(config.target).name
+    if not config.data_given:
+        raise EdgeconvError(f"exporting {shown} needs --data: the images it is"
+                            " measured (and int8 calibrated) on: a folder with one sub-folder"
+                            " per class, a folder of images (no labels), an .npz with x and y,"
+                            " or a dataset name")
+    if config.untrained or config.model_options:
+        raise EdgeconvError(f"{shown} is a model file: --untrained and the zoo's"
+                            " model options do not apply")
+    if config.max_drop is not None:
+        from edgeconv.data.user import has_labels
 
-    spec = get_spec(source.spec_name)
-    opts = resolve_options(spec, **{**source.model_options, "classes": num_classes})
-    keras().utils.set_random_seed(source.seed)  # the same weights for the same --seed
-    return build(spec, opts), replace(source, model_options=opts.to_dict())
+        if not has_labels(config.dataset):
+            raise EdgeconvError(f"--max-drop needs labelled images (accuracy), and --data"
+                                f" {config.dataset} has none: give a folder with one"
+                                " sub-folder per class, or an .npz with y")
+    asked = set(config.precisions)
+    if measure_only(config, kind):
+        if asked:
+            raise EdgeconvError(f"{shown} is measured as it is (--measure-only, or a"
+                                f" {kind.title}): --{', --'.join(sorted(asked))} would convert"
+                                " it")
+        return
+    # Of the formats asked for, those it cannot become are left out; none at all is refused.
+    homeless = sorted(asked - {p for fmt, precisions in kind.becomes.items()
+                               if fmt in config.formats for p in precisions})
+    formats = [] if set(config.formats) & set(kind.becomes) else list(config.formats)
+    if homeless or formats:
+        becomes = ", ".join(f"{fmt} {'/'.join(p for p in precisions if p != FLOAT)}"
+                            for fmt, precisions in kind.becomes.items())
+        raise EdgeconvError(f"from a {kind.title} edgeconv makes {becomes} only (TFLite from"
+                            " ONNX needs a converter edgeconv does not adopt; see"
+                            " docs/own-model.md); drop "
+                            + " / ".join([f"--{p}" for p in homeless]
+                                         + [f"--formats {f}" for f in formats]))
 
 
-def _from_run(run_dir: Path, trained_now: bool) -> Source:
-    from edgeconv.records import load_train
-
-    record = load_train(run_dir / RESULT)
-    return Source(run_dir=run_dir, spec_name=record.model, model_options=record.model_options,
-                  dataset=record.dataset, seed=record.seed,
-                  preprocessing=record.preprocessing, trained=True, trained_now=trained_now)
+def measure_only(config: ExportConfig, kind: SourceKind) -> bool:
+    """The file is measured as it is: converted to nothing."""
+    return config.measure_only or not kind.converts()
 
 
-def _check_holds(run_dir: Path, model: str) -> None:
+def calibrated(config: ExportConfig, kind: SourceKind) -> bool:
+    """The export makes a calibrated (int8) file, so it draws calibration images."""
+    return not measure_only(config, kind) and bool(config.precisions & CALIBRATED)
+
+
+def check_holds(run_dir: Path, model: str) -> None:
     """An export of `model` must not replace another model's export at --out."""
     from edgeconv.manifest import MANIFEST, load_manifest
 
@@ -100,19 +152,13 @@ def _check_holds(run_dir: Path, model: str) -> None:
         held = load_manifest(run_dir).model
     except EdgeconvError:
         return  # unreadable: it vouches for nothing, and the export replaces it
-    _check_model(held, model, run_dir, "export")
+    check_model(held, model, run_dir, "export")
 
 
-def _check_model(held: str, wanted: str, run_dir: Path, what: str) -> None:
+def check_model(held: str, wanted: str, run_dir: Path, what: str) -> None:
     if held != wanted:
         raise EdgeconvError(f"{run_dir} holds a {held} {what}, not {wanted}: export it with"
                             f" `edgeconv export {run_dir}`, or give {wanted} another --out")
 
 
-def _check_options(source: Source, given: dict[str, Any]) -> None:
-    for key, value in given.items():
-        have = source.model_options.get(key)
-        if (list(value) if isinstance(value, tuple) else value) != have:
-            raise EdgeconvError(
-                f"{source.run_dir} holds {source.spec_name} with {key}={have!r}, not"
-                f" {value!r}; export that run, or pass --out DIR for a new one")
+__all__ = ["SOURCE_KINDS", "Reference", "Source", "open_source"]

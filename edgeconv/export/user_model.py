@@ -1,8 +1,8 @@
-"""A model file of the user's (`edgeconv export PATH`): which kind it is, and loading it.
+"""A Keras model file of the user's (`edgeconv export PATH`): hashing and loading it.
 
-Kinds: `.keras` (Keras 3, loaded in safe mode), `.h5` (legacy Keras HDF5), a SavedModel
-directory (loaded inference-only: `keras.layers.TFSMLayer` wrapped in a Model), `.onnx` and
-`.tflite` (never loaded here: measured as they are, edgeconv.export.onnx_only).
+Kinds (edgeconv.formats.SOURCE_KINDS): `.keras` (Keras 3, loaded in safe mode), `.h5`
+(legacy Keras HDF5), a SavedModel directory (loaded inference-only: `keras.layers.TFSMLayer`
+wrapped in a Model). `.onnx` and `.tflite` files never reach Keras: edgeconv.export.intake.
 
 Custom layers: `--custom-objects my_layers.py` runs that file, which the user names on the
 command line, and registers its module-level `CUSTOM_OBJECTS` dict and anything it
@@ -22,24 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeconv.errors import EdgeconvError, one_line
-from edgeconv.files import MAX_MODEL_BYTES, open_regular
+from edgeconv.files import MAX_MODEL_BYTES, open_regular, read_upto
 
 if TYPE_CHECKING:
     from edgeconv.data.user import ModelInput
-
-KINDS = {".keras": "keras", ".h5": "h5", ".hdf5": "h5", ".onnx": "onnx", ".tflite": "tflite"}
-SAVED_MODEL_FILE = "saved_model.pb"
-TF_KINDS = ("keras", "h5", "savedmodel")  # the kinds that need TensorFlow
-
-
-def kind_of(target: str) -> str | None:
-    """The kind of a user model file, or None when `target` names no model file (a zoo
-    name or a run directory)."""
-    path = Path(target)
-    if path.is_dir():
-        return "savedmodel" if (path / SAVED_MODEL_FILE).is_file() else None
-    return KINDS.get(path.suffix.lower())
-
+    from edgeconv.formats import SourceKind
 
 @dataclass(frozen=True)
 class UserSource:
@@ -56,30 +43,30 @@ class UserSource:
     def read(self) -> bytes:
         """The file's bytes (a single file's kinds), checked to be the ones hashed."""
         with open_regular(self.path, MAX_MODEL_BYTES, what="model file") as (fh, _):
-            content = fh.read(MAX_MODEL_BYTES + 1)
+            content = read_upto(fh, MAX_MODEL_BYTES)
         if hashlib.sha256(content).hexdigest() != self.sha256:
             raise EdgeconvError(f"{self.path} changed while it was being exported; run again")
         return content
 
 
-def user_source(target: str) -> UserSource:
-    """Check the file is there and readable (regular, bounded), and hash it."""
+def user_source(target: str, kind: SourceKind) -> UserSource:
+    """Check the file is there and readable (regular, bounded), and hash it (a directory
+    kind: the file that marks it, e.g. a SavedModel's saved_model.pb)."""
     path = Path(target).expanduser()
-    kind = kind_of(target)
-    if kind is None:
-        raise EdgeconvError(f"{target} is not a model file edgeconv reads (.keras, .h5, a"
-                            " SavedModel directory, .onnx, .tflite; a PyTorch model: export"
-                            " it with torch.onnx.export first)")
     if not os.path.exists(path):
         raise EdgeconvError(f"{path} does not exist")
-    hashed = path / SAVED_MODEL_FILE if kind == "savedmodel" else path
+    hashed = path / kind.marker if kind.marker else path
     digest = hashlib.sha256()
     with open_regular(hashed, MAX_MODEL_BYTES, what="model file", allow_empty=False) as (fh, _):
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    stem = path.name if kind == "savedmodel" else path.stem
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.") or "model"
-    return UserSource(path=path, kind=kind, sha256=digest.hexdigest(), name=name)
+    stem = path.name if kind.marker else path.stem
+    return UserSource(path=path, kind=kind.name, sha256=digest.hexdigest(), name=tidy_name(stem))
+
+
+def tidy_name(stem: str) -> str:
+    """A file's stem as an export's model name (and its files' prefix)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.") or "model"
 
 
 # --- Keras, HDF5 and SavedModel ------------------------------------------------------------
@@ -118,26 +105,35 @@ def register_custom_objects(script: str | None) -> dict[str, Any]:
     return dict(objects)
 
 
-def load_user_keras(source: UserSource, custom_objects: dict[str, Any]):
-    """The Keras model of a .keras, .h5 or SavedModel, ready to convert (functional)."""
+def load_keras_archive(source: UserSource, custom_objects: dict[str, Any]):
+    """A .keras file's model: a zip of bounded size, checked before TensorFlow is loaded."""
+    from edgeconv.runtimes.keras import _check_archive
+
+    _check_archive(source.path)
+    return load_h5(source, custom_objects)
+
+
+def load_h5(source: UserSource, custom_objects: dict[str, Any]):
+    """A .keras or .h5 file's model, ready to convert (functional); a Lambda layer is
+    refused from the config alone (read as JSON), before Keras or TensorFlow load."""
     from edgeconv._lazy import keras
 
-    if source.kind == "keras":  # a zip of bounded size, before TensorFlow is even loaded
-        from edgeconv.runtimes.keras import _check_archive
-
-        _check_archive(source.path)
-    if source.kind in ("keras", "h5") and _lambda_names(source.path):
-        # refused from the config alone (read as JSON), before Keras or TensorFlow load
+    if _lambda_names(source.path):
         raise EdgeconvError(_lambda_refusal(source.path))
     k = keras()
-    if source.kind == "savedmodel":
-        return _saved_model(source.path, k)
     try:
         with k.saving.custom_object_scope(custom_objects):
             model = k.saving.load_model(source.path, safe_mode=True, compile=False)
     except Exception as exc:  # noqa: BLE001 - zip, h5, JSON, unknown-layer, lambda errors
         raise EdgeconvError(_load_failure(source.path, exc)) from None
     return as_functional(model, k)
+
+
+def load_saved_model(source: UserSource, custom_objects: dict[str, Any]):
+    """A SavedModel directory's serving signature, as an inference-only Keras model."""
+    from edgeconv._lazy import keras
+
+    return _saved_model(source.path, keras())
 
 
 def _load_failure(path: Path, exc: Exception) -> str:

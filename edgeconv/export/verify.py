@@ -79,7 +79,10 @@ class Verifier:
         `reference`: the file is the float reference itself (a user's ONNX or TFLite)."""
         from edgeconv.export.outputs import run_outputs
 
-        got, (runtime_name, inputs, outs, signature) = run_outputs(path, self.data.test.x)
+        got, (runtime_name, inputs, outs, signature, run_note) = run_outputs(
+            path, self.data.test.x)
+        if run_note and run_note not in self.notes:  # said once for the export
+            self.notes.append(run_note)
         file_names = [t.name for t in outs]
         order, named = match_outputs(got, self.reference_outputs, path.name, self.reference_names,
                                      file_names, signature)

@@ -23,7 +23,7 @@ from edgeconv.mcu import emulator
 from edgeconv.mcu.cores import CORES, FLASH_SIZE, KERNEL_SETS, Core
 from edgeconv.mcu.firmware import STACK_BYTES, build_firmware
 from edgeconv.mcu.library import build_library
-from edgeconv.mcu.ops import MAX_MODEL_BYTES, ModelOps, TensorSpec, parse_ops, read_ops
+from edgeconv.mcu.ops import MAX_MCU_MODEL_BYTES, ModelOps, TensorSpec, parse_ops, read_ops
 from edgeconv.mcu.sources import PINNED, SourceTree, find_tree
 from edgeconv.mcu.toolchain import ToolMissing, check_tools, find_emulator, find_toolchain
 from edgeconv.progress import Progress
@@ -114,7 +114,7 @@ def run_firmware(model: Path, *, core: str, kernels: str = "cmsis-nn",
     find_emulator()
     model = Path(model)
     shown = label or str(model)
-    data = read_regular(model, MAX_MODEL_BYTES, what="model")
+    data = read_regular(model, MAX_MCU_MODEL_BYTES, what="model")
     ops = parse_ops(data, shown)
     ops.check_supported(shown)
     if len(data) > FLASH_SIZE:  # before minutes of library build, not after

@@ -131,7 +131,11 @@ def _link(library: Library, tmp: Path, model_path: Path, model_bytes: int) -> No
          "startup.o", "runner.o", "model.o", str(library.path), "-lm"],
     ]
     for cmd in steps:
-        result = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+        try:  # one file each, or the link: seconds; past this the tool is stuck
+            result = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            raise EdgeconvError(f"building the firmware for {model_path}: {Path(cmd[0]).name}"
+                                " timed out after 300 s") from None
         if result.returncode == 0:
             continue
         text = result.stderr + result.stdout
@@ -152,8 +156,11 @@ def _link(library: Library, tmp: Path, model_path: Path, model_bytes: int) -> No
 def _sizes(elf: Path) -> tuple[int, int]:
     """(flash without the model, static RAM without arena/heap/stack) from section sizes."""
     tools = find_toolchain()
-    out = subprocess.run([str(tools.size), "-A", str(elf)], capture_output=True, text=True,
-                         check=True).stdout
+    try:
+        out = subprocess.run([str(tools.size), "-A", str(elf)], capture_output=True,
+                             text=True, check=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise EdgeconvError(f"reading the firmware's section sizes failed: {exc}") from None
     sections: dict[str, tuple[int, int]] = {}
     for line in out.splitlines():
         parts = line.split()

@@ -7,7 +7,8 @@ is left out: its DWT cycle counter is not emulated, and the firmware supplies
 GetCurrentTimeTicks() from the emulated timer instead.
 
 Cache key: (core, kernels, tree content hash, compiler version, flags, recipe). Compiles run
-os.cpu_count() at a time, each file reported through Progress.
+os.cpu_count() at a time, each file reported through Progress (and to any process waiting
+for this build, edgeconv._cache); each compile and the archive step has a time limit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeconv._cache import TellWaiters
 from edgeconv.errors import EdgeconvError
 from edgeconv.mcu import cache
 from edgeconv.mcu.cores import CORES, Core
@@ -39,6 +41,9 @@ CXX_ONLY = ("-std=c++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-stati
 C_ONLY = ("-std=c11",)
 KERNEL_OPT, OTHER_OPT = "-O2", "-Os"
 LEFT_OUT = ("tensorflow/lite/micro/cortex_m_generic/micro_time.cc",)
+# The longest file takes ~20 s on a loaded 2-core machine; a compile past this is stuck.
+COMPILE_TIMEOUT_S = 600
+ARCHIVE_TIMEOUT_S = 300  # ar over ~900 objects: seconds
 
 INCLUDES = ("", "third_party/flatbuffers/include", "third_party/gemmlowp", "third_party/ruy",
             "third_party/kissfft", "third_party/cmsis/CMSIS/Core/Include",
@@ -103,7 +108,7 @@ def build_library(core_name: str, tree: SourceTree, progress: Progress | None = 
     core = CORES[core_name]
     tools = find_toolchain()
     key = library_key(core, tree, tools)
-    progress = progress or Progress()
+    progress = TellWaiters(progress or Progress())  # what a process waiting for us shows
     incs = include_flags(tree)
     built: list[bool] = []
 
@@ -113,7 +118,8 @@ def build_library(core_name: str, tree: SourceTree, progress: Progress | None = 
         started = time.monotonic()
         _compile_all(files, tree, core, tools, incs, tmp, progress, jobs or os.cpu_count() or 1)
         objects = sorted(str(p) for p in (tmp / "obj").iterdir())
-        _run([str(tools.ar), "rcs", str(tmp / LIB_NAME), *objects], "archiving libtflm.a")
+        _run([str(tools.ar), "rcs", str(tmp / LIB_NAME), *objects], "archiving libtflm.a",
+             ARCHIVE_TIMEOUT_S)
         for folder in ("obj", "log"):  # the archive holds the objects: keep the entry small
             shutil.rmtree(tmp / folder)
         stamp = {"key": key, "core": core.name, "kernels": tree.kernels,
@@ -122,7 +128,8 @@ def build_library(core_name: str, tree: SourceTree, progress: Progress | None = 
                  "build_seconds": round(time.monotonic() - started, 1)}
         (tmp / STAMP).write_text(json.dumps(stamp, indent=2) + "\n")  # last: marks complete
 
-    folder = cache.entry("lib", key, build, _complete)
+    folder = cache.entry("lib", key, build, _complete, progress=progress,
+                         what=f"TFLite Micro library ({tree.kernels}, {core.name})")
     stamp = json.loads((folder / STAMP).read_text())
     return Library(folder / LIB_NAME, key, core.name, tree.kernels, tree, tools.version,
                    float(stamp.get("build_seconds", 0.0)), incs, defines(tree.kernels),
@@ -148,7 +155,7 @@ def _compile_all(files: list[str], tree: SourceTree, core: Core, tools: Toolchai
     total = len(files)
     progress.start(total, f"building TFLite Micro ({tree.kernels}) for {core.name}")
     pending = list(enumerate(files))
-    running: dict[subprocess.Popen[bytes], tuple[str, Path]] = {}
+    running: dict[subprocess.Popen[bytes], tuple[str, Path, float]] = {}
     done = 0
     try:
         while pending or running:
@@ -159,13 +166,17 @@ def _compile_all(files: list[str], tree: SourceTree, core: Core, tools: Toolchai
                 with open(log, "wb") as err:
                     proc = subprocess.Popen(compile_command(rel, tree, core, tools, incs, obj),
                                             stdout=subprocess.DEVNULL, stderr=err)
-                running[proc] = (rel, log)
+                running[proc] = (rel, log, time.monotonic())
             finished = [p for p in running if p.poll() is not None]
+            for proc, (rel, _, began) in running.items():
+                if proc not in finished and time.monotonic() - began > COMPILE_TIMEOUT_S:
+                    raise EdgeconvError(f"compiling {rel} for {core.name} timed out after "
+                                        f"{COMPILE_TIMEOUT_S} s")  # the finally kills it
             if not finished:
                 time.sleep(0.02)
                 continue
             for proc in finished:
-                rel, log = running.pop(proc)
+                rel, log, _ = running.pop(proc)
                 if proc.returncode != 0:
                     first = next((ln for ln in log.read_text(errors="replace").splitlines()
                                   if "error" in ln), f"exit {proc.returncode}")
@@ -179,7 +190,12 @@ def _compile_all(files: list[str], tree: SourceTree, core: Core, tools: Toolchai
         progress.stop()
 
 
-def _run(cmd: list[str], what: str) -> None:
-    result = subprocess.run(cmd, capture_output=True, text=True)
+def _run(cmd: list[str], what: str, timeout: float) -> None:
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise EdgeconvError(f"{what} timed out after {timeout:g} s") from None
+    except OSError as exc:
+        raise EdgeconvError(f"{what}: cannot run {cmd[0]}: {exc.strerror or exc}") from None
     if result.returncode != 0:
         raise EdgeconvError(f"{what} failed: {' '.join(result.stderr.split())[:300]}")

@@ -15,7 +15,11 @@ import numpy as np
 from edgeconv.errors import EdgeconvError
 from edgeconv.files import read_regular
 
-MAX_MODEL_BYTES = 64 * 1024 * 1024
+# The most of a model file the MCU path reads (files.MAX_MODEL_BYTES, 2 GiB, is any
+# model's): 16 times the emulated flash (4 MiB), so the operator list of a model too large
+# to run is still read and its size refused with a reason, while a hostile file cannot make
+# the parse hold gigabytes.
+MAX_MCU_MODEL_BYTES = 64 * 1024 * 1024
 
 # BuiltinOperator name -> MicroMutableOpResolver method, as declared in TFLM 90b983c2's
 # tensorflow/lite/micro/micro_mutable_op_resolver.h (tests check it against the tree).
@@ -129,7 +133,7 @@ def _names(enum_class) -> dict[int, str]:
 
 
 def read_ops(path: str | Path) -> ModelOps:
-    data = read_regular(path, MAX_MODEL_BYTES, what="model")
+    data = read_regular(path, MAX_MCU_MODEL_BYTES, what="model")
     return parse_ops(data, str(path))
 
 

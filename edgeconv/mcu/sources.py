@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeconv.errors import EdgeconvError
+from edgeconv.files import walk_files
 from edgeconv.mcu import cache
 from edgeconv.mcu.cores import KERNEL_SETS
 
@@ -45,6 +46,9 @@ PINNED_TREES: dict[str, str] = {
 # holding tflm-tree-cmsis-nn(.tgz) and tflm-tree-reference(.tgz).
 TREE_ENV, TREES_ENV = "EDGECONV_TFLM_TREE", "EDGECONV_TFLM_TREES"
 MAX_TGZ_BYTES = 256 * 1024 * 1024
+# What a tree tarball may unpack to, from its members' declared sizes as they are extracted
+# (a real tree: ~10 MB, ~700 files): a gzip bomb stops here, not at the disk's end.
+MAX_TREE_BYTES, MAX_TREE_FILES = 2 * 1024**3, 100_000
 
 
 def tree_env(kernels: str) -> str:
@@ -139,12 +143,29 @@ def _unpacked(tgz: Path) -> Path:
     def unpack(tmp: Path) -> None:
         try:
             with tarfile.open(tgz, "r:gz") as tar:
-                tar.extractall(tmp / "tree", filter="data")  # no links out, no devices
+                # no links out, no devices; bounded in bytes and files unpacked
+                tar.extractall(tmp / "tree", filter=_bounded_filter(tgz))
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise EdgeconvError(f"{tgz}: cannot unpack ({exc})") from None
         (tmp / "unpacked").write_text(str(tgz) + "\n")
 
     return cache.entry("trees", key, unpack, lambda d: (d / "unpacked").is_file()) / "tree"
+
+
+def _bounded_filter(tgz: Path):
+    """tarfile's "data" filter, refusing the tarball once its members (checked one by one
+    as they are read, before each is written) pass MAX_TREE_BYTES or MAX_TREE_FILES."""
+    seen = {"bytes": 0, "files": 0}
+
+    def check(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+        seen["bytes"] += max(member.size, 0)
+        seen["files"] += 1
+        if seen["bytes"] > MAX_TREE_BYTES or seen["files"] > MAX_TREE_FILES:
+            raise EdgeconvError(f"{tgz} unpacks to more than {MAX_TREE_BYTES:,} bytes or"
+                                f" {MAX_TREE_FILES:,} files; not a TFLM tree")
+        return tarfile.data_filter(member, dest)
+
+    return check
 
 
 _SOURCE_SUFFIXES = (".cc", ".c", ".h", ".hpp", ".inc")
@@ -153,8 +174,9 @@ _SOURCE_SUFFIXES = (".cc", ".c", ".h", ".hpp", ".inc")
 def _content_hash(root: Path) -> str:
     """sha256 over every source file's relative path and bytes, in sorted order."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and
-                       p.suffix in _SOURCE_SUFFIXES):
+    # walk_files: a tree nested past MAX_FOLDER_DEPTH is one line, not a RecursionError
+    for path in sorted(p for p in walk_files(root, what="TFLite Micro tree")
+                       if p.suffix in _SOURCE_SUFFIXES and p.is_file()):
         rel = path.relative_to(root).as_posix()
         digest.update(rel.encode() + b"\0" + _sha256_file(path).encode() + b"\n")
     return digest.hexdigest()

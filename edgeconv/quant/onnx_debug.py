@@ -14,7 +14,9 @@ import numpy as np
 
 from edgeconv._capture import captured_output
 from edgeconv._lazy import require
-from edgeconv.convert.onnx import calibration_reader, constants, parse_model
+from edgeconv.convert.onnx import (
+    QDQ_OPSET, at_least_opset, calibration_reader, constants, parse_model,
+)
 from edgeconv.errors import EdgeconvError, one_line
 from edgeconv.quant.layers import FloatSource, LayerErrors
 from edgeconv.quant.metrics import flat, sqnr_db
@@ -28,6 +30,9 @@ def layer_errors(source: FloatSource, int8: bytes) -> LayerErrors:
     fp32 = source.float_file("onnx")
     if fp32 is None:
         raise EdgeconvError(f"{source.origin}: no fp32 ONNX file to compare with")
+    # a graph of an old opset (a user's) was upgraded before it was quantised (QDQ needs
+    # 13): the float side is compared as it was quantised
+    fp32 = at_least_opset(fp32, QDQ_OPSET)
     return LayerErrors(METHOD, _compare(fp32, int8, source.calibration))
 
 

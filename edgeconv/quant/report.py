@@ -25,7 +25,6 @@ from edgeconv.quant.calibration import (
     CalibrationSet,
     check_calibration,
     check_input_quantization,
-    draw_calibration,
 )
 from edgeconv.quant.layers import layer_errors
 from edgeconv.quant.settings import Int8Settings
@@ -78,20 +77,15 @@ def quant_report(path: str | Path, *, data_dir: str | None = None) -> QuantRepor
 
 def _calibration_data(manifest: Manifest, artifact: Artifact, data_dir: str | None
                       ) -> tuple[Any, CalibrationSet]:
-    from edgeconv.data import load_recorded
+    """The export's data and the calibration images `artifact` was made with, re-drawn."""
+    from edgeconv.data.measured import load_measured
 
-    if manifest.dataset.user:  # a user model's export: its own images (edgeconv.data.user)
-        from edgeconv.data.user import calibration_set, load_recorded_user
-
-        data = load_recorded_user(manifest.dataset.user, manifest.input.preprocessing)
-        recorded = artifact.options.get("calibration", {})
-        return data, calibration_set(data, recorded.get("samples", 200),
-                                     recorded.get("seed", 0), recorded.get("split", "train"))
-    data = load_recorded(manifest.dataset.name, manifest.input.preprocessing,
-                         data_dir=data_dir, seed=manifest.dataset.seed,
+    dataset = {"name": manifest.dataset.name, "seed": manifest.dataset.seed,
+               "user": manifest.dataset.user}
+    data = load_measured(dataset, manifest.input.preprocessing, data_dir=data_dir,
                          made=f"{manifest.directory} was exported")
     recorded = artifact.options.get("calibration", {})
-    return data, draw_calibration(data, recorded.get("samples", 200), recorded.get("seed", 0))
+    return data, data.draw_calibration(recorded.get("samples", 200), recorded.get("seed", 0))
 
 
 class _ExportedModels:
@@ -113,14 +107,7 @@ class _ExportedModels:
         fp32 = self.manifest.find(fmt, FLOAT)
         if fp32 is None:
             return None
-        content = self.manifest.verified_path(fp32).read_bytes()
-        if fmt == "onnx" and self.manifest.model_info.source:
-            # a user's ONNX of an old opset was upgraded before it was quantised (QDQ
-            # needs 13): the float side is compared as it was quantised
-            from edgeconv.export.onnx_only import QDQ_OPSET, _at_least_opset
-
-            content = _at_least_opset(content, QDQ_OPSET)
-        return content
+        return self.manifest.verified_path(fp32).read_bytes()
 
 
 def _errors(manifest: Manifest, artifact: Artifact, calibration: np.ndarray,

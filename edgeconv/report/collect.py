@@ -9,12 +9,14 @@ read by their own modules (edgeconv.manifest, edgeconv.records); this one only j
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgeconv import records
 from edgeconv.errors import EdgeconvError
+from edgeconv.files import walk_files
 from edgeconv.manifest import MANIFEST, Artifact, Manifest, load_manifest
 from edgeconv.records import BenchRow, TrainRecord
 
@@ -178,9 +180,10 @@ def _classify(path: Path, manifests: list[Path], results: list[Path]) -> None:
         return
     if not path.is_dir():
         raise EdgeconvError(f"{path} does not exist")
-    manifests.extend(sorted(path.rglob(MANIFEST)))
+    files = walk_files(path, what="folder")  # no recursion: a deep folder is one line
+    manifests.extend(sorted(p for p in files if p.name == MANIFEST))
     # results*.json that are something else (a manifest copy, a foreign file) are skipped
-    for candidate in sorted(path.rglob("results*.json")):
+    for candidate in sorted(p for p in files if fnmatch.fnmatchcase(p.name, "results*.json")):
         if records.is_results_document(records.read_json(candidate)):
             results.append(candidate)
 

@@ -20,6 +20,18 @@ PROVIDERS = {
 # ONNX element types whose numpy name differs from the ONNX one
 _DTYPES = {"float": "float32", "double": "float64"}
 
+# On an x86 CPU without VNNI, onnxruntime's fused int8 kernels (QDQ folded into QLinearConv /
+# MatMulInteger) multiply u8 x s8 with VPMADDUBSW, whose 16-bit sums saturate: measured here on
+# an AVX2 EPYC, an int8 QDQ CNN's outputs were off by 35% of their scale while the same file
+# run unfused (each DequantizeLinear -> float op -> QuantizeLinear, the file's own
+# arithmetic) was off by 0.4%, as TFLite's int8 file of the same model. onnxruntime's guide
+# answers with 7-bit weights (reduce_range), which would make the file depend on the machine
+# that made it; edgeconv keeps the file and runs it unfused on such a CPU, and says so.
+UNFUSED_QDQ_NOTE = ("onnxruntime ran this int8 QDQ file unfused (session.disable_quant_qdq):"
+                    " this x86 CPU has no VNNI, where its fused u8s8 kernels saturate; latency"
+                    " is that of the unfused graph")
+_VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
 
 class OnnxRuntime(Runtime):
     """An .onnx file in an onnxruntime InferenceSession.
@@ -43,6 +55,10 @@ class OnnxRuntime(Runtime):
             if threads < 1:
                 raise EdgeconvError(f"threads must be >= 1; got {threads}")
             options.intra_op_num_threads = threads
+        self.run_note: str | None = None  # how the file ran, when that is not the default
+        if _fused_int8_saturates() and _has_qdq(self.path):
+            options.add_session_config_entry("session.disable_quant_qdq", "1")
+            self.run_note = UNFUSED_QDQ_NOTE
         try:
             self._session = ort.InferenceSession(str(self.path), sess_options=options,
                                                  providers=wanted)
@@ -65,6 +81,28 @@ class OnnxRuntime(Runtime):
 
     def close(self) -> None:
         self._session = None
+
+
+def _fused_int8_saturates() -> bool:
+    """An x86-64 CPU without VNNI (see UNFUSED_QDQ_NOTE); False where it cannot be told."""
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh
+                          if line.startswith("flags")), None)
+    except OSError:
+        return False
+    return flags is not None and not any(flag in flags for flag in _VNNI_FLAGS)
+
+
+def _has_qdq(path: Path) -> bool:
+    """Whether the graph holds QuantizeLinear nodes (op types are plain strings in the
+    protobuf; the file was checked whole before any runtime opens it)."""
+    with open(path, "rb") as fh:
+        return b"QuantizeLinear" in fh.read()
 
 
 def _provider_names(given: str | Sequence[str] | None, available: list[str]) -> list[str]:
