@@ -85,6 +85,19 @@ def python_command(module: str, args: Sequence[str] = ()) -> list[str]:
     return [sys.executable, "-c", _BOOTSTRAP, module, *args]
 
 
+def python_script_command(script: str | os.PathLike[str], args: Sequence[str] = ()
+                          ) -> list[str]:
+    """The command line of `python SCRIPT args...` in this environment: a third-party
+    script run on purpose (TFLM's create_tflm_tree.py), whose own folder Python puts first
+    on its sys.path, never the working directory."""
+    return [sys.executable, str(script), *args]
+
+
+def python_bin_dir() -> str:
+    """The folder of this environment's `python3`, for a tool that runs `python3` itself."""
+    return str(Path(sys.executable).parent)
+
+
 def child_env() -> dict[str, str]:
     """This environment, with edgeconv importable in the child however the caller found it.
     An empty PYTHONPATH entry (`PYTHONPATH=$PYTHONPATH:x` with none set) means the working

@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from edgeconv import __version__
-from edgeconv.commands import bench, board, data, export, gate, report, train, zoo
+from edgeconv.commands import bench, board, data, export, gate, mcu, report, train, zoo
 from edgeconv.errors import EdgeconvError
 
 try:  # recent Typer carries its own copy of Click
@@ -116,6 +116,7 @@ app.command()(bench.targets)
 app.command()(gate.gate)
 app.command()(report.report)
 app.add_typer(board.app, name="board")
+app.add_typer(mcu.app, name="mcu")
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from edgeconv.schema import (
     validate,
 )
 from edgeconv.files import open_regular
+from edgeconv.onnx_external import MAX_DATA_FILES
 from edgeconv.quant.output_parity import OUTPUT_PARITY  # stdlib only at its top
 from edgeconv.zoo._registry import MAX_SIDE
 
@@ -322,7 +323,14 @@ USER_DATA = Obj({"kind": Str(choices=("dataset", "folder", "npz")),
                  "data_dir": Opt(Str(max_len=4096)), "calibration": Opt(Str(max_len=4096)),
                  "seed": Opt(SEED)}, required=("kind",), closed=True)
 MODEL_SOURCE = Obj({"kind": Str(choices=USER_FILE_KINDS),
-                    "file": Str(max_len=4096), "sha256": Opt(SHA256)},
+                    "file": Str(max_len=4096), "sha256": Opt(SHA256),
+                    # an ONNX file's external data files, inlined into the export's files
+                    # (edgeconv.onnx_external): each as the model names it, and its bytes
+                    "external_data": Opt(ListOf(Obj({
+                        "file": Str(max_len=4096), "sha256": SHA256,
+                        "size_bytes": Int(0, MAX_MODEL_BYTES)},
+                        required=("file", "sha256", "size_bytes"), closed=True),
+                        max_len=MAX_DATA_FILES))},
                    required=("kind", "file"))
 MANIFEST_DOC = Obj({
     "schema_version": Int(), "created": Opt(Str(max_len=100)),

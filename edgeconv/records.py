@@ -46,6 +46,11 @@ STATUSES = ("ok", "unsupported", "failed")
 # Cortex-M (qemu system mode: instructions counted, no time at all; the row's estimate_ms
 # turns them into an estimated board latency, and latency_ms stays empty).
 TIMED_ON = ("target", "host", "emulated")
+# What a row's peak_rss_bytes covers: "runtime", the child's peak after the runtime loaded
+# the file and ran the timed runs, before any test image was read (the accuracy pass's
+# images and outputs are the harness's, not the runtime's); "process", the whole child up to
+# where it stopped (a row that failed before its timed runs).
+PEAK_RSS_OF = ("runtime", "process")
 
 MAX_RECORD_BYTES = 64 << 20  # a JSON record (manifest, results, train): read whole
 MAX_COUNT = 1 << 53  # any count or byte figure in a record (exact as a JSON double)
@@ -156,7 +161,8 @@ class Latency:
 # one wrote it) loads, and is shown by no one that selects kinds.
 NO_FIRMWARE = "no-firmware"  # why the MCU firmware did not run this row; what would make it
 HOST_TIME = "host-time"  # the latency is the host interpreter's time here, not the target's
-NOTE_KINDS = (NO_FIRMWARE, HOST_TIME)
+NO_FIGURE = "no-figure"  # why a row lacks a figure it would have (accuracy, parity), once
+NOTE_KINDS = (NO_FIRMWARE, HOST_TIME, NO_FIGURE)
 
 
 @dataclass(frozen=True)
@@ -193,6 +199,7 @@ class BenchRow:
     macs: int | None = None
     gmac_per_s: float | None = None
     peak_rss_bytes: int | None = None
+    peak_rss_of: str | None = None  # PEAK_RSS_OF: what peak_rss_bytes covers
     size_bytes: int | None = None
     accuracy: float | None = None
     agreement: float | None = None
@@ -299,6 +306,7 @@ ROW = Obj({
     "timed_on": Str(choices=TIMED_ON), "init_ms": Opt(Num(min=0)),
     "first_ms": Opt(Num(min=0)), "runs": Opt(COUNT), "throughput_ips": Opt(Num(min=0)),
     "macs": Opt(COUNT), "gmac_per_s": Opt(Num(min=0)), "peak_rss_bytes": Opt(COUNT),
+    "peak_rss_of": Opt(Str(choices=PEAK_RSS_OF)),
     "size_bytes": Opt(Int(0, MAX_MODEL_BYTES)), "accuracy": Opt(FRACTION),
     "agreement": Opt(FRACTION), "arena_bytes": Opt(COUNT), "flash_bytes": Opt(COUNT),
     "fits": Opt(Bool()), "notes": ListOf(TEXT, max_len=1000),

@@ -83,9 +83,13 @@ def test_bench_path_never_imports_tensorflow():
 
 
 def _no_tree_env(**extra: str) -> dict[str, str]:
-    """This environment without any TFLM source tree the MCU path would find."""
+    """This environment without any TFLM source tree the MCU path would find (no variable,
+    and an empty cache where `edgeconv mcu fetch` would have put one)."""
+    import tempfile
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGECONV_TFLM_TREE")}
-    return {**env, **extra}
+    empty = tempfile.mkdtemp(prefix="edgeconv-no-trees-")
+    return {**env, "EDGECONV_MCU_CACHE": empty, **extra}
 
 
 @needs_models
@@ -131,11 +135,12 @@ def test_mcu_target_without_the_toolchain_names_the_packages(tmp_path):
     tree = MODELS.parent / "third_party" / "tflm-tree-cmsis-nn.tgz"
     done = subprocess.run([*EDGECONV, "bench", str(MODELS / "mlcommons-tiny" /
                                                     "ad01_int8.tflite"),
-                           "--target", "nrf52840", "--tflm-tree", str(tree), *FAST],
+                           "--target", "nrf52840", "--tflm-tree", str(tree), "--wide", *FAST],
                           capture_output=True, text=True, timeout=300,
                           env=_no_tree_env(PATH=str(tmp_path)))
     assert done.returncode == 0, done.stderr
-    assert "x86 host, reference kernels" in done.stdout
+    assert "x86 host ms" in done.stdout  # --wide: the host time, in a column of its own
+    assert "x86 host, reference kernels" in done.stderr
     assert "gcc-arm-none-eabi" in done.stderr and "no firmware run" in done.stderr
 
 
@@ -441,15 +446,16 @@ def test_firmware_rows_on_the_m7_and_the_m4_boards():
 @needs_tree
 def test_bench_prints_the_estimate_memory_and_top_operators(export_dir):
     done = subprocess.run([*EDGECONV, "bench", str(export_dir), "--target", "stm32h7",
-                           "--tflm-tree", str(TREE), *FAST], capture_output=True, text=True,
-                          timeout=3600, env=_no_tree_env())
+                           "--tflm-tree", str(TREE), "--wide", *FAST], capture_output=True,
+                          text=True, timeout=3600, env=_no_tree_env())
     assert done.returncode == 0, done.stderr
     out = " ".join(done.stdout.split())
     assert "ok (emulated)" in out and "cortex-m7 cmsis-nn" in out
     assert "emulated, estimate" in out and "not a measurement" in out
     assert "top operators: fcn/fcn-mnist_int8.tflite" in out and "instr/MAC" in out
     assert "parity vs host TFLM" in out and "bit-exact" in out
-    assert "x86 host, reference kernels" in out  # the fp32 .tflite: host interpreter, labelled
+    # the fp32 .tflite: host interpreter, in its own column, labelled
+    assert "x86 host ms" in out and "x86 host, reference kernels" in done.stderr
 
 
 def test_the_docs_table_compares_bench_rows_with_the_published_figures():

@@ -115,6 +115,7 @@ HOSTILE: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("bench", "--warmup"): [("-1", ""), (str(10**30), "")],
     ("bench", "--min-time"): [*[(v, "") for v, _ in NOT_FINITE], ("-1e308", "")],
     ("bench", "--timeout"): [*[(v, "") for v, _ in NOT_FINITE], ("0", ""), ("1e-320", "")],
+    ("bench", "--eval-samples"): COUNT,
     ("inspect", "--classes"): [("0", ""), ("-1", ""), (str(10**30), "")],
     ("inspect", "--alpha"): [("nan", ""), ("inf", ""), ("-1e308", "")],
     ("inspect", "--groups"): [("0", ""), ("-1", ""), (str(10**30), "")],

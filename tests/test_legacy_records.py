@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from edgeconv.cli import app
+from edgeconv.runtimes.onnxrt import UNFUSED_QDQ_NOTE
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "legacy"
 FOLDERS = ("zoo", "user", "user-onnx")
@@ -89,6 +90,12 @@ def test_bench_measures_an_old_export(legacy, tmp_path, name, runtime):
         assert row["latency_ms"]["p50"] > 0
         # on the export's recorded evaluation images (old dataset record), as export measured
         one_image = 1 / artifact["eval_samples"]
+        if _saturated_when_recorded(artifact):
+            # recorded through onnxruntime's fused int8 kernels, which saturate on this x86
+            # CPU (no VNNI); the file now runs unfused, its own arithmetic, and says so
+            assert row["accuracy"] >= artifact["accuracy"] - 1.5 * one_image
+            assert UNFUSED_QDQ_NOTE in row["notes"]
+            continue
         assert row["accuracy"] == pytest.approx(artifact["accuracy"], abs=1.5 * one_image)
 
 
@@ -223,3 +230,12 @@ def test_quant_report_reads_old_int8_files(legacy, tmp_path, name, monkeypatch):
         assert sqnr and sqnr == sorted(sqnr)  # worst first
         # a trained 8-bit layer on the right calibration images: tens of dB
         assert 15 < sqnr[0] < 100 and not math.isnan(sqnr[0]), errors
+
+
+def _saturated_when_recorded(artifact: dict) -> bool:
+    """An int8 ONNX file's recorded figure came from the fused kernels that saturate on an
+    x86 CPU without VNNI (the fixtures were made on one: tests/fixtures/legacy/README.md)."""
+    from edgeconv.runtimes.onnxrt import _fused_int8_saturates
+
+    return artifact["format"] == "onnx" and artifact["precision"] == "int8" \
+        and _fused_int8_saturates()

@@ -152,6 +152,7 @@ def test_find_tree_says_how_to_get_one(monkeypatch, tmp_path):
     for env in ("EDGECONV_TFLM_TREE", "EDGECONV_TFLM_TREES", "EDGECONV_TFLM_TREE_CMSIS_NN",
                 "EDGECONV_TFLM_TREE_REFERENCE"):
         monkeypatch.delenv(env, raising=False)
+    monkeypatch.setenv("EDGECONV_MCU_CACHE", str(tmp_path / "empty-cache"))  # no fetched tree
     with pytest.raises(EdgeconvError, match="create_tflm_tree.py"):
         find_tree("cmsis-nn")
     with pytest.raises(EdgeconvError, match="not a TFLite Micro tree"):

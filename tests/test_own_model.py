@@ -182,7 +182,7 @@ def test_saved_model_exports_inference_only(keras_models, tmp_path):
     root, images, _ = keras_models
     out = tmp_path / "saved"
     done = edgeconv("export", root / "tiny_saved", "--data", images, "--int8",
-                    "--formats", "tflite", "--out", out)
+                    "--formats", "tflite", "--wide", "--out", out)
     assert done.returncode == 0, done.stderr
     manifest = load_manifest(out)
     assert manifest.model_info.source["kind"] == "savedmodel"
@@ -191,8 +191,8 @@ def test_saved_model_exports_inference_only(keras_models, tmp_path):
     fp32 = manifest.artifacts[0]
     assert fp32.agreement == 1.0 and fp32.max_abs_diff < 1e-4
     assert "not one of the export's files" in done.stderr  # the reference is said
-    # a classifier's table has its accuracy and, next to it, the worst output's parity
-    header = next(line for line in done.stdout.splitlines() if "accuracy [95% CI]" in line)
+    # a classifier's table (--wide) has its accuracy and, next to it, the worst output's parity
+    header = next(line for line in done.stdout.splitlines() if "accuracy % [95% CI]" in line)
     assert "min cosine" in header and "min SNR dB" in header
     int8 = manifest.artifacts[1]
     line = next(line for line in done.stdout.splitlines() if f" {int8.path} " in line)

@@ -33,8 +33,9 @@ _AGREEMENT_SAMPLES = 32  # random inputs for the fit check's agreement without l
 # The fields of a row the child measures; the parent fills in the rest (what was measured,
 # where, the fit check, MACs from the reference row).
 ANSWER_FIELDS = ("status", "error", "init_ms", "first_ms", "latency_ms", "runs",
-                 "throughput_ips", "peak_rss_bytes", "accuracy", "agreement", "arena_bytes",
-                 "macs", "notes", "eval_samples", "accuracy_interval", "agreement_interval")
+                 "throughput_ips", "peak_rss_bytes", "peak_rss_of", "accuracy", "agreement",
+                 "arena_bytes", "macs", "notes", "eval_samples", "accuracy_interval",
+                 "agreement_interval")
 assert set(ANSWER_FIELDS) <= {f.name for f in fields(BenchRow)}
 
 
@@ -63,6 +64,9 @@ class Job:
     # bench --custom-objects: the user's Python file registering custom Keras layers, run
     # in a Keras row's child only, so that the .keras reference loads (safe mode still on)
     custom_objects: str | None = None
+    # a file the child writes the phase it is in to (`phase`): what the parent names when
+    # the child runs past its timeout (the timed runs, or N test images through the runtime)
+    phase_file: str | None = None
 
     @staticmethod
     def entry_of(entry: RuntimeEntry) -> dict[str, Any]:
@@ -109,16 +113,20 @@ def measure(job: Job) -> dict[str, Any]:
         try:
             _register_custom_objects(job.custom_objects)
         except EdgeconvError as exc:  # the user's file: its failure is this row's reason
-            return {"status": "failed", "error": str(exc), "peak_rss_bytes": _peak_rss()}
+            return {"status": "failed", "error": str(exc), "peak_rss_bytes": _peak_rss(),
+                    "peak_rss_of": "process"}
+    phase(job, "opening the file")
     start = time.perf_counter_ns()
     try:
         runtime = open_runtime(job.path, entry.name, **options)
     except EdgeconvError as exc:  # the runtime refuses this file: not a harness failure
-        return {"status": "unsupported", "error": str(exc), "peak_rss_bytes": _peak_rss()}
+        return {"status": "unsupported", "error": str(exc), "peak_rss_bytes": _peak_rss(),
+                "peak_rss_of": "process"}
     result["init_ms"] = (time.perf_counter_ns() - start) / 1e6
     with runtime:
         try:
             x = random_input(runtime.inputs()[0], job.hwc, job.seed)
+            phase(job, "timed runs")
             start = time.perf_counter_ns()
             runtime.run_raw_all(x)  # every output: the whole graph is what is timed
             result["first_ms"] = (time.perf_counter_ns() - start) / 1e6
@@ -126,6 +134,11 @@ def measure(job: Job) -> dict[str, Any]:
             latency = latency_stats(samples)
             result.update(latency_ms=latency, runs=len(samples),
                           throughput_ips=1000.0 * x.shape[0] / latency["mean"])
+            # the runtime's memory: read before any test image is loaded, quantised or run
+            # (the accuracy pass below is the harness's work, which VmHWM would count)
+            result.update(peak_rss_bytes=_peak_rss(), peak_rss_of="runtime")
+            if job.data:
+                phase(job, f"accuracy {_images_in(job.data)}")
             # how the file ran: Keras compiled or eager; onnxruntime's QDQ unfused
             for how in (getattr(runtime, "compiled_note", None),
                         getattr(runtime, "run_note", None)):
@@ -141,8 +154,20 @@ def measure(job: Job) -> dict[str, Any]:
                 save_outputs(runtime, job, computed)
         except EdgeconvError as exc:
             result["status"], result["error"] = "failed", str(exc)
-    result["peak_rss_bytes"] = _peak_rss()
+    if "peak_rss_bytes" not in result:  # stopped before its timed runs: the whole child's
+        result.update(peak_rss_bytes=_peak_rss(), peak_rss_of="process")
     return result
+
+
+def phase(job: Job, what: str) -> None:
+    """Write the phase the child is in to job.phase_file (see Job), replacing the last."""
+    if job.phase_file:
+        Path(job.phase_file).write_text(what)
+
+
+def _images_in(data: str) -> int:
+    with np.load(data) as split:  # the labels only: the images are read by the pass itself
+        return len(split["y"])
 
 
 def _entry(job: Job) -> RuntimeEntry:
@@ -332,7 +357,7 @@ def main() -> None:
         result = measure(Job(**json.loads(sys.stdin.read())))
     except Exception as exc:  # noqa: BLE001 - any failure of a runtime is this row's reason
         result = {"status": "failed", "error": one_line(exc)[:REASON_CHARS],
-                  "peak_rss_bytes": _peak_rss()}
+                  "peak_rss_bytes": _peak_rss(), "peak_rss_of": "process"}
     print(json.dumps({k: v for k, v in result.items() if k in ANSWER_FIELDS}), flush=True)
 
 

@@ -42,7 +42,7 @@ from edgeconv._child import run_child
 from edgeconv.bench.plan import BenchConfig, PlannedRow, name_the_users_file
 from edgeconv.errors import EdgeconvError
 from edgeconv.progress import Progress
-from edgeconv.records import HOST_TIME, NO_FIRMWARE, BenchRow, Note
+from edgeconv.records import HOST_TIME, NO_FIGURE, NO_FIRMWARE, BenchRow, Note
 from edgeconv.runtimes.registry import get_runtime
 from edgeconv.targets import Target
 
@@ -120,8 +120,9 @@ def unavailable(target: Target, kernels: str, tree: str | None) -> str | None:
         find_tree(kernels, tree_for(kernels, tree))
     except EdgeconvError as exc:
         if tree is None:  # say it in the bench's words: its option, its variable
-            return (f"no TFLite Micro source tree for the {kernels} kernels: pass --tflm-tree"
-                    f" FOLDER|TGZ or set {TREE_ENV} (docs/mcu.md says how to make one)")
+            return (f"no TFLite Micro source tree for the {kernels} kernels: run `edgeconv"
+                    f" mcu fetch`, or pass --tflm-tree FOLDER|TGZ or set {TREE_ENV}"
+                    " (docs/mcu.md)")
         return str(exc)
     return None
 
@@ -203,8 +204,9 @@ def _firmware_row(host: BenchRow, target: Target, kernels: str, planned: Planned
 
     artifact = planned.artifact
     row = copy.deepcopy(host)
-    inputs, outputs = _host_outputs(row, target, artifact.loaded, work.data_for(artifact),
-                                    artifact.hwc, work.scratch, timeout)
+    inputs, outputs, parity_lost = _host_outputs(row, target, artifact.loaded,
+                                                 work.data_for(artifact), artifact.hwc,
+                                                 work.scratch, timeout)
     try:
         run = run_firmware(artifact.loaded, core=target.core, kernels=kernels,
                            inputs=[inputs[i:i + 1] for i in range(len(inputs))]
@@ -218,7 +220,7 @@ def _firmware_row(host: BenchRow, target: Target, kernels: str, planned: Planned
     row.timed_on = "emulated"
     # no time was measured: the host child's timings are x86 figures, not this row's
     row.latency_ms = row.init_ms = row.first_ms = row.throughput_ips = row.gmac_per_s = None
-    row.runs = row.peak_rss_bytes = None
+    row.runs = row.peak_rss_bytes = row.peak_rss_of = None
     row.arena_bytes, row.stack_bytes = run.arena_bytes, run.stack_bytes
     row.ram_bytes = run.arena_bytes + run.stack_bytes + run.static_bytes
     row.flash_bytes = run.runtime_flash_bytes + run.model_bytes
@@ -248,12 +250,16 @@ def _firmware_row(host: BenchRow, target: Target, kernels: str, planned: Planned
     row.notes.append(f"RAM = arena {run.arena_bytes} + stack {run.stack_bytes} + static"
                      f" {run.static_bytes} B; flash = firmware {run.runtime_flash_bytes} +"
                      f" model {run.model_bytes} B")
+    # each missing figure once, with its own reason: the host row's pass over the test split
+    # gives the accuracy, a run of its own on the parity images the parity
     if not host.ok:
-        row.notes.append("the host TFLite Micro interpreter did not run this file: no host"
-                         " accuracy or parity")
+        row.caveats.append(Note(NO_FIGURE, "no accuracy: the host TFLite Micro interpreter's"
+                                           f" pass failed ({host.error or 'no reason given'})"))
     elif row.accuracy is not None:
         row.notes.append("accuracy: the host TFLite Micro interpreter on the test split (the"
                          " firmware's parity with it below)")
+    if parity_lost:
+        row.caveats.append(Note(NO_FIGURE, parity_lost))
     if outputs is not None and inputs is not None:
         _parity(row, run, outputs)
     return row
@@ -284,7 +290,8 @@ def _host_outputs(row: BenchRow, target: Target, model: Path, data: Path | None,
                   hwc: list[int] | None, scratch: Path, timeout: float):
     """A few test images (seeded random inputs without a dataset) as the host TFLite Micro
     interpreter quantises them, and its raw outputs on them: what the firmware runs and is
-    compared with. (None, None) where the host interpreter cannot run the file."""
+    compared with; and why there is no parity, where the host interpreter did not run them
+    (the inputs and outputs are then None; the note is the caller's to add)."""
     import numpy as np
 
     subset = None
@@ -299,8 +306,7 @@ def _host_outputs(row: BenchRow, target: Target, model: Path, data: Path | None,
                        hwc, scratch / f"mcu-host-{abs(hash(str(model)))}.npz", timeout,
                        save_inputs=True)
     if isinstance(saved, str):
-        row.notes.append(f"no parity: the host TFLite Micro interpreter did not run ({saved})")
-        return None, None
+        return None, None, f"no parity: the host TFLite Micro interpreter did not run ({saved})"
     from edgeconv.bench.child import output_keys
 
     with np.load(saved) as npz:  # out, out1, ...: one array per model output
@@ -312,7 +318,7 @@ def _host_outputs(row: BenchRow, target: Target, model: Path, data: Path | None,
                      + ("test images" if subset else "seeded random inputs (no dataset)"))
     return x, {"out": out, "source": "test images" if subset else "seeded random inputs",
                "model": model, "subset": subset, "hwc": hwc, "scratch": scratch,
-               "timeout": timeout}
+               "timeout": timeout}, None
 
 
 def _run_child(runtime: str, options: dict[str, Any], model: Path, data: Path | None,

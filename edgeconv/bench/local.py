@@ -109,7 +109,7 @@ def _prepare_data(plan: Plan, config: BenchConfig, scratch: Path) -> dict[Path, 
         if staged is not None:
             files[manifest.directory] = staged
             continue
-        spec = dataset_spec(manifest, config.data, config.data_dir)
+        spec = dataset_spec(manifest, config.data, config.data_dir, config.eval_samples)
         try:
             prepared = load_split(spec)
         except EdgeconvError as exc:
@@ -128,8 +128,10 @@ def load_split(spec: dict[str, Any]):
     data = load_measured(spec, spec["preprocessing"], data_dir=spec["data_dir"])
     if data.test.y is None:
         raise EdgeconvError("the export's images have no labels")
-    samples = spec.get("test_samples")
-    return data.subset(samples, seed=spec["seed"]) if samples else data
+    # the export's subset, or bench's --eval-samples: the same seeded, stratified choice as
+    # export --eval-samples makes (the same images for the same count)
+    caps = [n for n in (spec.get("test_samples"), spec.get("eval_samples")) if n]
+    return data.subset(min(caps), seed=spec["seed"]) if caps else data
 
 
 def _measure(planned: PlannedRow, target: Target, config: BenchConfig,
@@ -154,11 +156,13 @@ def _measure(planned: PlannedRow, target: Target, config: BenchConfig,
               reference_in=str(reference) if not artifact.is_reference and reference.exists()
               else None, fit=kind.fit, device=kind.device,
               outputs=outputs_file(config, planned),  # the SSH path's parity check
-              custom_objects=config.custom_objects)
+              custom_objects=config.custom_objects,
+              phase_file=str(work.scratch / "phase.txt"))
+    Path(job.phase_file).unlink(missing_ok=True)  # type: ignore[arg-type]
     outcome = run_child("edgeconv.bench", what=entry.name, timeout=config.timeout,
                         stdin=json.dumps(asdict(job)))
     row = _answered(row, outcome.payload if outcome.ok
-                    else {"status": "failed", "error": outcome.error})
+                    else {"status": "failed", "error": _why_not(outcome.error, job, config)})
     name_the_users_file(row, artifact)
     if kind.fit:
         refused = firmware.refusal(planned, target)
@@ -175,6 +179,30 @@ def _measure(planned: PlannedRow, target: Target, config: BenchConfig,
     if data is None and row.ok and row.accuracy is None and row.agreement is None:
         row.notes.append("no labelled data: accuracy not measured")
     return row
+
+
+def _why_not(error: str | None, job: Job, config: BenchConfig) -> str | None:
+    """A child's failure, naming what it was doing when it ran past --timeout (the phase it
+    wrote: Job.phase_file): the timed runs, or N test images through the runtime."""
+    if not error or " timed out after " not in error or not job.phase_file:
+        return error
+    try:
+        with open(job.phase_file, encoding="utf-8", errors="replace") as fh:
+            phase = fh.read(200)
+    except OSError:
+        return error
+    name = job.entry["name"]
+    words = phase.split()
+    if words[:1] == ["accuracy"]:
+        count = int(words[1]) if len(words) > 1 and words[1].isdigit() else 0
+        through = ("TFLite Micro's reference kernels on this machine" if name == "tflite-micro"
+                   else name)
+        return (f"{name} timed out after {config.timeout:g} s running {count:,} test images"
+                f" through {through}; cap them with --eval-samples N (or raise --timeout)")
+    if phase == "timed runs":
+        return (f"{name} timed out after {config.timeout:g} s in its timed runs; lower --runs"
+                " and --min-time (or raise --timeout)")
+    return f"{error} ({phase})"
 
 
 def _answered(row: BenchRow, answer: dict[str, Any]) -> BenchRow:

@@ -13,7 +13,9 @@ TensorFlow and never touches an untrusted model.
 
 `collect` copies each file it finds into the bench's private scratch folder, hashing the
 bytes it copies (edgeconv.bench.validate.copy_verified), and checks that copy's structure;
-the executors run and send only the copies. The rows keep the user's names.
+a bare ONNX file's external data files are checked, hashed and inlined into its copy
+(edgeconv.onnx_external). The executors run and send only the copies. The rows keep the
+user's names.
 
 Also here, as data both sides of an SSH bench read: whether this machine is an emulated
 board (`emulation`, its rows are then timed_on "emulated"), the test split an SSH bench
@@ -36,6 +38,7 @@ from edgeconv.files import open_regular, read_regular, read_upto, show_path, wal
 from edgeconv.errors import EdgeconvError
 from edgeconv.formats import FORMATS, format_of
 from edgeconv.manifest import MANIFEST, Manifest, load_manifest
+from edgeconv.onnx_external import DataFile, inline_external_data
 from edgeconv.records import BenchRow
 from edgeconv.runtimes.registry import default_runtime, get_runtime, runtime_for
 from edgeconv.schema import Int, ListOf, Num, Obj, RelPath, SchemaError, Spec, Str
@@ -48,6 +51,7 @@ LIMITS: dict[str, Spec] = {
     "min_time": Num(0, 3600),  # seconds
     "timeout": Num(1, 86_400),  # seconds per child process
     "threads": ListOf(Int(1, MAX_THREADS), min_len=1, max_len=64, unique=True),
+    "eval_samples": Int(1, 1_000_000),  # test images, as export's --eval-samples
 }
 _NAME = Str(max_len=1000, allow_empty=False, pattern=r"[^\x00-\x1f\x7f]+",
             expected="a non-empty name on one line")
@@ -82,6 +86,9 @@ class BenchConfig:
     # --custom-objects: a Python file of the user's registering custom Keras layers, run in
     # the Keras reference row's child (edgeconv.bench.child.Job.custom_objects)
     custom_objects: str | None = None
+    # --eval-samples: measure accuracy on this many test images (stratified, seeded: the
+    # images export --eval-samples picks), for a long pass (TFLite Micro's reference kernels)
+    eval_samples: int | None = None
 
     def __post_init__(self) -> None:
         """Numbers finite and within LIMITS, names on one line: one EdgeconvError line."""
@@ -109,7 +116,7 @@ class BenchConfig:
         """What results.json's `config` keeps: how the rows were measured."""
         return {"runtime": self.runtime, "threads": self.threads, "warmup": self.warmup,
                 "runs": self.runs, "min_time": self.min_time, "data": self.data,
-                "timeout": self.timeout}
+                "timeout": self.timeout, "eval_samples": self.eval_samples}
 
 
 def _dash(name: str) -> str:
@@ -132,6 +139,9 @@ class Artifact:
     manifest: Manifest | None = None
     copy: Path | None = None
     entry_path: str | None = None  # the manifest's `path` of this file
+    # A bare ONNX file's external data files, inlined into `copy` (edgeconv.onnx_external):
+    # sha256 stays the user's model file's, size_bytes is the copy's (what is measured, sent)
+    external_data: tuple[DataFile, ...] = ()
 
     @property
     def label(self) -> str:
@@ -161,7 +171,9 @@ def collect(paths: list[Path], scratch: Path, runs_dir: Path = Path("runs")
             ) -> list[Artifact]:
     """Artifacts of run directories and bare files, in the given order, each copied into
     `scratch` (a private folder) as the bytes that were hashed (against the manifest's
-    sha256 for an export) and checked whole before any runtime reads them.
+    sha256 for an export) and checked whole before any runtime reads them. A folder without
+    manifest.json stands for the .tflite / .onnx files in it, sorted by name, each a bare
+    file.
 
     No path: every export under `runs_dir`.
     """
@@ -173,6 +185,8 @@ def collect(paths: list[Path], scratch: Path, runs_dir: Path = Path("runs")
                                 " first, or give a run directory or a model file")
     scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
     found: list[Artifact] = []
+    paths = [file for path in paths for file in (
+        _bare_files(path) if path.is_dir() and not (path / MANIFEST).exists() else [path])]
     for path in paths:
         if path.is_dir() or path.name == MANIFEST:
             manifest = load_manifest(path)
@@ -183,6 +197,8 @@ def collect(paths: list[Path], scratch: Path, runs_dir: Path = Path("runs")
                 copy = scratch / f"{len(found)}{FORMATS[entry.format].suffix}"
                 _, size = copy_verified(file, copy, entry.sha256)
                 check_model_file(copy, show_path(file))
+                if entry.format == "onnx":  # an export's files are self-contained
+                    inline_external_data(copy, file.parent, show_path(file), allowed=False)
                 found.append(Artifact(file, entry.format, entry.precision, entry.sha256,
                                       size, manifest, copy, entry.path))
         else:
@@ -190,8 +206,31 @@ def collect(paths: list[Path], scratch: Path, runs_dir: Path = Path("runs")
             copy = scratch / f"{len(found)}{fmt.suffix}"
             sha256, size = copy_verified(path, copy)
             check_model_file(copy, show_path(path))
-            found.append(Artifact(path, fmt.name, None, sha256, size, copy=copy))
+            data = ()
+            if fmt.name == "onnx":  # weights in files beside it: inlined into the copy
+                data = inline_external_data(copy, path.parent, show_path(path))
+                if data:
+                    check_model_file(copy, show_path(path))
+                    size = copy.stat().st_size
+            found.append(Artifact(path, fmt.name, None, sha256, size, copy=copy,
+                                  external_data=data))
     return found
+
+
+def _bare_files(folder: Path) -> list[Path]:
+    """The model files (.tflite, .onnx) directly in a folder that is no export, by name: one
+    line when it holds none."""
+    suffixes = {f.suffix for f in FORMATS.values() if f.exported}
+    try:
+        files = sorted(p for p in folder.iterdir() if p.suffix in suffixes and p.is_file())
+    except OSError as exc:
+        raise EdgeconvError(f"cannot list folder {show_path(folder)} ({exc.strerror})"
+                            ) from None
+    if not files:
+        raise EdgeconvError(f"{show_path(folder)} has no {MANIFEST} and no"
+                            f" {' or '.join(sorted(suffixes))} file: give a run directory"
+                            " from `edgeconv export`, a folder of model files, or the files")
+    return files
 
 
 def _format_of(path: Path):
@@ -294,15 +333,18 @@ def make_plan(artifacts: list[Artifact], target: Target, config: BenchConfig) ->
     return Plan(target, rows)
 
 
-def dataset_spec(manifest: Manifest, data: str | None, data_dir: str | None) -> dict[str, Any]:
-    """How to load the labelled test split for this export (its dataset unless --data)."""
+def dataset_spec(manifest: Manifest, data: str | None, data_dir: str | None,
+                 eval_samples: int | None = None) -> dict[str, Any]:
+    """How to load the labelled test split for this export (its dataset unless --data), cut
+    to `eval_samples` images (bench --eval-samples) when fewer."""
     # The images the export measured on (a subset for untrained weights or --eval-samples),
     # unless another dataset is asked for.
     return {"name": data or manifest.dataset.name, "data_dir": data_dir,
             "seed": manifest.dataset.seed, "preprocessing": manifest.input.preprocessing,
             "test_samples": manifest.dataset.test_samples if data is None else None,
             # a user model's export: where its images were read (edgeconv.data.user)
-            "user": manifest.dataset.user if data is None else None}
+            "user": manifest.dataset.user if data is None else None,
+            "eval_samples": eval_samples}
 
 
 # --- where rows are timed: an emulated board says so ---------------------------------------

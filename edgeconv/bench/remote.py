@@ -295,6 +295,8 @@ def _remote_bench(host: SshHost, program: list[str], job: str, staged: Staged,
         words += ["--threads", ",".join(map(str, config.threads))]
     if config.data:
         words += ["--data", config.data]
+    if config.eval_samples:
+        words += ["--eval-samples", str(config.eval_samples)]
     words += ["--outputs-dir", f"{job}/{OUTPUTS}"]  # each row's raw outputs, for parity
     budget = host.connect_timeout + _BENCH_SLACK_S + rows * config.timeout
     done = _run(host, host.ssh(remote_command(words)), budget, "bench on",
@@ -393,7 +395,8 @@ def _stage_data(artifact: Artifact, config: BenchConfig, folder: Path) -> dict[s
     from edgeconv.bench.local import load_split
 
     try:
-        prepared = load_split(dataset_spec(artifact.manifest, config.data, config.data_dir))
+        prepared = load_split(dataset_spec(artifact.manifest, config.data, config.data_dir,
+                                           config.eval_samples))
     except EdgeconvError:
         return None
     if prepared.test.x.nbytes + prepared.test.y.nbytes > MAX_DATA_BYTES:

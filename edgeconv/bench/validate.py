@@ -41,13 +41,15 @@ _BLOCK = 1 << 20
 
 
 def copy_verified(path: str | os.PathLike[str], dest: Path, sha256: str | None = None,
-                  limit: int = MAX_MODEL_BYTES) -> tuple[str, int]:
+                  limit: int = MAX_MODEL_BYTES, *, what: str = "model file",
+                  allow_empty: bool = False) -> tuple[str, int]:
     """Copy `path` to `dest` (created here, mode 0600), hashing the bytes copied; returns
     (sha256, size). With `sha256` given, a copy whose bytes hash otherwise is removed and
-    refused (the file changed after its manifest was written, or while it was read)."""
+    refused (the file changed after its manifest was written, or while it was read).
+    `what` names the file in messages (an ONNX model's external data file: "data file")."""
     shown = show_path(path)
     digest, size = hashlib.sha256(), 0
-    with open_regular(path, limit, what="model file", allow_empty=False) as (src, _):
+    with open_regular(path, limit, what=what, allow_empty=allow_empty) as (src, _):
         try:
             out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL
                           | getattr(os, "O_CLOEXEC", 0), 0o600)

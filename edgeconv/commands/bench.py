@@ -9,8 +9,7 @@ from typing import Annotated
 import typer
 
 from edgeconv import render
-from edgeconv.commands._options import JsonFlag
-from edgeconv.commands.export import percent_with_interval
+from edgeconv.commands._options import SAMPLES, JsonFlag, bounded
 from edgeconv.errors import EdgeconvError
 from edgeconv.runtimes.registry import runtime_names
 
@@ -37,6 +36,11 @@ def bench(
         help="Folder holding the dataset's files.", show_default=False)] = None,
     timeout: Annotated[float, typer.Option(
         help="Seconds per artifact before it fails (1 to 86400).")] = 600.0,
+    eval_samples: Annotated[int | None, typer.Option(
+        help="Test images accuracy is measured on (stratified, seeded: the images `export"
+             " --eval-samples` picks); caps a long pass, e.g. TFLite Micro's reference"
+             " kernels. Default: the images the export measured.", show_default=False,
+        callback=bounded(SAMPLES))] = None,
     targets_dir: Annotated[Path | None, typer.Option(
         help="More target files (*.toml).", show_default=False)] = None,
     host: Annotated[str | None, typer.Option(
@@ -71,6 +75,11 @@ def bench(
     outputs_dir: Annotated[Path | None, typer.Option(
         hidden=True, help="Internal (the board's side of an SSH bench): save each row's raw"
                           " outputs here.")] = None,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Every column: p90/p99, init/first ms, runs, throughput, peak RSS;"
+                       " on a microcontroller also instructions, core and kernels, and the"
+                       " host interpreter's x86 time (the default table fits 120"
+                       " columns).")] = False,
     json: JsonFlag = False,
 ) -> None:
     """Measure latency, memory, size and accuracy of exported models on a target."""
@@ -86,7 +95,7 @@ def bench(
         ssh_options=tuple(ssh_option or ()), remote_edgeconv=remote_edgeconv, out=out,
         emulated=emulated, outputs_dir=None if outputs_dir is None else str(outputs_dir),
         tflm_tree=None if tflm_tree is None else str(tflm_tree),
-        custom_objects=_custom_objects(custom_objects))
+        custom_objects=_custom_objects(custom_objects), eval_samples=eval_samples)
     with RichProgress(render.stderr_console()) as progress:
         report = run_bench(config, progress)
     if json:
@@ -101,29 +110,17 @@ def bench(
         title += f", {env['host']} over SSH ({env['ssh']['host']})"
     kind = KINDS.get(report.target_kind)
     if kind is not None and kind.fit:  # a microcontroller: its own table (firmware figures)
-        _mcu_output(title, report, out)
+        _mcu_output(title, report, out, wide)
         return
-    rows = [[r.artifact, r.runtime, r.precision or "", r.threads or "", _status(r),
-             _p50(r.latency_ms), _pair(_ms(r.latency_ms, "p90"), _ms(r.latency_ms, "p99")),
-             _pair(_f(r.init_ms), _f(r.first_ms)), r.runs or "", render.nbytes(r.size_bytes),
-             render.nbytes(r.peak_rss_bytes),
-             percent_with_interval(r.accuracy, r.accuracy_interval), _pct(r.agreement),
-             render.nbytes(r.arena_bytes), render.nbytes(r.flash_bytes),
-             "" if r.fits is None else ("yes" if r.fits else "NO")]
-            for r in report.results]
-    columns = ["artifact", "runtime", "precision", "threads", "status", "p50 ms [95% CI]",
-               "p90/p99 ms", "init/first ms", "runs", "size", "peak RSS",
-               "accuracy [95% CI]", "agrees", "arena", "flash", "fits"]
-    if kind is None or not kind.fit:  # arena, flash and fits come from the fit check
-        columns, rows = columns[:-3], [row[:-3] for row in rows]
     stdout = render.stdout_console()
-    table = render.table(title, columns, rows, right=set(columns[5:]))
-    table.columns[5].no_wrap = True  # a p50 and its interval stay on one line
-    table.columns[4].no_wrap = True  # "ok (emulated)": never cut to "ok (emulat…"
-    stdout.print(table)
+    render.print_table(stdout, _table(title, report, wide), wide=wide)
     if any(r.latency_ms for r in report.results):  # how the intervals were obtained
         stdout.print("p50 [95% CI]: order statistics of the timed runs (none below 6 runs);"
-                     " accuracy [95% CI]: Wilson score interval on the test images",
+                     " accuracy % [95% CI]: Wilson score interval on the test images",
+                     highlight=False, soft_wrap=True, markup=False)
+    if wide and any(r.peak_rss_of == "runtime" for r in report.results):  # what it covers
+        stdout.print("peak RSS: the runtime's child after loading the file and the timed"
+                     " runs, before the accuracy pass reads any test image",
                      highlight=False, soft_wrap=True, markup=False)
     _emulation_lines(stdout, report)
     console = render.stderr_console()
@@ -139,34 +136,92 @@ def bench(
         console.print(f"results: {out}", highlight=False)
 
 
-def _mcu_output(title: str, report, out: Path | None) -> None:
+def _table(title: str, report, wide: bool):
+    """A host's or a board's rows, made to fit 120 columns (render.file_table): the p50 with
+    its interval, size, accuracy and agreement; --wide adds the tail latencies, start-up
+    times, runs, throughput and peak RSS. A column that would say one thing down every row
+    (one thread count, a precision the file names already say, status ok) is said in the
+    title or left out."""
+    results = report.results
+    threads = sorted({r.threads for r in results if r.threads})
+    if len(threads) == 1 and not wide:
+        title += f", {threads[0]} thread{'s' if threads[0] > 1 else ''}"
+    columns = {  # name: (shown, the row's cell)
+        "artifact": (True, lambda r: r.artifact),
+        "runtime": (True, lambda r: r.runtime),
+        "precision": (wide or not all(map(_named, results)), lambda r: r.precision or ""),
+        "threads": (wide or len(threads) > 1, lambda r: r.threads or ""),
+        "status": (wide or any(_status(r) != "ok" for r in results), _status),
+        "p50 ms [95% CI]": (True, lambda r: _p50(r.latency_ms)),
+        "p90/p99 ms": (wide, lambda r: _pair(_ms(r.latency_ms, "p90"),
+                                             _ms(r.latency_ms, "p99"))),
+        "init/first ms": (wide, lambda r: _pair(_f(r.init_ms), _f(r.first_ms))),
+        "runs": (wide, lambda r: r.runs or ""),
+        "inferences/s": (wide, lambda r: "" if r.throughput_ips is None
+                         else significant(r.throughput_ips)),
+        "size": (True, lambda r: render.nbytes(r.size_bytes)),
+        "peak RSS": (wide, lambda r: render.nbytes(r.peak_rss_bytes)),
+        "accuracy % [95% CI]": (True, lambda r: render.percent_interval(r.accuracy,
+                                                                        r.accuracy_interval)),
+        "agrees": (True, lambda r: _pct(r.agreement)),
+    }
+    names = [name for name, (shown, _) in columns.items() if shown]
+    rows = [[columns[name][1](r) for name in names] for r in results]
+    return render.file_table(title, names, rows, right=set(names[names.index("runtime") + 1:])
+                             - {"precision", "status"},
+                             # an interval, "ok (emulated)": never split or cut
+                             no_wrap={"status", "p50 ms [95% CI]", "accuracy % [95% CI]"})
+
+
+def _named(row) -> bool:
+    """Does the row's name already say its precision (an export's files are NAME_PRECISION.ext,
+    its .keras file is the float reference), or has it none to say (a bare file)?"""
+    return (not row.precision or row.format == "keras"
+            or f"_{row.precision}." in row.artifact.rsplit("/", 1)[-1])
+
+
+def _mcu_output(title: str, report, out: Path | None, wide: bool) -> None:
     """A microcontroller's rows: estimated latency (emulated instructions x the calibrated
     cycles per instruction, with its band), arena, RAM, flash, fits; then the top operators
-    and the parity of each firmware row. A row the firmware did not run shows the host
-    interpreter's time, labelled as such; under the table, each row's caveats of two kinds
-    (why no firmware ran it, that its latency is host time), chosen by kind, never by
-    their wording."""
-    from edgeconv.bench.firmware import HOST_LABEL, by_op_type
-    from edgeconv.records import HOST_TIME, NO_FIRMWARE
+    and the parity of each firmware row. The latency column holds firmware estimates
+    only: with no firmware figure in any row there is none, never x86 times under the
+    board's name (--wide shows the host interpreter's time in its own "x86 host ms"
+    column). Under the table, the rows' caveats chosen by kind, never by their wording,
+    each said once for the rows it holds for (the one fix for a missing toolchain, not
+    one per row)."""
+    from edgeconv.bench.firmware import by_op_type
+    from edgeconv.records import HOST_TIME, NO_FIGURE, NO_FIRMWARE
 
-    rows = []
-    for r in report.results:
-        mcu = r.mcu or {}
-        rows.append([r.artifact, r.precision or "", _status(r),
-                     f"{mcu.get('core', '')} {mcu.get('kernels', '')}".strip(),
-                     _estimate(r.estimate_ms) if r.estimate_ms else
-                     (f"{significant(r.latency_ms.p50)} ({HOST_LABEL})" if r.latency_ms else ""),
-                     f"{mcu['invoke_instructions'] / 1e6:.2f}M" if mcu else "",
-                     percent_with_interval(r.accuracy, r.accuracy_interval),
-                     render.nbytes(r.arena_bytes), render.nbytes(r.ram_bytes),
-                     render.nbytes(r.flash_bytes),
-                     "" if r.fits is None else ("yes" if r.fits else "NO")])
-    columns = ["artifact", "precision", "status", "core, kernels", "latency ms", "instr.",
-               "accuracy [95% CI]", "arena", "RAM", "flash", "fits"]
+    results = report.results
+    cores = sorted({_core(r) for r in results if _core(r)})
+    if len(cores) == 1 and not wide:  # one core and kernel set: said once
+        title += f", {cores[0]} firmware (emulated)"
+    host_time = wide and any(r.timed_on == "host" and r.latency_ms for r in results)
+    columns = {  # name: (shown, the row's cell)
+        "artifact": (True, lambda r: r.artifact),
+        "precision": (wide or not all(map(_named, results)), lambda r: r.precision or ""),
+        "status": (wide or not all(r.ok for r in results), _status if wide else
+                   lambda r: r.status),
+        "core, kernels": (wide or len(cores) > 1, _core),
+        "latency ms": (True, lambda r: _estimate(r.estimate_ms) if r.estimate_ms else ""),
+        "x86 host ms": (host_time, lambda r: significant(r.latency_ms.p50)
+                        if r.timed_on == "host" and r.latency_ms else ""),
+        "instr.": (wide, lambda r: f"{r.mcu['invoke_instructions'] / 1e6:.2f}M"
+                   if r.mcu else ""),
+        "accuracy % [95% CI]": (True, lambda r: render.percent_interval(r.accuracy,
+                                                                        r.accuracy_interval)),
+        "arena": (True, lambda r: render.nbytes(r.arena_bytes)),
+        "RAM": (True, lambda r: render.nbytes(r.ram_bytes)),
+        "flash": (True, lambda r: render.nbytes(r.flash_bytes)),
+        "fits": (True, lambda r: "" if r.fits is None else ("yes" if r.fits else "NO")),
+    }
+    names = [name for name, (shown, _) in columns.items() if shown]
+    rows = [[columns[name][1](r) for name in names] for r in results]
     stdout = render.stdout_console()
-    table = render.table(title, columns, rows, right=set(columns[4:]))
-    table.columns[4].no_wrap = True
-    stdout.print(table)
+    render.print_table(stdout, render.file_table(
+        title, names, rows, right=set(names) - {"artifact", "precision", "status",
+                                                "core, kernels"},
+        no_wrap={"status", "latency ms", "accuracy % [95% CI]"}), wide=wide)
     say = functools.partial(stdout.print, highlight=False, soft_wrap=True, markup=False)
     if any(r.estimate_ms for r in report.results):
         basis = next(r.estimate_ms["basis"] for r in report.results if r.estimate_ms)
@@ -186,13 +241,33 @@ def _mcu_output(title: str, report, out: Path | None) -> None:
         if r.error:
             console.print(f"{r.artifact} [{r.runtime}]: {r.status}: {r.error}",
                           highlight=False, soft_wrap=True, markup=False)
-        for note in r.caveats_of(NO_FIRMWARE, HOST_TIME):  # why no firmware; host time
-            console.print(f"note: {r.artifact}: {note.text}", highlight=False, soft_wrap=True,
-                          markup=False)
+    # why no firmware; why a figure is missing; that a shown time is the host's: each once
+    for rows_of, note in _once(results, NO_FIRMWARE, NO_FIGURE,
+                               *([HOST_TIME] if host_time else [])):
+        console.print(f"note: {rows_of}: {note.text}", highlight=False, soft_wrap=True,
+                      markup=False)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     if out is not None:
         console.print(f"results: {out}", highlight=False)
+
+
+def _core(row) -> str:
+    """cortex-m7 cmsis-nn: the core and kernel set a firmware row ran ("" for none)."""
+    mcu = row.mcu or {}
+    return f"{mcu.get('core', '')} {mcu.get('kernels', '')}".strip()
+
+
+def _once(results, *kinds: str) -> list[tuple[str, object]]:
+    """The rows' caveats of these kinds, each text once (in the order first met), with the
+    rows it holds for: "every row", or their names."""
+    holders: dict[object, list[str]] = {}  # a Note (kind, text): the rows' names
+    for kind in kinds:
+        for r in results:
+            for note in r.caveats_of(kind):
+                holders.setdefault(note, []).append(r.artifact)
+    return [("every row" if len(names) == len(results) > 1 else ", ".join(dict.fromkeys(names)),
+             note) for note, names in holders.items()]
 
 
 def _estimate(estimate: dict) -> str:

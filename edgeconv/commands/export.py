@@ -100,6 +100,9 @@ def export(
                                       callback=bounded(SEEDS))] = 0,
     out: Annotated[Path | None, typer.Option(
         help="Run directory (default runs/NAME).", show_default=False)] = None,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Every column: McNemar's p, the worst output's cosine and SNR, max"
+                       " |diff| (the default table fits 120 columns).")] = False,
     json: JsonFlag = False,
 ) -> None:
     """Export TFLite / ONNX files, each measured in its own runtime, with manifest.json."""
@@ -144,7 +147,7 @@ def export(
     if json:
         render.print_json(result.to_dict())
     else:
-        _print_export(result)
+        _print_export(result, wide)
     if result.budget_met is False:
         typer.echo(f"error: the int8 accuracy budget --max-drop {max_drop:g} was not met;"
                    " the most accurate int8 files found are kept (see the notes)", err=True)
@@ -169,13 +172,18 @@ def _shape(text: str | None) -> tuple[int | None, ...] | None:
     return parse_shape(text)
 
 
-def _print_export(result) -> None:
+def _print_export(result, wide: bool = False) -> None:
+    """The files made, in a table that fits 120 columns (render.file_table): size, accuracy,
+    the change from float, agreement, TFLite Micro's arena; --wide adds McNemar's p, the
+    worst output's parity (a classifier's) and max |diff|. A model with no accuracy shows
+    the worst output's parity in its place."""
+    change = _versus_float if wide else _change
     rows = []
     for a in result.artifacts:
         micro = a.micro or {}
         rows.append([a.path, render.nbytes(a.size_bytes),
-                     percent_with_interval(a.accuracy, a.accuracy_interval),
-                     "reference" if a.format == "keras" else _versus_float(a.versus_float),
+                     render.percent_interval(a.accuracy, a.accuracy_interval),
+                     "reference" if a.format == "keras" else change(a.versus_float),
                      _pct(a.agreement),
                      "" if a.max_abs_diff is None else f"{a.max_abs_diff:.1e}",
                      render.nbytes(micro.get("arena_bytes")) if micro.get("ok")
@@ -186,8 +194,8 @@ def _print_export(result) -> None:
                 else f" (float accuracy {_pct(result.float_accuracy)})")
     title = (f"{result.model} exported to {result.run_dir} in {result.seconds:.1f} s,"
              f" measured{images}{accuracy}")
-    columns = ["file", "size", "accuracy [95% CI]", "vs float", "agrees", "max |diff|",
-               "TFLM arena"]
+    columns = ["file", "size", "accuracy % [95% CI]", "vs float" if wide else "vs float pt",
+               "agrees", "max |diff|", "TFLM arena"]
     # the worst output's parity with the float reference: next to accuracy for a classifier,
     # in its place for a model with no labels or no single classifier output
     parity_columns = ["min cosine", "min SNR dB"]
@@ -196,18 +204,25 @@ def _print_export(result) -> None:
         columns[2:5] = ["outputs", *parity_columns]
         for row, a, cells in zip(rows, result.artifacts, parity_cells):
             row[2:5] = [str(len(a.outputs) or ""), *cells]
-    elif any(a.output_parity for a in result.artifacts):
+    elif wide and any(a.output_parity for a in result.artifacts):
         columns[5:5] = parity_columns
         for row, cells in zip(rows, parity_cells):
             row[5:5] = cells
+    if not wide:
+        rows = [row[:columns.index("max |diff|")] + row[columns.index("max |diff|") + 1:]
+                for row in rows]
+        columns.remove("max |diff|")
     stdout = render.stdout_console()
-    stdout.print(render.table(title, columns, rows, right=set(columns[1:])))
+    render.print_table(stdout, render.file_table(
+        title, columns, rows, right=set(columns[1:]),
+        no_wrap={"accuracy % [95% CI]", "vs float pt"}), wide=wide)
     if any(a.versus_float for a in result.artifacts):
         # how the figures were obtained, once, rather than in every cell
-        stdout.print("accuracy [95% Wilson score interval]; vs float: this file's accuracy"
+        stdout.print("accuracy % [95% Wilson score interval]; vs float: this file's accuracy"
                      " minus the float reference's (the Keras model, or your fp32 file) on"
-                     " the same images, in points [95% Newcombe paired interval], exact"
-                     " McNemar p (images only float / only this file gets right)",
+                     " the same images, in points [95% Newcombe paired interval]"
+                     + (", exact McNemar p (images only float / only this file gets right)"
+                        if wide else ""),
                      highlight=False, soft_wrap=True, markup=False)
     stdout.print(f"manifest: {result.manifest}")
     for note in [*(r.text() for r in result.refusals), *result.notes]:
@@ -256,12 +271,19 @@ def _versus_float(versus: dict | None) -> str:
     drop's negative), its interval, McNemar's p and the discordant images."""
     if not versus:
         return ""
+    return (f"{_change(versus)} pt, p={_p_value(versus['mcnemar_p'])}"
+            f" ({versus['reference_only']}/{versus['candidate_only']})")
+
+
+def _change(versus: dict | None) -> str:
+    """-0.28 [-0.9, +0.3]: the change from the float model's accuracy in points (the drop's
+    negative) and its interval: the table's cell without --wide."""
+    if not versus:
+        return ""
     change = -100 * versus["drop"] + 0.0  # + 0.0: no drop prints +0.00, not -0.00
     low, high = (-100 * v + 0.0 for v in reversed(versus["drop_interval"]))
     digits = 2 if high - low < 1 else 1
-    return (f"{change:+.2f} [{low:+.{digits}f}, {high:+.{digits}f}] pt,"
-            f" p={_p_value(versus['mcnemar_p'])}"
-            f" ({versus['reference_only']}/{versus['candidate_only']})")
+    return f"{change:+.2f} [{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
 def _p_value(p: float) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,40 @@ class Images:
     def __len__(self) -> int:
         return len(self.x)
 
+    def take(self, picked: np.ndarray) -> np.ndarray:
+        return self.x[picked]
+
+
+@dataclass(frozen=True, eq=False)
+class Pool:
+    """The calibration pool as stored (uint8) with the preparation it gets: prepared whole
+    only when read whole (`x`: the calibration check of an int8 export); a draw (`take`)
+    prepares just the images it picks, the same values (preparation is per image). A file
+    measured as it is never prepares it."""
+
+    stored: _Stored
+    preprocessing: Preprocessing
+    alongside: int = 0  # measured images prepared too, counted in the memory check
+
+    @property
+    def y(self) -> np.ndarray | None:
+        return self.stored.y
+
+    def __len__(self) -> int:
+        return len(self.stored.x)
+
+    @cached_property
+    def x(self) -> np.ndarray:
+        from edgeconv.data.splits import _check_memory as check
+
+        check(self.preprocessing, len(self) + self.alongside, hint=_MEMORY_HINT)
+        return self.preprocessing.apply(self.stored.x)
+
+    def take(self, picked: np.ndarray) -> np.ndarray:
+        if "x" in self.__dict__:  # prepared whole already
+            return self.x[picked]
+        return self.preprocessing.apply(self.stored.x[picked])
+
 
 @dataclass(frozen=True, eq=False)
 class UserData:
@@ -91,10 +126,15 @@ class UserData:
     class_names: tuple[str, ...]  # () when unlabelled
     preprocessing: Preprocessing
     test: Images  # what every file is measured on
-    train: Images  # the calibration pool
+    train: Images | Pool  # the calibration pool
     calibration_from_test: bool  # no separate calibration images were given
     spec: dict[str, Any] = field(default_factory=dict)  # how to read them again (manifest)
     seed: int = 0
+    # the measured images before an --eval-samples subset was picked from them (None: no
+    # subset was picked while reading): what the manifest's test_subset says it is "of"
+    full_test: int | None = None
+    # an int8 / uint8 input's quantisation and where the pixel mapping came from (manifest)
+    input_range: dict[str, Any] | None = None
 
     @property
     def labelled(self) -> bool:
@@ -122,7 +162,8 @@ class UserData:
                 "num_classes": self.num_classes, "labelled": self.labelled,
                 "splits": {"test": {"count": len(self.test)},
                            "calibration": {"count": len(self.train)}},
-                "preprocessing": self.preprocessing.to_dict(), "seed": self.seed}
+                "preprocessing": self.preprocessing.to_dict(), "seed": self.seed,
+                **({"input_range": self.input_range} if self.input_range else {})}
 
 
 # --- layout and preprocessing from the model ---------------------------------------------
@@ -193,7 +234,15 @@ def resolve_preprocessing(model: ModelInput, flags: PrepFlags,
         raise EdgeconvError(f"the images are {source_shape[0]}x{source_shape[1]} and the model"
                             f" takes {h}x{w}; --resize none cannot feed it (give a method)")
     scale, offset = _default_range(model)
-    if flags.scale is not None or flags.offset is not None:  # given: pixel * scale + offset
+    given = (flags.scale, flags.offset, flags.mean, flags.std) != (None,) * 4
+    if given and quantised_range(model) is not None:
+        # the file's input quantisation already says what range the pixels map onto: the
+        # flags are the whole mapping (applied once, never on top of that range), and must
+        # map onto that range
+        scale = flags.scale if flags.scale is not None else 1 / 255
+        offset = flags.offset if flags.offset is not None else 0.0
+        _check_against_quantisation(model, scale, offset, flags)
+    elif flags.scale is not None or flags.offset is not None:  # pixel * scale + offset
         scale = flags.scale if flags.scale is not None else 1 / 255
         offset = flags.offset if flags.offset is not None else 0.0
     return Preprocessing(input_shape=(h, w, c), source_shape=source_shape, resize=resize,
@@ -202,14 +251,62 @@ def resolve_preprocessing(model: ModelInput, flags: PrepFlags,
                          mean=flags.mean, std=flags.std)
 
 
+# How far either end of the range the preprocessing flags map pixels onto may lie from the
+# range a quantised input covers, as a share of that range: calibration and zero-point
+# nudging move its ends by a few steps, normalising twice moves them by most of the range.
+RANGE_TOLERANCE = 0.1
+
+
+def quantised_range(model: ModelInput) -> tuple[float, float] | None:
+    """The real values an int8 / uint8 input with a scale and zero-point can hold (None:
+    not such an input)."""
+    if not (model.scale and model.dtype in ("int8", "uint8") and model.zero_point is not None):
+        return None
+    qmin, qmax = (-128, 127) if model.dtype == "int8" else (0, 255)
+    return (qmin - model.zero_point) * model.scale, (qmax - model.zero_point) * model.scale
+
+
+def _check_against_quantisation(model: ModelInput, scale: float, offset: float,
+                                flags: PrepFlags) -> None:
+    """Refuse preprocessing flags that map pixels 0..255 onto another range than the one
+    the file's input quantisation covers (each channel's range within it, their union
+    spanning it): the model would see values it was never quantised for."""
+    low, high = quantised_range(model)  # type: ignore[misc]
+    means, stds = flags.mean or (0.0,), flags.std or (1.0,)
+    channels = max(len(means), len(stds))
+    ends = []
+    for k in range(channels):
+        m, s = means[k % len(means)], stds[k % len(stds)]
+        a, b = (offset - m) / s, (255 * scale + offset - m) / s
+        ends.append((min(a, b), max(a, b)))
+    given_low, given_high = min(e[0] for e in ends), max(e[1] for e in ends)
+    slack = RANGE_TOLERANCE * (high - low)
+    if abs(given_low - low) <= slack and abs(given_high - high) <= slack:
+        return
+    shown = ", ".join(f"--{name} {_numbers(value)}" for name, value in (
+        ("scale", flags.scale), ("offset", flags.offset), ("mean", flags.mean),
+        ("std", flags.std)) if value is not None)
+    raise EdgeconvError(
+        f"{shown} map pixels onto [{given_low:.3g}, {given_high:.3g}], but the model's"
+        f" {model.dtype} input (scale {model.scale:.3g}, zero-point {model.zero_point})"
+        f" covers [{low:.3g}, {high:.3g}]: the file carries its own input quantisation;"
+        " drop the flags (edgeconv maps pixels onto that range itself) or give ones that map"
+        " onto it")
+
+
+def _numbers(value: float | tuple[float, ...]) -> str:
+    values = value if isinstance(value, tuple) else (value,)
+    return ",".join(f"{v:g}" for v in values)
+
+
 def _default_range(model: ModelInput) -> tuple[float, float]:
     """x = pixel * scale + offset: [0, 1] for a float input; for a quantised one, 0..255
     onto the real range its scale and zero-point cover (a uint8 input with scale 1/255 and
     zero-point 0 gets the pixel itself back); for an integer one without a scale, the
     pixel values."""
-    if model.scale and model.dtype in ("int8", "uint8"):
-        qmin, qmax = (-128, 127) if model.dtype == "int8" else (0, 255)
-        low, high = (qmin - model.zero_point) * model.scale, (qmax - model.zero_point) * model.scale
+    covered = quantised_range(model)
+    if covered is not None:
+        low, high = covered
         return (high - low) / 255, low
     if model.dtype in ("uint8", "int8", "int16", "int32", "int64"):
         return 1.0, 0.0  # an integer input with no scale takes the pixel values themselves
@@ -363,11 +460,14 @@ def _read_calibration(given: str) -> _Stored:
 def load_user_data(given: str, model: ModelInput, flags: PrepFlags, *,
                    calibration: str | None = None, data_dir: str | None = None,
                    seed: int = 0, need_labels: bool = False,
-                   output_width: int | None = None) -> UserData:
+                   output_width: int | None = None,
+                   eval_samples: int | None = None) -> UserData:
     """The user's images, checked against the model and prepared for it.
 
     `output_width`: the single output's width when the model looks like a classifier; a
     labelled set with another class count is refused (labels would mean other classes).
+    `eval_samples`: export's --eval-samples; only the images `evaluation_subset` would pick
+    (the same ones) are prepared, so a folder too large to prepare whole can be sampled.
     """
     guess_layout(model.shape, flags.layout)  # an ambiguous input fails before any image
     spec, classes, test, train, source = _read(given, data_dir=data_dir, seed=seed,
@@ -378,26 +478,50 @@ def load_user_data(given: str, model: ModelInput, flags: PrepFlags, *,
                             f" outputs {output_width} values: labels would name other classes")
     if calibration is not None:
         spec = {**spec, "calibration": str(Path(calibration).expanduser().resolve())}
+    # the pool is read before a subset is picked: calibration draws from every image
     train, calibration_from_test = _calibration_pool(test, train, spec.get("calibration"))
     source_shape = tuple(int(v) for v in test.x.shape[1:])
     prep = resolve_preprocessing(model, flags, source_shape)  # type: ignore[arg-type]
-    _check_memory(prep, test, train)
+    full_test = None
+    if eval_samples is not None and eval_samples < len(test.x):
+        full_test = len(test.x)
+        picked = subset_indices(test.y, len(classes), full_test, eval_samples, seed)
+        test = _Stored(test.x[picked], None if test.y is None else test.y[picked])
+    _check_memory(prep, test)
     spec = {**spec, "seed": seed}
     return UserData(name=given, source=source, class_names=classes, preprocessing=prep,
                     test=Images(prep.apply(test.x), test.y),
-                    train=Images(prep.apply(train.x), train.y),
-                    calibration_from_test=calibration_from_test, spec=spec, seed=seed)
+                    train=Pool(train, prep, alongside=len(test.x)),
+                    calibration_from_test=calibration_from_test, spec=spec, seed=seed,
+                    full_test=full_test, input_range=_input_range(model, flags))
 
 
-def _check_memory(prep: Preprocessing, test: _Stored, train: _Stored) -> None:
-    """Both sets as the model's float32 input must fit in this machine's memory: one line
-    before a byte is allocated (a 100000x100000 input, --input-shape 4096,4096,1 on a
-    free-size model, thousands of large photos), never a MemoryError."""
+_MEMORY_HINT = ("give fewer or smaller images (or --eval-samples N), or a smaller"
+                " --input-shape for a free-size model")
+
+
+def _check_memory(prep: Preprocessing, test: _Stored) -> None:
+    """The measured images as the model's float32 input must fit in this machine's memory:
+    one line before a byte is allocated (a 100000x100000 input, --input-shape 4096,4096,1 on
+    a free-size model, thousands of large photos), never a MemoryError. (The calibration
+    pool is checked, with them, when it is prepared whole: `Pool.x`.)"""
     from edgeconv.data.splits import _check_memory as check
 
-    check(prep, len(test.x) + len(train.x),
-          hint="give fewer or smaller images, or a smaller --input-shape for a free-size"
-               " model")
+    check(prep, len(test.x), hint=_MEMORY_HINT)
+
+
+def _input_range(model: ModelInput, flags: PrepFlags) -> dict[str, Any] | None:
+    """For an int8 / uint8 input with its own quantisation: the range it covers and where
+    the pixel mapping came from (the flags, checked against that range and applied once;
+    or the range itself)."""
+    covered = quantised_range(model)
+    if covered is None:
+        return None
+    given = (flags.scale, flags.offset, flags.mean, flags.std) != (None,) * 4
+    return {"dtype": model.dtype, "scale": model.scale, "zero_point": model.zero_point,
+            "covers": [covered[0], covered[1]],
+            "mapping": "the preprocessing flags (checked against the range, applied once)"
+                       if given else "the range the input's quantisation covers"}
 
 
 def _calibration_pool(test: _Stored, train: _Stored | None, calibration: str | None
@@ -441,10 +565,10 @@ def load_recorded_user(spec: dict[str, Any], preprocessing: dict[str, Any]) -> U
     calibration = spec.get("calibration")
     train, from_test = _calibration_pool(test, train, calibration if isinstance(
         calibration, str) else None)
-    _check_memory(prep, test, train)
+    _check_memory(prep, test)
     return UserData(name=given, source=source, class_names=classes, preprocessing=prep,
                     test=Images(prep.apply(test.x), test.y),
-                    train=Images(prep.apply(train.x), train.y),
+                    train=Pool(train, prep, alongside=len(test.x)),
                     calibration_from_test=from_test, spec=spec, seed=seed)
 
 
@@ -452,16 +576,22 @@ def evaluation_subset(data: UserData, n: int, seed: int = 0) -> UserData:
     """The first-come seeded choice of `n` measured images (stratified when labelled)."""
     if n >= len(data.test):
         return data
-    rng = np.random.default_rng(seed)
-    if data.test.y is not None:
-        from edgeconv.data.splits import _stratified_pick
-
-        picked = np.sort(_stratified_pick(data.test.y, max(data.num_classes, 1), n, rng,
-                                          cover=True))
-    else:
-        picked = np.sort(rng.permutation(len(data.test))[:n])
+    picked = subset_indices(data.test.y, data.num_classes, len(data.test), n, seed)
     y = None if data.test.y is None else data.test.y[picked]
     return replace(data, test=Images(data.test.x[picked], y))
+
+
+def subset_indices(y: np.ndarray | None, num_classes: int, count: int, n: int,
+                   seed: int) -> np.ndarray:
+    """Which `n` of `count` measured images a seeded subset takes, in order (stratified by
+    `y` when labelled): read from the labels alone, so it is picked before any image is
+    prepared (load_user_data) or after (evaluation_subset), the same images either way."""
+    rng = np.random.default_rng(seed)
+    if y is not None:
+        from edgeconv.data.splits import _stratified_pick
+
+        return np.sort(_stratified_pick(y, max(num_classes, 1), n, rng, cover=True))
+    return np.sort(rng.permutation(count)[:n])
 
 
 def draw_calibration(data: UserData, samples: int, seed: int) -> tuple[np.ndarray,
@@ -473,9 +603,9 @@ def draw_calibration(data: UserData, samples: int, seed: int) -> tuple[np.ndarra
         from edgeconv.data.splits import _stratified_pick
 
         picked = _stratified_pick(data.train.y, data.num_classes, n, rng, cover=True)
-        return data.train.x[picked], data.train.y[picked]
+        return data.train.take(picked), data.train.y[picked]
     picked = rng.permutation(len(data.train))[:n]
-    return data.train.x[picked], None
+    return data.train.take(picked), None
 
 
 def calibration_set(data: UserData, samples: int, seed: int, split: str):

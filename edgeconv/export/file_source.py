@@ -54,6 +54,7 @@ class ModelFileSource(Source):
         data = load_user_data(config.dataset, self.taken.model_input(), config.prep,
                               calibration=config.calibration_data, data_dir=config.data_dir,
                               seed=config.seed, need_labels=config.max_drop is not None,
+                              eval_samples=config.eval_samples,
                               output_width=classifier_width(
                                   [tuple(o["shape"]) for o in self.taken.outputs]))
         self.content = self.taken.copy.read_bytes()  # the bytes that were hashed and checked
@@ -95,8 +96,10 @@ class ModelFileSource(Source):
                                  origin=self.path.name)
 
     def model_block(self) -> dict[str, Any]:
-        return user_model_block(self.name, {"kind": self.kind.name, "file": self.path.name,
-                                            "sha256": self.taken.sha256})
+        record = {"kind": self.kind.name, "file": self.path.name, "sha256": self.taken.sha256}
+        if self.taken.external_data:  # inlined into the export's files; named and hashed here
+            record["external_data"] = [data.record() for data in self.taken.external_data]
+        return user_model_block(self.name, record)
 
     def input_block(self, data) -> dict[str, Any]:
         return user_input_block(data)

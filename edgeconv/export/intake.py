@@ -8,7 +8,9 @@ Only then is the copy opened, in its runtime (LiteRT, onnxruntime) in a child pr
 the file holds. A crash, a hang or a refusal there is one EdgeconvError line naming the
 user's file. Every later step opens `TakenFile.copy`, never the user's path, so the file
 checked is the file exported even if the original changes meanwhile; a file that changes
-while it is being read is refused.
+while it is being read is refused. An ONNX file's external data files (`model.onnx.data`)
+are checked, hashed and inlined into the copy by the same collect (edgeconv.onnx_external):
+what is exported is one self-contained file.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from edgeconv.errors import EdgeconvError
 from edgeconv.files import show_path
 from edgeconv.formats import get_format
 from edgeconv.manifest import TENSOR
+from edgeconv.onnx_external import DataFile
 from edgeconv.runtimes.registry import default_runtime
 from edgeconv.schema import Int, ListOf, Obj, Opt, Str, validate
 
@@ -54,13 +57,15 @@ class TakenFile:
     shown: str  # the user's path as messages name it
     copy: Path  # the private verified copy every later step opens (never the user's path)
     sha256: str
-    size_bytes: int
+    size_bytes: int  # of the copy (an ONNX file's with its external data inlined)
     format: str  # "onnx" | "tflite"
     precision: str  # read from the file (edgeconv.export.probe): fp32, fp16, dynamic, int8
     inputs: list[dict]  # name, shape (None for free dimensions), dtype, scale, zero_point
     outputs: list[dict]  # name, shape, dtype, scale, zero_point
     signature: list[str | None]  # per output, its serving signature's name (TFLite) or None
     opset: int | None  # ONNX: the ai.onnx opset the graph imports
+    # ONNX: the external data files inlined into `copy`, each as read (name, sha256, size)
+    external_data: tuple[DataFile, ...] = ()
 
     @property
     def name(self) -> str:
@@ -110,7 +115,8 @@ def _take(path: Path, fmt: str, shown: str, private: Path, timeout: float) -> Ta
     before = _identity(path)
     (artifact,) = collect([path], private)  # read once, hashed, copied, checked whole
     after = _identity(path)
-    if before is None or after != before or artifact.size_bytes != before[2]:
+    if before is None or after != before or (artifact.size_bytes != before[2]
+                                             and not artifact.external_data):
         raise EdgeconvError(f"{shown} changed while it was being read; run again once it is"
                             " complete")
     copy = artifact.loaded
@@ -131,7 +137,8 @@ def _take(path: Path, fmt: str, shown: str, private: Path, timeout: float) -> Ta
                      precision=answer["precision"],
                      inputs=[_tensor(t) for t in answer["inputs"]],
                      outputs=[_tensor(t) for t in answer["outputs"]],
-                     signature=list(answer["signature"]), opset=answer.get("opset"))
+                     signature=list(answer["signature"]), opset=answer.get("opset"),
+                     external_data=artifact.external_data)
 
 
 def _identity(path: Path) -> tuple[int, int, int, int] | None:

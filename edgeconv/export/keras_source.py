@@ -42,6 +42,7 @@ class KerasFileSource(Source):
         data = load_user_data(config.dataset, keras_input(self.model), config.prep,
                               calibration=config.calibration_data, data_dir=config.data_dir,
                               seed=config.seed, need_labels=config.max_drop is not None,
+                              eval_samples=config.eval_samples,
                               output_width=classifier_width(
                                   [tuple(t.shape) for t in self.model.outputs]))
         if self.kind.copied:  # read before the previous export goes (it may be its)

@@ -42,7 +42,8 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
     with _writing(run_dir, source.name), \
             tempfile.TemporaryDirectory(prefix="edgeconv-export-") as scratch:
         data = source.load(config, Path(scratch))
-        full_test = len(data.test.x)
+        # a user's images may be cut to --eval-samples as they are read (full_test: of how many)
+        full_test = getattr(data, "full_test", None) or len(data.test.x)
         data = evaluation_data(data, config, seed=source.seed)
         calibration, check, notes = (calibration_for(data, config)
                                      if calibrated(config, source.kind) else (None, None, []))

@@ -3,8 +3,9 @@
 A tree is the output of TFLM's create_tflm_tree.py (see docs/mcu.md): `tensorflow/`,
 `signal/` and `third_party/` (flatbuffers, gemmlowp, ruy, kissfft, CMSIS, and CMSIS-NN when
 exported with the CMSIS-NN kernels). The user gives a folder or a .tgz of one, by option or
-environment; a tree is identified by a hash of its contents, which goes into the library's
-cache key, so editing one file in a tree rebuilds the library.
+environment, or `edgeconv mcu fetch` (edgeconv.mcu.fetch) made and cached the pinned one:
+looked for in that order. A tree is identified by a hash of its contents, which goes into
+the library's cache key, so editing one file in a tree rebuilds the library.
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ PINNED: dict[str, str] = {
 }
 
 # Content hashes of the trees create_tflm_tree.py made at the pinned commits (the ones CI
-# uses): a result built from one of them names the commit; any other tree only its hash.
+# uses), per kernel set: `edgeconv mcu fetch` caches a tree only when its hash is this one.
+PINNED_TREE_HASHES: dict[str, str] = {
+    "cmsis-nn": "465d28c509f29a3539b06026bf45a7f9cf4723bd5e4d4373f103628a2fe6e687",
+    "reference": "9d55d9501cc76f8c88c6948108f1c16d91f14225f68baab575639210bf5373f9",
+}
+# A result built from a pinned tree names the commits; any other tree only its hash.
 PINNED_TREES: dict[str, str] = {
-    "465d28c509f29a3539b06026bf45a7f9cf4723bd5e4d4373f103628a2fe6e687":
-        "tflite-micro 90b983c2 + CMSIS-NN 4ab83cc3",
-    "9d55d9501cc76f8c88c6948108f1c16d91f14225f68baab575639210bf5373f9":
-        "tflite-micro 90b983c2 (reference kernels)",
+    PINNED_TREE_HASHES["cmsis-nn"]: "tflite-micro 90b983c2 + CMSIS-NN 4ab83cc3",
+    PINNED_TREE_HASHES["reference"]: "tflite-micro 90b983c2 (reference kernels)",
 }
 
 # EDGECONV_TFLM_TREE_CMSIS_NN / _REFERENCE: a tree (folder or .tgz) for one kernel set;
@@ -72,9 +76,10 @@ class SourceTree:
 
 
 def _how_to_get(kernels: str) -> str:
-    return (f"no TFLite Micro source tree for kernels '{kernels}': give one (a folder or .tgz), "
+    return (f"no TFLite Micro source tree for kernels '{kernels}': run `edgeconv mcu fetch`"
+            f" (it makes and caches the pinned trees), give one (a folder or .tgz), "
             f"or set {tree_env(kernels)}, or {TREE_ENV} to a folder holding "
-            f"tflm-tree-{kernels}.tgz; make one with TFLM's create_tflm_tree.py at the pinned "
+            f"tflm-tree-{kernels}.tgz; made with TFLM's create_tflm_tree.py at the pinned "
             "commit (docs/mcu.md)")
 
 
@@ -83,6 +88,31 @@ def _default(kernels: str) -> Path | None:
         if os.environ.get(env):
             return Path(os.environ[env]).expanduser()
     return None
+
+
+# --- trees `edgeconv mcu fetch` cached (edgeconv.mcu.fetch builds them) -------------------
+
+FETCHED_RECORD = "fetched.json"  # written last in a fetched entry: where the tree came from
+
+
+def fetched_entry(kernels: str, content_hash: str) -> str:
+    """The MCU cache's trees/ entry of a fetched tree: KERNELS-HASH (a tarball unpacked
+    there is named by the tarball's hash alone)."""
+    return f"{kernels}-{content_hash}"
+
+
+def fetched_tree(kernels: str) -> Path | None:
+    """The tree `edgeconv mcu fetch` cached for `kernels`: the pinned one if it is there,
+    else the latest fetched; None when there is none."""
+    trees = cache.cache_root() / "trees"
+    pinned = trees / fetched_entry(kernels, PINNED_TREE_HASHES[kernels])
+    if (pinned / FETCHED_RECORD).is_file():
+        return pinned / "tree"
+    try:
+        records = [(p.stat().st_mtime, p) for p in trees.glob(f"{kernels}-*/{FETCHED_RECORD}")]
+    except OSError:
+        return None
+    return max(records)[1].parent / "tree" if records else None
 
 
 def _in_folder_of_trees(folder: Path, kernels: str) -> Path | None:
@@ -97,7 +127,9 @@ def find_tree(kernels: str, tree: str | Path | None = None) -> SourceTree:
     if kernels not in KERNEL_SETS:
         raise EdgeconvError(f"unknown kernel set '{kernels}'; choose one of "
                             f"{', '.join(KERNEL_SETS)}")
+    # where a tree is looked for: the option, else the variables, else the fetched cache
     path = Path(tree).expanduser() if tree is not None else _default(kernels)
+    fetched = path is None and (path := fetched_tree(kernels)) is not None
     if path is None:
         raise EdgeconvError(_how_to_get(kernels))
     if not path.exists():
@@ -114,7 +146,12 @@ def find_tree(kernels: str, tree: str | Path | None = None) -> SourceTree:
     if has_cmsis_nn != (kernels == "cmsis-nn"):
         what = "the CMSIS-NN kernels" if has_cmsis_nn else "the reference kernels only"
         raise EdgeconvError(f"TFLite Micro tree {path} holds {what}, not kernel set '{kernels}'")
-    return SourceTree(kernels, root, str(path), _content_hash(root))
+    content_hash = _content_hash(root)
+    if fetched and path.parent.name != fetched_entry(kernels, content_hash):
+        raise EdgeconvError(f"the fetched TFLite Micro tree {path} was changed since it was"
+                            f" fetched (content hash sha256:{content_hash[:12]}); run"
+                            " `edgeconv mcu fetch` again")
+    return SourceTree(kernels, root, str(path), content_hash)
 
 
 def _tree_root(folder: Path) -> Path:

@@ -66,6 +66,14 @@ def find_emulator() -> Path:
 
 
 def check_tools() -> None:
-    """Raise ToolMissing unless both the compiler and the emulator are there."""
-    find_toolchain()
+    """Raise ToolMissing unless both the compiler and the emulator are there: one line with
+    the one command that installs every missing piece."""
+    try:
+        find_toolchain()
+    except ToolMissing:
+        if _which("qemu-system-arm") is None:  # both missing: one command, not two in turn
+            raise ToolMissing("MCU firmware figures need the Arm toolchain and its emulator:"
+                              f" apt-get install {COMPILER_PACKAGES} {EMULATOR_PACKAGE}"
+                              ) from None
+        raise
     find_emulator()
