@@ -80,8 +80,9 @@ def test_the_firmware_executor_makes_rows_of_its_own(tmp_path, monkeypatch):
 
 @needs_models
 def test_a_missing_toolchain_is_said_once_by_its_kind(tmp_path):
-    """The CLI: one `no firmware run` line and one host-time line for the one row; in
-    results.json they are the row's caveats, not also among its free notes."""
+    """The CLI: one `no firmware run` line naming the fix, and no host time under the board's
+    name (with --wide, its own column and one host-time line); in results.json they are the
+    row's caveats, not also among its free notes."""
     model = str(MODELS / "ad01_int8.tflite")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("EDGECONV_TFLM_TREE")},
            "PATH": str(tmp_path)}
@@ -90,6 +91,11 @@ def test_a_missing_toolchain_is_said_once_by_its_kind(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("no firmware run") == 1, done.stderr
     assert "gcc-arm-none-eabi" in done.stderr
+    assert "x86 host" not in done.stderr + done.stdout, done.stderr
+    done = subprocess.run([*cmd, "--wide"], capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("no firmware run") == 1, done.stderr
     assert done.stderr.count("latency: x86 host, reference kernels") == 1, done.stderr
     done = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=300,
                           env=env)
@@ -99,9 +105,12 @@ def test_a_missing_toolchain_is_said_once_by_its_kind(tmp_path):
 
 
 def _mcu_report(caveats: list[Note], notes: list[str]) -> BenchReport:
+    from edgeconv.records import Latency
+
     row = BenchRow(artifact="m.tflite", sha256="0" * 64, format="tflite", precision="int8",
                    runtime="tflite-micro", target="nrf52840", threads=1, status="ok",
-                   timed_on="host", arena_bytes=1000, notes=notes, caveats=caveats)
+                   timed_on="host", arena_bytes=1000, notes=notes, caveats=caveats,
+                   latency_ms=Latency(p50=1.0, p90=1.0, p99=1.0, mean=1.0, std=0.0, min=1.0))
     env = {"cpu": "x", "cores": 1, "target": {"name": "nrf52840", "kind": "mcu",
                                               "description": "d"}}
     return BenchReport(environment=env, config={}, results=[row], notes=[])
@@ -110,7 +119,7 @@ def _mcu_report(caveats: list[Note], notes: list[str]) -> BenchReport:
 def _printed_notes(capsys, report: BenchReport) -> list[str]:
     from edgeconv.commands.bench import _mcu_output
 
-    _mcu_output("title", report, None)
+    _mcu_output("title", report, None, wide=True)  # wide: the host time is shown
     return [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
 
 

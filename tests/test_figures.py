@@ -18,6 +18,9 @@ from edgeconv.data.user import ModelInput, PrepFlags, load_user_data, resolve_pr
 from edgeconv.errors import EdgeconvError
 from tests.test_own_model import colour_folder, edgeconv, write_png
 
+# Whole commands on real files: out of the quick suite, run by CI (`-m e2e`).
+pytestmark = pytest.mark.e2e
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlcommons-tiny"
 VWW_INT8 = SHARED / "vww_96_int8.tflite"  # int8 input, scale 1/255, zero-point -128: [0, 1]
 RESNET_INT8 = SHARED / "pretrainedResnet_quant.tflite"  # int8 input covering [0, 255]

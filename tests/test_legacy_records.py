@@ -20,6 +20,9 @@ from typer.testing import CliRunner
 from edgeconv.cli import app
 from edgeconv.runtimes.onnxrt import UNFUSED_QDQ_NOTE
 
+# Whole commands on real files: out of the quick suite, run by CI (`-m e2e`).
+pytestmark = pytest.mark.e2e
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "legacy"
 FOLDERS = ("zoo", "user", "user-onnx")
 EDGECONV = [sys.executable, "-m", "edgeconv"]

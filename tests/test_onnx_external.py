@@ -25,6 +25,9 @@ from edgeconv.onnx_external import inline_external_data
 from tests.test_own_model import colour_folder, edgeconv
 from tests.test_own_model_errors import refused
 
+# Whole commands on real files: out of the quick suite, run by CI (`-m e2e`).
+pytestmark = pytest.mark.e2e
+
 onnx = pytest.importorskip("onnx")
 DATA = "model.onnx.data"
 

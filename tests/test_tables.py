@@ -17,6 +17,9 @@ import pytest
 
 from edgeconv import render
 
+# Whole commands on real files: out of the quick suite, run by CI (`-m e2e`).
+pytestmark = pytest.mark.e2e
+
 EDGECONV = [sys.executable, "-m", "edgeconv"]
 FAST = ["--runs", "5", "--warmup", "1", "--min-time", "0"]
 FIT = 120
