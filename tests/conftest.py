@@ -7,6 +7,9 @@ import pytest
 
 # Quiet TensorFlow's C++ logging in test output; set before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tables off a terminal follow COLUMNS (edgeconv.render): the tests read them at one known
+# width, whatever the shell that runs them says; tests/test_tables.py sets its own.
+os.environ["COLUMNS"] = "200"
 
 
 @pytest.fixture(scope="session")
