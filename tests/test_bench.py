@@ -82,14 +82,15 @@ def test_bench_path_never_imports_tensorflow():
     assert done.stdout.strip() == "False"
 
 
-def _no_tree_env(**extra: str) -> dict[str, str]:
-    """This environment without any TFLM source tree the MCU path would find (no variable,
-    and an empty cache where `edgeconv mcu fetch` would have put one)."""
+def _no_tree_env(*, hide_fetched: bool = False, **extra: str) -> dict[str, str]:
+    """This environment without the TFLM tree variables; `hide_fetched`: nor a tree
+    `edgeconv mcu fetch` cached (an empty MCU cache: only for runs that build nothing)."""
     import tempfile
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGECONV_TFLM_TREE")}
-    empty = tempfile.mkdtemp(prefix="edgeconv-no-trees-")
-    return {**env, "EDGECONV_MCU_CACHE": empty, **extra}
+    if hide_fetched:
+        env["EDGECONV_MCU_CACHE"] = tempfile.mkdtemp(prefix="edgeconv-no-trees-")
+    return {**env, **extra}
 
 
 @needs_models
@@ -99,7 +100,7 @@ def test_mcu_target_without_a_source_tree_gives_the_host_arena_and_says_why():
     done = subprocess.run([*EDGECONV, "bench", str(MODELS / "mlcommons-tiny" /
                                                     "vww_96_int8.tflite"),
                            "--target", "stm32h7", "--json", *FAST], capture_output=True,
-                          text=True, timeout=300, env=_no_tree_env())
+                          text=True, timeout=300, env=_no_tree_env(hide_fetched=True))
     assert done.returncode == 0, done.stderr
     (row,) = json.loads(done.stdout)["results"]
     assert row["status"] == "ok" and row["timed_on"] == "host"
