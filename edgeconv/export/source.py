@@ -24,7 +24,7 @@ from typing import Any
 
 from edgeconv.errors import EdgeconvError
 from edgeconv.export.config import ExportConfig
-from edgeconv.formats import CALIBRATED, FLOAT, SOURCE_KINDS, SourceKind, resolve
+from edgeconv.formats import CALIBRATED, FLOAT, SourceKind, resolve
 from edgeconv.manifest import Artifact
 from edgeconv.progress import Progress
 
@@ -160,5 +160,3 @@ def check_model(held: str, wanted: str, run_dir: Path, what: str) -> None:
         raise EdgeconvError(f"{run_dir} holds a {held} {what}, not {wanted}: export it with"
                             f" `edgeconv export {run_dir}`, or give {wanted} another --out")
 
-
-__all__ = ["SOURCE_KINDS", "Reference", "Source", "open_source"]
