@@ -95,3 +95,26 @@ class SentinelTree:
 def sentinel(tmp_path) -> SentinelTree:
     """A tree of files outside any run directory, to prove that none is touched."""
     return SentinelTree(tmp_path / "outside")
+
+
+@pytest.fixture(scope="session")
+def conversion_session():
+    """A small seeded Keras CNN, calibration images, and the export's conversion session
+    (test_contracts converts it to every format; test_runtimes runs its int8 ONNX)."""
+    import numpy as np
+
+    from edgeconv._lazy import keras
+    from edgeconv.export.convert import ConversionSession
+    from edgeconv.quant.calibration import CalibrationSet
+    from edgeconv.quant.settings import Int8Settings
+
+    k = keras()
+    k.utils.set_random_seed(0)
+    inputs = k.Input((16, 16, 1))
+    x = k.layers.Conv2D(8, 3, activation="relu")(inputs)
+    x = k.layers.Conv2D(8, 3, activation="relu")(k.layers.MaxPooling2D()(x))
+    # functional, as the zoo builds them (tf2onnx fails on a Keras 3 Sequential model)
+    model = k.Model(inputs, k.layers.Dense(4)(k.layers.GlobalAveragePooling2D()(x)))
+    images = np.random.default_rng(0).random((64, 16, 16, 1), dtype=np.float32)
+    calibration = CalibrationSet(images, np.zeros(64, dtype=np.int64), seed=0)
+    return model, ConversionSession(model, calibration, Int8Settings())

@@ -193,26 +193,6 @@ def test_every_runtime_extra_is_declared_and_installs_its_library():
         assert named & wanted, f"{name}: extra '{entry.extra}' installs none of {wanted}"
 
 
-@pytest.fixture(scope="module")
-def conversion_session():
-    """A small seeded Keras CNN, calibration images, and the export's conversion session."""
-    from edgeconv._lazy import keras
-    from edgeconv.export.convert import ConversionSession
-    from edgeconv.quant.calibration import CalibrationSet
-    from edgeconv.quant.settings import Int8Settings
-
-    k = keras()
-    k.utils.set_random_seed(0)
-    inputs = k.Input((16, 16, 1))
-    x = k.layers.Conv2D(8, 3, activation="relu")(inputs)
-    x = k.layers.Conv2D(8, 3, activation="relu")(k.layers.MaxPooling2D()(x))
-    # functional, as the zoo builds them (tf2onnx fails on a Keras 3 Sequential model)
-    model = k.Model(inputs, k.layers.Dense(4)(k.layers.GlobalAveragePooling2D()(x)))
-    images = np.random.default_rng(0).random((64, 16, 16, 1), dtype=np.float32)
-    calibration = CalibrationSet(images, np.zeros(64, dtype=np.int64), seed=0)
-    return model, ConversionSession(model, calibration, Int8Settings())
-
-
 def _format_precisions():
     for name in EXPORT_FORMATS:
         for precision in FORMATS[name].precisions:

@@ -25,6 +25,7 @@ import pytest
 from edgeconv.errors import EdgeconvError
 from edgeconv.export import intake
 from edgeconv.export.intake import take_in
+from tests.test_own_model import BLOCK_TF
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
 RESNET_INT8 = SHARED / "mlcommons-tiny" / "pretrainedResnet_quant.tflite"
@@ -369,24 +370,11 @@ def test_a_child_that_crashes_is_one_line(tmp_path, monkeypatch):
     assert not leftovers(tmp_path / "w")
 
 
-# Installed in the probe child through PYTHONPATH: logs and refuses any TensorFlow import.
-_NO_TF_SITE = """
-import os, sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras", "tf2onnx", "tf_keras"):
-            with open(os.environ["EDGECONV_BLOCK_LOG"], "a") as log:
-                log.write(name + "\\n")
-            raise ImportError("blocked for this test: " + name)
-        return None
-sys.meta_path.insert(0, Block())
-"""
-
 
 def test_the_onnx_probe_never_imports_tensorflow(tmp_path, monkeypatch):
     site = tmp_path / "site"
     site.mkdir()
-    (site / "sitecustomize.py").write_text(_NO_TF_SITE)
+    (site / "sitecustomize.py").write_text(BLOCK_TF)  # logs and refuses any TensorFlow import
     log = tmp_path / "blocked.log"
     monkeypatch.setenv("PYTHONPATH", str(site))
     monkeypatch.setenv("EDGECONV_BLOCK_LOG", str(log))

@@ -28,7 +28,7 @@ RESNET_INT8 = SHARED / "mlcommons-tiny" / "pretrainedResnet_quant.tflite"
 
 # Run edgeconv with TensorFlow, Keras and tf2onnx unimportable; every attempt is logged to
 # the file in EDGECONV_BLOCK_LOG, so a caught ImportError cannot hide one.
-NO_TF = """
+BLOCK_TF = """
 import os, sys
 class Block:
     def find_spec(self, name, path=None, target=None):
@@ -38,6 +38,8 @@ class Block:
             raise ImportError("blocked for this test: " + name)
         return None
 sys.meta_path.insert(0, Block())
+"""
+NO_TF = BLOCK_TF + """
 from edgeconv.cli import app
 app(args=sys.argv[1:], prog_name="edgeconv")
 """

@@ -325,27 +325,13 @@ def test_importing_runtimes_loads_no_engine():
     assert runtime_versions()["tflite-micro"]
 
 
-def test_onnx_int8_is_not_saturated(tmp_path):
+def test_onnx_int8_is_not_saturated(conversion_session, tmp_path):
     """An int8 QDQ file runs in onnxruntime with its own arithmetic: on an x86 CPU without
     VNNI the fused u8s8 kernels saturate (35% of the output scale off, measured on an AVX2
     EPYC), so edgeconv runs the graph unfused there and says so; elsewhere fused."""
-    pytest.importorskip("tensorflow")
-    from edgeconv._lazy import keras
-    from edgeconv.export.convert import ConversionSession
-    from edgeconv.quant.calibration import CalibrationSet
-    from edgeconv.quant.settings import Int8Settings
-    from edgeconv.runtimes import open_runtime
     from edgeconv.runtimes.onnxrt import UNFUSED_QDQ_NOTE, _fused_int8_saturates
 
-    k = keras()
-    k.utils.set_random_seed(0)
-    inputs = k.Input((16, 16, 1))
-    x = k.layers.Conv2D(8, 3, activation="relu")(inputs)
-    x = k.layers.Conv2D(8, 3, activation="relu")(k.layers.MaxPooling2D()(x))
-    model = k.Model(inputs, k.layers.Dense(4)(k.layers.GlobalAveragePooling2D()(x)))
-    images = np.random.default_rng(0).random((64, 16, 16, 1), dtype=np.float32)
-    session = ConversionSession(model, CalibrationSet(images, np.zeros(64, np.int64), seed=0),
-                                Int8Settings())
+    model, session = conversion_session  # test_contracts' small CNN and its session
     for precision in ("fp32", "int8"):
         path = tmp_path / f"m_{precision}.onnx"
         path.write_bytes(session.make("onnx", precision).content)

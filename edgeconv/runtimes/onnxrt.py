@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import mmap
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -83,6 +86,7 @@ class OnnxRuntime(Runtime):
         self._session = None
 
 
+@functools.lru_cache(maxsize=1)
 def _fused_int8_saturates() -> bool:
     """An x86-64 CPU without VNNI (see UNFUSED_QDQ_NOTE); False where it cannot be told."""
     import platform
@@ -102,7 +106,10 @@ def _has_qdq(path: Path) -> bool:
     """Whether the graph holds QuantizeLinear nodes (op types are plain strings in the
     protobuf; the file was checked whole before any runtime opens it)."""
     with open(path, "rb") as fh:
-        return b"QuantizeLinear" in fh.read()
+        if os.fstat(fh.fileno()).st_size == 0:
+            return False
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:  # not read whole
+            return mapped.find(b"QuantizeLinear") != -1
 
 
 def _provider_names(given: str | Sequence[str] | None, available: list[str]) -> list[str]:
