@@ -24,21 +24,27 @@ PRECISIONS: dict[str, str] = {
     "fp16": "float16 weights, float32 compute",
     "dynamic": "int8 weights, float activations (dynamic-range quantisation)",
     "int8": "full-integer int8 weights and activations, calibrated",
+    # 16x8: what CMSIS-NN, TFLite Micro and Ethos-U run when int8 activations lose too much
+    "int16x8": "full-integer int16 activations with int8 weights (16x8), calibrated",
 }
 FLOAT = "fp32"  # the reference precision every other file is compared with
 # Precisions that need calibration images (a representative dataset).
-CALIBRATED = frozenset({"int8"})
+CALIBRATED = frozenset({"int8", "int16x8"})
+# The integer precision the `--max-drop` search starts from, and the one it widens layers to
+# before any layer is left float (edgeconv.export.budget).
+INT8, WIDE = "int8", "int16x8"
 
 
 @dataclass(frozen=True)
 class Format:
     """A model file format.
 
-    `converter(session, precision, keep_float) -> Converted` makes a file of this format from
-    the export's ConversionSession (edgeconv.export.convert: the file's bytes, the options the
-    manifest records, the int8 boundary where only the graph says it); `keep_float` names
-    layers an int8 file leaves float. `layer_errors(source, int8: bytes) -> LayerErrors`
-    measures each quantised layer of an int8 file against the float model that `source`
+    `converter(session, precision, keep_float, wide) -> Converted` makes a file of this
+    format from the export's ConversionSession (edgeconv.export.convert: the file's bytes,
+    the options the manifest records, the int8 boundary where only the graph says it);
+    `keep_float` names layers an int8 file leaves float, `wide` layers it gives int16
+    activations (int16x8). `layer_errors(source, content: bytes, precision) -> LayerErrors`
+    measures each quantised layer of an integer file against the float model that `source`
     (edgeconv.quant.layers.FloatSource) gives; edgeconv.quant.layers.layer_errors dispatches
     to it. `validator(data: bytes)` raises ValueError (or struct.error / IndexError) when the
     bytes are not a whole file of this format. Each is a "module:function" string, imported
@@ -66,13 +72,14 @@ class Format:
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("keras", "Keras", ".keras", (FLOAT,), "Keras 3 model (the float reference)",
            exported=False),
-    Format("tflite", "TFLite", ".tflite", ("fp32", "fp16", "dynamic", "int8"),
+    Format("tflite", "TFLite", ".tflite", ("fp32", "fp16", "dynamic", "int8", "int16x8"),
            "TensorFlow Lite flatbuffer (LiteRT, TFLite Micro)",
            converter="edgeconv.export.convert:make_tflite",
            layer_errors="edgeconv.quant.tflite_debug:layer_errors",
            validator="edgeconv.bench.validate:check_tflite",
            precision_reader="edgeconv.export.probe:tflite_precision"),
-    Format("onnx", "ONNX", ".onnx", ("fp32", "int8"), "ONNX graph (int8 as QDQ), onnxruntime",
+    Format("onnx", "ONNX", ".onnx", ("fp32", "int8", "int16x8"),
+           "ONNX graph (integer precisions as QDQ), onnxruntime",
            converter="edgeconv.export.convert:make_onnx",
            layer_errors="edgeconv.quant.onnx_debug:layer_errors",
            validator="edgeconv.bench.validate:check_onnx",

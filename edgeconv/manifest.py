@@ -20,19 +20,42 @@ from typing import Any
 
 from edgeconv import _atomic
 from edgeconv.errors import EdgeconvError
+from edgeconv.files import open_regular
 from edgeconv.formats import FORMATS, PRECISIONS, USER_FILE_KINDS
+from edgeconv.onnx_external import MAX_DATA_FILES
+from edgeconv.quant.output_parity import OUTPUT_PARITY  # stdlib only at its top
 from edgeconv.records import (
-    COUNT, FRACTION, FRACTION_INTERVAL, MAX_MODEL_BYTES, MODEL_OPTIONS, NAME, PREPROCESSING,
-    SEED, SHA256, TEXT, VERSUS_FLOAT, check_version, read_json,
+    COUNT,
+    FRACTION,
+    FRACTION_INTERVAL,
+    MAX_MODEL_BYTES,
+    MODEL_OPTIONS,
+    NAME,
+    PREPROCESSING,
+    SEED,
+    SHA256,
+    TEXT,
+    VERSUS_FLOAT,
+    check_version,
+    read_json,
 )
 from edgeconv.records import MANIFEST_SCHEMA as SCHEMA_VERSION
 from edgeconv.schema import (
-    Bool, DictOf, Each, Int, ListOf, Num, Obj, Opt, RelPath, SchemaError, Spec, Str, contained,
+    Bool,
+    DictOf,
+    Each,
+    Int,
+    ListOf,
+    Num,
+    Obj,
+    Opt,
+    RelPath,
+    SchemaError,
+    Spec,
+    Str,
+    contained,
     validate,
 )
-from edgeconv.files import open_regular
-from edgeconv.onnx_external import MAX_DATA_FILES
-from edgeconv.quant.output_parity import OUTPUT_PARITY  # stdlib only at its top
 from edgeconv.zoo._registry import MAX_SIDE
 
 MANIFEST = "manifest.json"
@@ -298,6 +321,7 @@ MADE_WITH = Obj({
     "per_channel": Opt(Bool()), "float_io": Opt(Bool()), "opset": Opt(Int(1, 1000)),
     "calibration": Opt(Obj({"samples": Opt(COUNT), "split": Opt(Str(max_len=100)),
                             "seed": Opt(SEED), "method": Opt(Str(max_len=100))})),
+    "quantizer": Opt(Str(max_len=100)),  # who quantised it, where not the format's converter
     "accuracy_budget": Opt(Obj()),
 })
 ARTIFACT = Obj({

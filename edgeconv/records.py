@@ -37,6 +37,7 @@ RESULTS_SCHEMA = 1
 TRAIN_SCHEMA = 1
 RESULTS = "results.json"
 TRAIN = "train.json"
+TEST_WRONG = "test_wrong"  # train.json: indices of the test images the best checkpoint misses
 
 STATUSES = ("ok", "unsupported", "failed")
 # Where a row's latency was measured: on the target itself, on this host for a target it
@@ -44,8 +45,10 @@ STATUSES = ("ok", "unsupported", "failed")
 # reference kernels"), or emulated: on an emulated Linux board (qemu user mode: ~100x slower
 # than the board; never a board time), or a microcontroller's firmware on an emulated
 # Cortex-M (qemu system mode: instructions counted, no time at all; the row's estimate_ms
-# turns them into an estimated board latency, and latency_ms stays empty).
-TIMED_ON = ("target", "host", "emulated")
+# turns them into an estimated board latency, and latency_ms stays empty), or estimated:
+# nothing ran, a compiler's performance model gave the figures (an Ethos-U NPU row, Vela's
+# estimate in its `npu` record; latency_ms stays empty).
+TIMED_ON = ("target", "host", "emulated", "estimated")
 # What a row's peak_rss_bytes covers: "runtime", the child's peak after the runtime loaded
 # the file and ran the timed runs, before any test image was read (the accuracy pass's
 # images and outputs are the harness's, not the runtime's); "process", the whole child up to
@@ -228,6 +231,10 @@ class BenchRow:
     ops: list[dict[str, Any]] | None = None
     # the firmware's outputs against LiteRT's reference kernels on the same inputs
     reference_parity: dict[str, Any] | None = None
+    # --- an Ethos-U NPU row (edgeconv.npu; timed_on "estimated"): the Vela compile's
+    # configuration, cycles, latency at the NPU clock, SRAM / flash, where each operator runs
+    # and why, per-layer cycles, and the CPU-fallback operators' cost (records.NPU)
+    npu: dict[str, Any] | None = None
     # notes a reader acts on, each with its kind (NOTE_KINDS); `notes` holds the others
     caveats: list[Note] = field(default_factory=list)
 
@@ -292,6 +299,23 @@ MCU = Obj({"core": NAME, "kernels": NAME, "machine": Opt(NAME), "tree": Opt(TEXT
 OP = Obj({"index": COUNT, "op": NAME, "instructions": COUNT, "share": FRACTION,
           "macs": Opt(COUNT), "instructions_per_mac": Opt(Num(min=0))},
          required=("index", "op", "instructions"))
+PLACEMENT = Obj({"index": COUNT, "op": NAME, "output": Opt(Str(max_len=4096)),
+                 "on": Str(choices=("NPU", "CPU")), "reason": Opt(TEXT)},
+                required=("index", "op", "on"))
+LAYER = Obj({"original_op": NAME, "npu_op": NAME, "cycles": COUNT, "macs": COUNT,
+             "name": Opt(Str(max_len=4096)), "on": Opt(Str(choices=("NPU", "CPU")))},
+            required=("original_op", "npu_op", "cycles"))
+NPU = Obj({"accelerator": NAME, "system_config": NAME, "memory_mode": NAME,
+           "clock_mhz": Num(min=0), "vela": Opt(NAME), "cycles_total": COUNT,
+           "cycles_npu": Opt(COUNT), "latency_ms": Num(min=0), "sram_bytes": COUNT,
+           "flash_bytes": COUNT, "dram_bytes": Opt(COUNT), "macs": Opt(COUNT),
+           "compiled_bytes": Opt(COUNT), "summary_file": Opt(TEXT),
+           "summary": Opt(DictOf(Str(max_len=1000))), "npu_ops": Opt(COUNT),
+           "cpu_ops": Opt(COUNT), "placement": Opt(ListOf(PLACEMENT, max_len=100_000)),
+           "layers": Opt(ListOf(LAYER, max_len=100_000)), "compile_seconds": Opt(Num(min=0)),
+           "basis": Opt(TEXT), "cpu_fallback": Opt(Obj())},
+          required=("accelerator", "system_config", "memory_mode", "clock_mhz",
+                    "cycles_total", "latency_ms", "sram_bytes", "flash_bytes"))
 NOTE = Obj({"kind": Str(max_len=100, pattern="[a-z][a-z0-9-]*",
                         expected="a note kind like no-firmware"), "text": TEXT},
            required=("kind", "text"))
@@ -315,6 +339,7 @@ ROW = Obj({
     "mcu": Opt(MCU), "estimate_ms": Opt(ESTIMATE), "ram_bytes": Opt(COUNT),
     "stack_bytes": Opt(COUNT), "ops": Opt(ListOf(OP, max_len=100_000)),
     "reference_parity": Opt(PARITY), "caveats": ListOf(NOTE, max_len=1000),
+    "npu": Opt(NPU),
 }, required=_ROW_REQUIRED)
 # What report and gate read of where a bench ran; the rest (the whole target, versions) is
 # kept as written. `config` (how the bench was run) is a record for people: an object.
@@ -448,6 +473,11 @@ class TrainRecord:
     test_accuracy: float | None
     history: list[EpochRecord]
     directory: Path
+    # --train-samples (None: every training image), and the test split image by image: its
+    # size and the indices the model gets wrong (None: a train.json from before they were kept)
+    train_samples: int | None = None
+    test_images: int | None = None
+    test_wrong: tuple[int, ...] | None = None
 
     @property
     def epoch_seconds(self) -> list[float]:
@@ -462,6 +492,7 @@ TRAIN_DOC = Obj({
                    "seed": SEED}, required=("dataset", "seed")),
     "preprocessing": PREPROCESSING, "epochs_run": COUNT, "best_epoch": COUNT,
     "test_accuracy": Opt(FRACTION), "history": ListOf(EPOCH),
+    TEST_WRONG: Opt(ListOf(COUNT, max_len=10_000_000)),
 }, required=("model", "model_options", "config", "preprocessing", "epochs_run", "best_epoch"))
 
 
@@ -484,4 +515,21 @@ def load_train(path: str | os.PathLike[str]) -> TrainRecord:
                        best_epoch=data["best_epoch"],
                        test_accuracy=None if test is None else float(test),
                        history=[epoch_record(h) for h in data.get("history", [])],
-                       directory=path.parent)
+                       directory=path.parent, train_samples=_train_samples(data),
+                       test_images=_test_images(data),
+                       test_wrong=None if data.get(TEST_WRONG) is None
+                       else tuple(data[TEST_WRONG]))
+
+
+def _train_samples(data: dict[str, Any]) -> int | None:
+    value = data["config"].get("train_samples")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _test_images(data: dict[str, Any]) -> int | None:
+    """The test split's size from train.json's dataset summary (None when it has none)."""
+    try:
+        value = data["dataset"]["splits"]["test"]["count"]
+    except (KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

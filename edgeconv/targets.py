@@ -5,8 +5,9 @@ add targets or override shipped ones of the same name.
 A target says what runs there (runtimes, in order of preference: a file runs in the first
 that reads its format), threads, what it is (`kind`) and, for a microcontroller, the SRAM /
 flash budgets, its Arm core (`core`: the firmware path builds TFLite Micro for it and runs
-it in an emulator, edgeconv.mcu) and the kernel sets it runs (`kernels`, default
-cmsis-nn). A microcontroller without a core (esp32s3's Xtensa) has no firmware path.
+it in an emulator, edgeconv.mcu), the kernel sets it runs (`kernels`, default
+cmsis-nn) and its Ethos-U NPU, if any (`[npu]`: the bench compiles for it with Vela,
+edgeconv.npu). A microcontroller without a core (esp32s3's Xtensa) has no firmware path.
 
 Older target files may still carry `[runtime] flash_overhead_bytes / _source` (a 22 KB guess
 at TFLM's code size): they load, the values are ignored, and the target keeps a note saying
@@ -36,6 +37,7 @@ from edgeconv.bench.ssh_rules import NAMED_FILE, WORKING_DIR, check_host, check_
 from edgeconv.files import read_regular, show_path
 from edgeconv.errors import EdgeconvError, did_you_mean
 from edgeconv.mcu.cores import CORES, KERNEL_SETS
+from edgeconv.npu.config import ACCELERATORS
 from edgeconv.runtimes.registry import runtime_names
 from edgeconv.schema import Each, Int, ListOf, Num, Obj, Rule, SchemaError, Spec, Str, validate
 
@@ -120,6 +122,9 @@ class Target:
     core: str | None = None
     kernels: tuple[str, ...] = ()
     host: str | None = None  # user@board for a board reached over SSH
+    # An MCU's Ethos-U NPU ([npu]: accelerator, system_config, memory_mode, clock_mhz; see
+    # edgeconv.npu.config): the bench compiles int8 files for it with Vela. None: no NPU.
+    npu: dict[str, Any] | None = None
     aliases: tuple[str, ...] = ()
     source: str = ""  # the file it was read from
     extra: dict[str, Any] = field(default_factory=dict)  # ssh_options, remote_edgeconv
@@ -184,6 +189,15 @@ def target_spec(runtimes: tuple[str, ...] | list[str]) -> Obj:
         "kernels": ListOf(Str(choices=KERNEL_SETS), min_len=1, max_len=len(KERNEL_SETS),
                           unique=True),
         "budgets": Obj({"sram_bytes": size(1), "flash_bytes": size(1)}, closed=True),
+        "npu": Obj({"accelerator": Str(choices=ACCELERATORS),
+                    "system_config": Str(pattern=r"[A-Za-z0-9_]{1,100}",
+                                         expected="a system configuration of Vela's vela.ini"),
+                    "memory_mode": Str(pattern=r"[A-Za-z0-9_]{1,100}",
+                                       expected="a memory mode of Vela's vela.ini"),
+                    "clock_mhz": Each((Num(0, 100_000),
+                                       Rule(lambda v: v > 0, "a number of MHz > 0")))},
+                   required=("accelerator", "system_config", "memory_mode", "clock_mhz"),
+                   closed=True),
         # older files: accepted and ignored (module docstring)
         "runtime": Obj({"flash_overhead_bytes": size(0),
                         "flash_overhead_source": text}, closed=True),
@@ -250,8 +264,10 @@ def _read(file: Path, origin: str) -> Target:
                             f"{' and '.join(FIT_BUDGETS)}")
     if ("core" in data or "kernels" in data) and kind != "mcu":
         raise EdgeconvError(f"{shown}: core and kernels are for an mcu target, not {kind}")
+    if "npu" in data and kind != "mcu":
+        raise EdgeconvError(f"{shown}: [npu] is for an mcu target, not {kind}")
     if "kernels" in data and "core" not in data:
-        raise EdgeconvError(f"{shown}: kernels need a core (cortex-m4, cortex-m7): without one"
+        raise EdgeconvError(f"{shown}: kernels need a core ({', '.join(CORES)}): without one"
                             " no firmware is built")
     notes = tuple(f"{shown}: [runtime] {key} is ignored (flash is the linked firmware's"
                   " size, edgeconv.mcu)" for key in _OLD_RUNTIME_KEYS if key in runtime)
@@ -280,4 +296,5 @@ def _read(file: Path, origin: str) -> Target:
         sram_bytes=budgets.get("sram_bytes"), flash_bytes=budgets.get("flash_bytes"),
         core=data.get("core"),
         kernels=tuple(data.get("kernels", DEFAULT_KERNELS)) if "core" in data else (),
+        npu=dict(data["npu"]) if "npu" in data else None,
         source=str(file), extra=extra, toml_text=text, notes=notes)

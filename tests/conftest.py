@@ -10,6 +10,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Tables off a terminal follow COLUMNS (edgeconv.render): the tests read them at one known
 # width, whatever the shell that runs them says; tests/test_tables.py sets its own.
 os.environ["COLUMNS"] = "200"
+# Every conversion a test makes is made, not reused from the user's conversion cache
+# (edgeconv.export.conversion_cache); tests/test_conversion_cache.py sets its own folder.
+os.environ["EDGECONV_CONVERSION_CACHE"] = "off"
 
 
 @pytest.fixture(scope="session")

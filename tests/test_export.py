@@ -282,7 +282,9 @@ def test_untrained_export_measures_a_test_subset_and_bench_uses_the_same(benched
     (["export", "mobilenett"], "did you mean 'mobilenet'"),
     (["export", "fcn-mnist", "--formats", "tflite,pb"], "unknown format 'pb'"),
     (["export", "fcn-mnist", "--fp16", "--formats", "onnx"], "--fp16 and --dynamic are TFLite"),
-    (["export", "fcn-mnist", "--float-io"], "--max-drop apply to int8; add --int8"),
+    (["export", "fcn-mnist", "--float-io"], "apply to int8 and int16x8; add --int8"),
+    (["export", "fcn-mnist", "--int16x8", "--max-drop", "1"], "--max-drop applies to int8"),
+    (["export", "fcn-mnist", "--int8", "--allow-float"], "--allow-float lets --max-drop"),
     (["export", "fcn-mnist", "--int8", "--calibration-method", "kl"],
      "unknown calibration method 'kl'"),
     (["export", "fcn-mnist", "--int8", "--calibration-samples", "0"], "must be > 0"),
@@ -416,7 +418,7 @@ def test_interrupted_export_leaves_nothing_the_manifest_vouches_for(fcn, tmp_pat
         manifest.verified_path(a)
 
 
-def test_max_drop_keeps_the_worst_layers_float_until_the_budget_holds(tmp_path):
+def test_max_drop_widens_the_worst_layers_until_the_budget_holds(tmp_path):
     out = tmp_path / "budget"
     # Random weights sit near every decision boundary: plain int8 loses ~2 points on the
     # whole test split (an untrained export measures 32 images unless told otherwise).
@@ -429,7 +431,9 @@ def test_max_drop_keeps_the_worst_layers_float_until_the_budget_holds(tmp_path):
     for fmt in ("tflite", "onnx"):
         int8 = artifact(manifest, fmt, "int8")
         budget = int8["options"]["accuracy_budget"]
-        assert budget["met"] is True and budget["kept_float"], fmt
+        # integer first: the blamed layers at int16x8, none float without --allow-float
+        assert budget["met"] is True and budget["int16x8_layers"], fmt
+        assert budget["kept_float"] == [], fmt
         assert budget["plain_int8"]["accuracy"] < manifest["float_accuracy"] - 0.005, fmt
         assert int8["accuracy"] >= manifest["float_accuracy"] - 0.005, fmt
         # The file on disk is the one measured: its own runtime agrees with the manifest.
@@ -439,7 +443,7 @@ def test_max_drop_keeps_the_worst_layers_float_until_the_budget_holds(tmp_path):
         labels = prepared_data(manifest).test.y
         assert len(labels) == 359 and "test_subset" not in manifest["dataset"]
         assert np.mean(outputs.argmax(1) == labels) == pytest.approx(int8["accuracy"])
-    assert "layer(s) in float to meet --max-drop 0.5" in " ".join(data["notes"])
+    assert "layer(s) at int16x8 to meet --max-drop 0.5" in " ".join(data["notes"])
 
 
 def test_quant_report_ranks_layers_by_error(fcn):

@@ -124,8 +124,14 @@ def test_old_target_files_with_the_flash_guess_still_load(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ('kind = "mcu"\nruntimes = ["tflite-micro"]\ncore = "cortex-m33"\n'
+    ('kind = "mcu"\nruntimes = ["tflite-micro"]\ncore = "cortex-m85"\n'
      '[budgets]\nsram_bytes = 1\nflash_bytes = 2\n', "core must be one of"),
+    ('kind = "host"\nruntimes = ["litert"]\n[npu]\naccelerator = "ethos-u55-128"\n'
+     'system_config = "Ethos_U55_High_End_Embedded"\nmemory_mode = "Shared_Sram"\n'
+     'clock_mhz = 400\n', "\\[npu\\] is for an mcu target"),
+    ('kind = "mcu"\nruntimes = ["tflite-micro"]\n[budgets]\nsram_bytes = 1\nflash_bytes = 2\n'
+     '[npu]\naccelerator = "ethos-u55-128"\nsystem_config = "X"\nmemory_mode = "Y"\n',
+     "clock_mhz"),
     ('kind = "host"\nruntimes = ["litert"]\ncore = "cortex-m4"\n', "for an mcu target"),
     ('kind = "mcu"\nruntimes = ["tflite-micro"]\nkernels = ["cmsis-nn"]\n'
      '[budgets]\nsram_bytes = 1\nflash_bytes = 2\n', "kernels need a core"),

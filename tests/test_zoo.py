@@ -6,11 +6,21 @@ from edgeconv.zoo.analyze import inspect_by_name
 from edgeconv.errors import EdgeconvError
 from edgeconv.zoo import build, get_spec, list_models, resolve_options
 
-ALL_FACTS = [(spec.name, fact) for spec in list_models() for fact in spec.facts]
+# Seconds each to build: their generic checks run with the `reference` marker (CI runs it).
+DEEP = {"resnet101", "resnet152", "xception"}
+
+
+def _marked(name: str, *values):
+    return pytest.param(*values, marks=pytest.mark.reference) if name in DEEP else values
+
+
+ALL_FACTS = [_marked(spec.name, spec.name, fact) for spec in list_models()
+             for fact in spec.facts]
 
 
 @pytest.mark.parametrize("name,fact", ALL_FACTS,
-                         ids=[f"{n}-{f.quantity}-{f.value}" for n, f in ALL_FACTS])
+                         ids=[f"{spec.name}-{f.quantity}-{f.value}" for spec in list_models()
+                              for f in spec.facts])
 def test_every_article_figure_is_reproduced(name, fact):
     report = inspect_by_name(name, **fact.options)
     measured = report.stats.params if fact.quantity == "params" else report.stats.macs
@@ -93,7 +103,8 @@ def test_mobilenets_equal_keras_applications(ours, theirs, alpha, shape, classes
     assert _architecture(model) == _architecture(reference)
 
 
-@pytest.mark.parametrize("spec", list_models(), ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", [_marked(s.name, s) if s.name in DEEP else s
+                                  for s in list_models()], ids=lambda s: s.name)
 def test_layer_names_are_deterministic_and_unique(spec):
     opts = resolve_options(spec)
     first = [l.name for l in build(spec, opts).layers]
@@ -103,7 +114,8 @@ def test_layer_names_are_deterministic_and_unique(spec):
     assert not any(n.startswith(("conv2d", "dense", "batch_normalization")) for n in first)
 
 
-SMALL_SIZES = [s for s in list_models() if s.min_size > 1 and s.fixed_size is None]
+SMALL_SIZES = [_marked(s.name, s) if s.name in DEEP else s
+               for s in list_models() if s.min_size > 1 and s.fixed_size is None]
 
 
 @pytest.mark.parametrize("spec", SMALL_SIZES, ids=lambda s: s.name)
@@ -157,4 +169,4 @@ def test_unknown_model_suggests_a_close_match():
         get_spec("mobilnet")
     assert str(err.value) == "unknown model 'mobilnet'; did you mean 'mobilenet'?"
     with pytest.raises(EdgeconvError, match="see `edgeconv models`"):
-        get_spec("resnet-zzz")
+        get_spec("foonet-zzz")

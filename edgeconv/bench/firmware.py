@@ -79,12 +79,17 @@ def tree_for(kernels: str, given: str | None) -> str | None:
 # --- which rows are this executor's -----------------------------------------------------
 
 
+# What the firmware runs: integer files (CMSIS-NN has s8 and s16 kernels), and a bare file
+# that does not say (its ops decide when it is read).
+FIRMWARE_PRECISIONS = ("int8", "int16x8", None)
+
+
 def takes(planned: PlannedRow, target: Target) -> bool:
-    """Does this planned row run on the target's core: a measured int8 (or bare) .tflite on
-    an MCU target with an Arm core."""
+    """Does this planned row run on the target's core: a measured integer (int8, int16x8)
+    or bare .tflite on an MCU target with an Arm core."""
     artifact = planned.artifact
     return (target.kind_info.fit and target.core is not None and planned.measured
-            and artifact.format == "tflite" and artifact.precision in ("int8", None))
+            and artifact.format == "tflite" and artifact.precision in FIRMWARE_PRECISIONS)
 
 
 def refusal(planned: PlannedRow, target: Target) -> str | None:
@@ -95,7 +100,8 @@ def refusal(planned: PlannedRow, target: Target) -> str | None:
     if target.core is None:
         return f"{target.name} has no Arm core the emulator models"
     artifact = planned.artifact
-    return f"the firmware runs int8 .tflite files, this is {artifact.precision or artifact.format}"
+    return (f"the firmware runs int8 and int16x8 .tflite files, this is"
+            f" {artifact.precision or artifact.format}")
 
 
 def no_firmware(reason: str) -> Note:
@@ -181,7 +187,7 @@ def _rows_of(planned: PlannedRow, host: BenchRow, target: Target, config: BenchC
         missing = unavailable(target, kernels, tree)
         rows.append(_without_firmware(host, target, missing) if missing else
                     _firmware_row(host, target, kernels, planned, work, tree,
-                                  config.timeout, progress))
+                                  config.timeout, progress, config.tflm_subset))
     return rows
 
 
@@ -195,7 +201,7 @@ def _without_firmware(host: BenchRow, target: Target, reason: str) -> BenchRow:
 
 def _firmware_row(host: BenchRow, target: Target, kernels: str, planned: PlannedRow,
                   work: Workspace, tree: str | None, timeout: float,
-                  progress: Progress | None) -> BenchRow:
+                  progress: Progress | None, subset: str | None = None) -> BenchRow:
     """The firmware's row for one kernel set: `planned`'s file (the private copy) run in the
     firmware, with the host's accuracy and arena; where the firmware fails, the host's
     figures with a caveat saying so."""
@@ -211,7 +217,7 @@ def _firmware_row(host: BenchRow, target: Target, kernels: str, planned: Planned
         run = run_firmware(artifact.loaded, core=target.core, kernels=kernels,
                            inputs=[inputs[i:i + 1] for i in range(len(inputs))]
                            if inputs is not None else None, tree=tree_for(kernels, tree),
-                           progress=progress, label=row.artifact)
+                           progress=progress, label=row.artifact, subset=subset)
     except EdgeconvError as exc:
         row.caveats.append(no_firmware(f"the firmware did not run ({exc})"))
         fit_on_host(row, target)

@@ -2,7 +2,9 @@
 executors, write results.json. Here: the host executor (`local.bench_here`) measures every
 row, and on an MCU target with an Arm core the firmware executor (`firmware.bench_firmware`)
 makes the rows of those the core takes, which stand in the results where the host's row
-would (`_bench_here`). On a board: the SSH executor (`remote.bench_over_ssh`). With
+would (`_bench_here`), and on a target with an Ethos-U NPU the NPU executor
+(`npu.bench_npu`) adds each .tflite's Vela row after them. On a board: the SSH executor
+(`remote.bench_over_ssh`). With
 `emulated`, the board is the emulated one standing in for the target (edgeconv.board),
 started for this bench on a loopback port and stopped at its end: the same SSH path.
 
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeconv import __version__, _atomic
-from edgeconv.bench import firmware, local
+from edgeconv.bench import firmware, local, npu
 from edgeconv.bench.plan import BenchConfig, Plan, PlannedRow, collect, emulation, make_plan
 from edgeconv.errors import EdgeconvError, did_you_mean
 from edgeconv.formats import resolve
@@ -57,6 +59,7 @@ def run_bench(config: BenchConfig, progress: Progress | None = None) -> BenchRep
                                 f"{did_you_mean(config.runtime, target.runtimes)}")
     if host is None and board is None and kind.reachable:
         resolve(kind.reachable)(target, config)
+    npu.check_target(target)  # [npu] names Vela does not know: one line, before any work
     if config.outputs_dir is not None:  # the board's side of an SSH bench
         _atomic.check_output_dir(config.outputs_dir, "--outputs-dir")
         Path(config.outputs_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -97,8 +100,14 @@ def _bench_here(plan: Plan, config: BenchConfig, progress: Progress, scratch: Pa
     routed = [n for n, planned in enumerate(plan.rows) if firmware.takes(planned, plan.target)]
     made = dict(zip(routed, firmware.bench_firmware(
         [(plan.rows[n], measured[n]) for n in routed], plan.target, config, work, progress)))
+    # a target with an Ethos-U: each .tflite's NPU row (Vela) after its rows on the core,
+    # whose per-operator counts cost the operators Vela leaves to the CPU
+    to_npu = [n for n, planned in enumerate(plan.rows) if npu.takes(planned, plan.target)]
+    compiled = dict(zip(to_npu, npu.bench_npu(
+        [(plan.rows[n], made.get(n, [measured[n]])) for n in to_npu], plan.target, config,
+        progress)))
     rows = [(planned, row) for n, planned in enumerate(plan.rows)
-            for row in made.get(n, [measured[n]])]
+            for row in [*made.get(n, [measured[n]]), *([compiled[n]] if n in compiled else [])]]
     _add_macs(rows)
     load_after = local.load_average()
     busy = load_note(load_before, load_after, os.cpu_count())

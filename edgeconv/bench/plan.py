@@ -83,6 +83,9 @@ class BenchConfig:
     # The TFLite Micro source tree (folder or .tgz) MCU firmware is built from (default:
     # EDGECONV_TFLM_TREE, then edgeconv.mcu's own defaults).
     tflm_tree: str | None = None
+    # Build MCU firmware libraries from a named subset of the tree (edgeconv.mcu.subset):
+    # the same firmware for the models the subset covers, a quicker first build (tests, CI)
+    tflm_subset: str | None = None
     # --custom-objects: a Python file of the user's registering custom Keras layers, run in
     # the Keras reference row's child (edgeconv.bench.child.Job.custom_objects)
     custom_objects: str | None = None
@@ -330,7 +333,22 @@ def make_plan(artifacts: list[Artifact], target: Target, config: BenchConfig) ->
             and config.runtime is None
         counts = threads if get_runtime(runtime).threaded else (None,)
         rows.extend(PlannedRow(artifact, runtime, count, optional=optional) for count in counts)
-    return Plan(target, rows)
+    return Plan(target, rows, notes=_kernel_notes(rows, target))
+
+
+def _kernel_notes(rows: list[PlannedRow], target: Target) -> list[str]:
+    """One line per operator a file would fail to load or run on a slow kernel in its row's
+    runtime (edgeconv.kernels), once per file and runtime."""
+    from edgeconv.kernels import runtime_notes
+
+    cmsis_nn = "cmsis-nn" in (target.kernels or ("cmsis-nn",))
+    notes: list[str] = []
+    for label, copy, fmt, runtime in dict.fromkeys(
+            (r.artifact.label, r.artifact.copy, r.artifact.format, r.runtime) for r in rows
+            if r.measured and r.artifact.copy is not None):
+        notes += [f"{label}: {runtime}: {note}"
+                  for note in runtime_notes(copy, fmt, runtime, cmsis_nn=cmsis_nn)]
+    return notes
 
 
 def dataset_spec(manifest: Manifest, data: str | None, data_dir: str | None,

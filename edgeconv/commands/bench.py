@@ -190,9 +190,12 @@ def _mcu_output(title: str, report, out: Path | None, wide: bool) -> None:
     each said once for the rows it holds for (the one fix for a missing toolchain, not
     one per row)."""
     from edgeconv.bench.firmware import by_op_type
+    from edgeconv.commands._npu_table import is_npu_row, npu_output
     from edgeconv.records import HOST_TIME, NO_FIGURE, NO_FIRMWARE
 
-    results = report.results
+    # a target with an Ethos-U: its NPU rows (Vela's estimate) get their own table below
+    npu_rows = [r for r in report.results if is_npu_row(r)]
+    results = [r for r in report.results if not is_npu_row(r)]
     cores = sorted({_core(r) for r in results if _core(r)})
     if len(cores) == 1 and not wide:  # one core and kernel set: said once
         title += f", {cores[0]} firmware (emulated)"
@@ -203,11 +206,13 @@ def _mcu_output(title: str, report, out: Path | None, wide: bool) -> None:
         "status": (wide or not all(r.ok for r in results), _status if wide else
                    lambda r: r.status),
         "core, kernels": (wide or len(cores) > 1, _core),
-        "latency ms": (True, lambda r: _estimate(r.estimate_ms) if r.estimate_ms else ""),
+        # a firmware row of a core with no published calibration: instructions only
+        "latency ms": (True, lambda r: _estimate(r.estimate_ms) if r.estimate_ms else
+                       ("uncalibrated" if r.mcu else "")),
         "x86 host ms": (host_time, lambda r: significant(r.latency_ms.p50)
                         if r.timed_on == "host" and r.latency_ms else ""),
-        "instr.": (wide, lambda r: f"{r.mcu['invoke_instructions'] / 1e6:.2f}M"
-                   if r.mcu else ""),
+        "instr.": (wide or any(r.mcu and not r.estimate_ms for r in results),
+                   lambda r: _instructions(r.mcu['invoke_instructions']) if r.mcu else ""),
         "accuracy % [95% CI]": (True, lambda r: render.percent_interval(r.accuracy,
                                                                         r.accuracy_interval)),
         "arena": (True, lambda r: render.nbytes(r.arena_bytes)),
@@ -223,11 +228,11 @@ def _mcu_output(title: str, report, out: Path | None, wide: bool) -> None:
                                                 "core, kernels"},
         no_wrap={"status", "latency ms", "accuracy % [95% CI]"}), wide=wide)
     say = functools.partial(stdout.print, highlight=False, soft_wrap=True, markup=False)
-    if any(r.estimate_ms for r in report.results):
-        basis = next(r.estimate_ms["basis"] for r in report.results if r.estimate_ms)
+    if any(r.estimate_ms for r in results):
+        basis = next(r.estimate_ms["basis"] for r in results if r.estimate_ms)
         say(f"latency ms: centre [band], emulated, estimate ({basis}); not a measurement")
         say("RAM = arena + stack peak + static data; flash = linked firmware + model (exact)")
-    for r in report.results:
+    for r in results:
         if r.ops:
             top = by_op_type(r.ops)[:4]
             say(f"top operators: {r.artifact} [{(r.mcu or {}).get('kernels', '')}]: "
@@ -236,6 +241,8 @@ def _mcu_output(title: str, report, out: Path | None, wide: bool) -> None:
         for label, parity in (("host TFLM", r.parity), ("LiteRT reference", r.reference_parity)):
             if parity:
                 say(f"parity vs {label}: {r.artifact}: {parity_text(parity)}")
+    if npu_rows:
+        npu_output(stdout, npu_rows, wide)
     console = render.stderr_console()
     for r in report.results:
         if r.error:
@@ -250,6 +257,11 @@ def _mcu_output(title: str, report, out: Path | None, wide: bool) -> None:
         console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     if out is not None:
         console.print(f"results: {out}", highlight=False)
+
+
+def _instructions(count: int) -> str:
+    """24.03M; a count under 10,000 in full (0.00M would say nothing)."""
+    return f"{count / 1e6:.2f}M" if count >= 10_000 else f"{count:,}"
 
 
 def _core(row) -> str:
@@ -292,7 +304,8 @@ def targets(
         return
     rows = [[t.name, t.kind, ", ".join(t.runtimes), ",".join(map(str, t.threads)),
              render.nbytes(t.sram_bytes), render.nbytes(t.flash_bytes),
-             f"{t.core} ({', '.join(t.kernels)})" if t.core else "",
+             (f"{t.core} ({', '.join(t.kernels)})" if t.core else "")
+             + (f" + {t.npu['accelerator']}" if t.npu else ""),
              ", ".join(t.aliases), t.description] for t in sorted(unique.values(),
                                                                     key=lambda t: t.name)]
     render.stdout_console().print(render.table(

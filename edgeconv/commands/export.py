@@ -9,8 +9,21 @@ import typer
 
 from edgeconv import render
 from edgeconv.commands._options import (
-    LAYERS_SHOWN, MAX_DROP, PIXEL_SCALE, PIXEL_SHIFT, PIXEL_STD, SAMPLES, SEEDS, Alpha, Groups,
-    InputShape, JsonFlag, Version, bounded, bounded_list, known_calibration_method,
+    LAYERS_SHOWN,
+    MAX_DROP,
+    PIXEL_SCALE,
+    PIXEL_SHIFT,
+    PIXEL_STD,
+    SAMPLES,
+    SEEDS,
+    Alpha,
+    Groups,
+    InputShape,
+    JsonFlag,
+    Version,
+    bounded,
+    bounded_list,
+    known_calibration_method,
     model_options,
 )
 from edgeconv.formats import EXPORT_FORMATS, parse_formats
@@ -25,6 +38,9 @@ def export(
     int8: Annotated[bool, typer.Option(
         "--int8", help="Full-integer int8 (TFLite, and ONNX QDQ), calibrated on train"
                        " images.")] = False,
+    int16x8: Annotated[bool, typer.Option(
+        "--int16x8", help="Full-integer int16 activations with int8 weights (TFLite 16x8,"
+                          " and ONNX 16-bit QDQ), calibrated on train images.")] = False,
     fp16: Annotated[bool, typer.Option("--fp16", help="TFLite float16 weights.")] = False,
     dynamic: Annotated[bool, typer.Option(
         "--dynamic", help="TFLite dynamic-range (int8 weights, float activations).")] = False,
@@ -46,9 +62,13 @@ def export(
              " the whole test split, or 32 with --untrained.", show_default=False,
         callback=bounded(SAMPLES))] = None,
     max_drop: Annotated[float | None, typer.Option(
-        help="int8 accuracy budget in points below float: keep the worst layers in float"
-             " until it holds (exit 1 if it cannot).", show_default=False,
-        callback=bounded(MAX_DROP))] = None,
+        help="int8 accuracy budget in points below float: give the worst layers int16"
+             " activations (int16x8) until it holds (exit 1 if it cannot).",
+        show_default=False, callback=bounded(MAX_DROP))] = None,
+    allow_float: Annotated[bool, typer.Option(
+        "--allow-float", help="--max-drop may also keep layers float when int16x8 layers"
+                              " are not enough (a float island: slow on a microcontroller,"
+                              " refused by an NPU).")] = False,
     input_shape: InputShape = None,
     alpha: Alpha = None,
     version: Version = None,
@@ -107,11 +127,11 @@ def export(
 ) -> None:
     """Export TFLite / ONNX files, each measured in its own runtime, with manifest.json."""
     from edgeconv.commands._progress import RichProgress
+    from edgeconv.data.user import PrepFlags
     from edgeconv.export import ExportConfig
     from edgeconv.export import export as run_export
-
-    from edgeconv.data.user import PrepFlags
     from edgeconv.formats import source_kind_of
+    from edgeconv.zoo._registry import dataset_for
 
     user_file = source_kind_of(target).user_file
     # A model file takes --input-shape as a preprocessing flag (its shape is its own).
@@ -120,14 +140,15 @@ def export(
                      scale=scale, offset=offset, mean=_floats("--mean", mean),
                      std=_floats("--std", std), color=color, resize=resize)
     # The flags are named after the precisions they add (fp32 is always made).
-    asked = {"int8": int8, "fp16": fp16, "dynamic": dynamic}
+    asked = {"int8": int8, "int16x8": int16x8, "fp16": fp16, "dynamic": dynamic}
     config = ExportConfig(
         target=target, model_options={k: v for k, v in options.items() if v is not None},
         precisions=frozenset(p for p, on in asked.items() if on),
         formats=parse_formats(formats),
         calibration_samples=calibration_samples,
         calibration_method=calibration_method.lower(), per_tensor=per_tensor,
-        float_io=float_io, max_drop=max_drop, out=out, dataset=data or "digits",
+        float_io=float_io, max_drop=max_drop, allow_float=allow_float, out=out,
+        dataset=data or dataset_for(target),
         data_dir=None if data_dir is None else str(data_dir), seed=seed, untrained=untrained,
         eval_samples=eval_samples, prep=prep, data_given=data is not None,
         calibration_data=None if calibration_data is None else str(calibration_data),

@@ -10,8 +10,8 @@ import typer
 from edgeconv import render
 from edgeconv.commands._progress import RichProgress
 from edgeconv.commands._options import (
-    BATCH_SIZE, EPOCHS, LEARNING_RATE, SEEDS, Alpha, Classes, Groups, InputShape, JsonFlag,
-    Version, bounded, model_options,
+    BATCH_SIZE, EPOCHS, LEARNING_RATE, SAMPLES, SEEDS, Alpha, Classes, Groups, InputShape,
+    JsonFlag, Version, bounded, model_options,
 )
 
 
@@ -22,8 +22,9 @@ def train(
     alpha: Alpha = None,
     version: Version = None,
     groups: Groups = None,
-    data: Annotated[str, typer.Option(
-        help="digits (embedded), mnist, fashion_mnist, cifar10, or an image folder.")] = "digits",
+    data: Annotated[str | None, typer.Option(
+        help="digits (embedded; the default), mnist, fashion_mnist, cifar10, synthetic_text"
+             " (the char-CNN's default), or an image folder.", show_default=False)] = None,
     data_dir: Annotated[Path | None, typer.Option(
         help="Folder holding the dataset's standard files.", show_default=False)] = None,
     epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.",
@@ -35,6 +36,10 @@ def train(
     lr: Annotated[float | None, typer.Option(help="Override the recipe's learning rate.",
                                              show_default=False,
                                              callback=bounded(LEARNING_RATE))] = None,
+    train_samples: Annotated[int | None, typer.Option(
+        help="Train on this many of the training images (stratified, seeded); validation and"
+             " test splits stay whole.", show_default=False,
+        callback=bounded(SAMPLES))] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split, initialisation, shuffling.",
                                       callback=bounded(SEEDS))] = 0,
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/NAME).",
@@ -50,9 +55,12 @@ def train(
     if options["classes"] is not None:
         raise EdgeconvError("--classes is set by the dataset when training; drop it")
     options = {k: v for k, v in options.items() if v is not None}
-    config = TrainConfig(model=name, model_options=options, dataset=data,
+    from edgeconv.zoo._registry import dataset_for
+
+    config = TrainConfig(model=name, model_options=options, dataset=data or dataset_for(name),
                          data_dir=None if data_dir is None else str(data_dir), epochs=epochs,
-                         batch_size=batch_size, lr=lr, seed=seed, out=out, resume=resume)
+                         batch_size=batch_size, lr=lr, seed=seed, out=out, resume=resume,
+                         train_samples=train_samples)
     with RichProgress(render.stderr_console()) as progress:
         result = run_training(config, progress)
     if json:
@@ -61,6 +69,8 @@ def train(
     render.stdout_console().print(render.table(f"{result.model} trained in {result.run_dir}",
                                                ["", "value"], [
         ["dataset", f"{result.dataset['name']} ({result.dataset['source']})"],
+        ["train images", f"{result.dataset['splits']['train']['count']:,}"
+                         + (" (--train-samples)" if train_samples is not None else "")],
         ["input", render.shape(result.model_options["input_shape"])],
         ["epochs run", f"{result.epochs_run}" + (" (stopped early)" if result.stopped_early
                                                   else "")],

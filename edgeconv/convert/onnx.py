@@ -1,4 +1,5 @@
-"""Keras -> ONNX fp32 (tf2onnx), and ONNX fp32 -> int8 QDQ (onnxruntime.quantization),
+"""Keras -> ONNX fp32 (tf2onnx), and ONNX fp32 -> int8, int16x8 or mixed QDQ
+(onnxruntime.quantization),
 with the graph readers export and the per-layer report (edgeconv.quant.onnx_debug) share.
 
 The ONNX graph keeps the Keras NHWC layout and a free batch dimension named "batch"; height
@@ -22,6 +23,9 @@ from edgeconv.errors import EdgeconvError, one_line
 OPSET = 17
 INPUT_NAME = "input"
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+# Each quantised precision's activation type (onnxruntime.quantization.QuantType); weights
+# are QInt8 in both.
+ACTIVATION_TYPES = {"int8": "QInt8", "int16x8": "QInt16"}
 
 
 def to_onnx(model, opset: int = OPSET) -> bytes:
@@ -45,20 +49,29 @@ def to_onnx(model, opset: int = OPSET) -> bytes:
 
 def quantize_onnx(fp32: bytes, calibration: np.ndarray, *, method: str = "minmax",
                   per_channel: bool = True, keep_float: Sequence[str] = (),
-                  input_name: str = INPUT_NAME) -> bytes:
-    """Static int8 quantisation in QDQ form, calibrated on `calibration` images.
+                  input_name: str = INPUT_NAME, precision: str = "int8",
+                  wide: Sequence[str] = ()) -> bytes:
+    """Static integer quantisation in QDQ form, calibrated on `calibration` images.
 
     Pre-processing (shape inference, graph optimisation) first, as onnxruntime recommends;
-    activations and weights int8, weights per channel unless `per_channel` is False.
-    `keep_float` names tensors (as edgeconv.quant.layers reports them) whose producing
-    nodes are left unquantised: selective quantisation, for an accuracy budget.
+    weights int8, per channel unless `per_channel` is False; activations int8, or int16 for
+    `precision` "int16x8" (onnxruntime then raises the graph to opset 21, whose
+    QuantizeLinear takes int16). `wide` names activations (as edgeconv.quant.layers
+    reports them) quantised to int16 in an int8 graph: onnxruntime's per-tensor overrides,
+    with the int8 <-> int16 conversions it places at each boundary (mixed precision).
+    `keep_float` names tensors whose producing nodes are left unquantised: selective
+    quantisation, for an accuracy budget.
     `input_name`: the graph's input (a user's ONNX names its own, e.g. "Input3").
     """
+    if precision not in ACTIVATION_TYPES:
+        raise EdgeconvError(f"ONNX files are quantised to {', '.join(ACTIVATION_TYPES)}, not"
+                            f" '{precision}'")
     if method not in CALIBRATION_METHODS:
         raise EdgeconvError(f"unknown calibration method '{method}'; use one of"
                             f" {', '.join(CALIBRATION_METHODS)}")
     if calibration is None or len(calibration) == 0:
-        raise EdgeconvError("int8 quantisation needs calibration images; none were given")
+        raise EdgeconvError(f"{precision} quantisation needs calibration images; none were"
+                            " given")
     quant = require("onnxruntime.quantization", extra="onnx")
     shape_inference = require("onnxruntime.quantization.shape_inference", extra="onnx")
     methods = {"minmax": quant.CalibrationMethod.MinMax,
@@ -73,13 +86,27 @@ def quantize_onnx(fp32: bytes, calibration: np.ndarray, *, method: str = "minmax
         try:
             shape_inference.quant_pre_process(str(source), str(prepared))
 
+            activations = getattr(quant.QuantType, ACTIVATION_TYPES[precision])
+            overrides: dict[str, list[dict]] = {}
+            calibrate = methods[method]
+            if method == "entropy":  # its ranges computed here: see entropy_ranges
+                for name, (low, high) in entropy_ranges(quant, prepared, calibration,
+                                                        input_name, Path(tmp)).items():
+                    # onnxruntime computes with the override's numpy dtype
+                    overrides[name] = [{"rmin": np.float32(low), "rmax": np.float32(high)}]
+                calibrate = quant.CalibrationMethod.MinMax  # overridden wherever it counts
+            for name in wide:
+                overrides.setdefault(name, [{}])[0]["quant_type"] = quant.QuantType.QInt16
+
             def quantise(extra: dict) -> None:
+                if overrides:
+                    extra = {**extra, "TensorQuantOverrides": overrides}
                 quant.quantize_static(
                     str(prepared), str(quantised),
                     calibration_reader(quant, calibration, input_name),
                     quant_format=quant.QuantFormat.QDQ, per_channel=per_channel,
-                    activation_type=quant.QuantType.QInt8, weight_type=quant.QuantType.QInt8,
-                    calibrate_method=methods[method], extra_options=extra,
+                    activation_type=activations, weight_type=quant.QuantType.QInt8,
+                    calibrate_method=calibrate, extra_options=extra,
                     nodes_to_exclude=_producers(prepared.read_bytes(), keep_float))
 
             try:
@@ -95,7 +122,35 @@ def quantize_onnx(fp32: bytes, calibration: np.ndarray, *, method: str = "minmax
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types
             failure = exc
     reason = output.reason() or one_line(failure)
-    raise EdgeconvError(f"ONNX int8 quantisation failed: {reason}")
+    raise EdgeconvError(f"ONNX {precision}{' (mixed)' if wide else ''} quantisation failed:"
+                        f" {reason}")
+
+
+# onnxruntime's quantize_static builds its entropy calibrator with 128 histogram bins and
+# 128 quantised bins and passes no option to change either (onnxruntime 1.17-1.32). Its KL
+# search slides a window of the quantised width over the histogram: with the two equal
+# there is one window, the whole histogram, so the "entropy" range is the min..max range
+# and the file is byte-identical to minmax. edgeconv runs the same calibrator with
+# TensorRT's 2048 bins (the KL search then has 961 candidate ranges) and gives
+# quantize_static the ranges it finds, per tensor.
+ENTROPY_BINS = 2048
+ENTROPY_QUANTIZED_BINS = 128
+
+
+def entropy_ranges(quant, model: Path, calibration: np.ndarray, input_name: str,
+                   scratch: Path) -> dict[str, tuple[float, float]]:
+    """(low, high) per activation of `model`, by onnxruntime's entropy (KL) calibrator over
+    ENTROPY_BINS histogram bins."""
+    calibrator = quant.create_calibrator(
+        str(model), None, augmented_model_path=str(scratch / "entropy_augmented.onnx"),
+        calibrate_method=quant.CalibrationMethod.Entropy,
+        extra_options={"num_bins": ENTROPY_BINS, "num_quantized_bins": ENTROPY_QUANTIZED_BINS,
+                       "symmetric": False})
+    calibrator.collect_data(calibration_reader(quant, calibration, input_name))
+    ranges = calibrator.compute_data()
+    return {name: (float(np.asarray(data.range_value[0]).reshape(())),
+                   float(np.asarray(data.range_value[1]).reshape(())))
+            for name, data in ranges.data.items()}
 
 
 # Per-channel QuantizeLinear / DequantizeLinear (the `axis` attribute) came with opset 13;
@@ -152,12 +207,27 @@ def constants(graph) -> dict[str, np.ndarray]:
     return {t.name: numpy_helper.to_array(t) for t in graph.initializer}
 
 
+# Ops the quantiser folds into the layer before them (no QDQ pair between): keeping such
+# an op's output float must keep that layer float too, or its int8 weights stay.
+_FOLDED_INTO_PREVIOUS = ("Relu", "Clip", "Add")
+
+
 def _producers(model: bytes, tensors: Sequence[str]) -> list[str]:
-    """Names of the nodes that produce `tensors` (what quantize_static can exclude)."""
+    """Names of the nodes that produce `tensors` (what quantize_static can exclude), and
+    behind a ReLU, clip or bias Add, the layer it is folded into."""
     if not tensors:
         return []
-    wanted = set(tensors)
-    return [node.name for node in parse_model(model).graph.node if wanted & set(node.output)]
+    nodes = parse_model(model).graph.node
+    producer = {out: node for node in nodes for out in node.output}
+    chosen: dict[str, None] = {}
+    for tensor in tensors:
+        node = producer.get(tensor)
+        while node is not None and node.name not in chosen:
+            chosen[node.name] = None
+            if node.op_type not in _FOLDED_INTO_PREVIOUS or not node.input:
+                break
+            node = producer.get(node.input[0])
+    return list(chosen)
 
 
 def boundary_quantization(int8_model: bytes) -> dict[str, dict[str, float | int] | None]:

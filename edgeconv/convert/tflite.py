@@ -1,4 +1,5 @@
-"""Keras -> TFLite at fp32, fp16, dynamic-range or full-integer int8.
+"""Keras -> TFLite at fp32, fp16, dynamic-range, full-integer int8 or int16x8 (int16
+activations, int8 weights).
 
 The converted graph has batch 1, what a device runs: a free batch dimension makes the
 converter add SHAPE / PACK / STRIDED_SLICE ops around every reshape, which costs time on a
@@ -27,13 +28,15 @@ PRECISIONS = FORMATS["tflite"].precisions
 def to_tflite(model, precision: str = "fp32", calibration: np.ndarray | None = None, *,
               float_io: bool = False, per_channel: bool = True,
               keep_float: Sequence[str] = ()) -> bytes:
-    """Convert a Keras model; int8 needs `calibration` images (preprocessed, NHWC float32).
+    """Convert a Keras model; int8 and int16x8 need `calibration` images (preprocessed, NHWC
+    float32).
 
     int8 is full-integer with builtin int8 kernels only: no SELECT_TF_OPS, no float
     fallback, so an op the converter cannot quantise fails the conversion instead of
-    silently staying float. Its input and output are int8 unless `float_io`.
+    silently staying float. Its input and output are int8 unless `float_io`. int16x8 is the
+    same with int16 activations (and int16 input and output).
 
-    `keep_float` (int8 only) names tensors (as edgeconv.quant.layers reports them) whose
+    `keep_float` (integer precisions only) names tensors (as edgeconv.quant.layers reports them) whose
     ops stay float: selective quantisation, for an accuracy budget. Float kernels are then
     allowed, and TensorFlow's debugger that does it gives the file float input and output.
     """
@@ -44,7 +47,7 @@ def to_tflite(model, precision: str = "fp32", calibration: np.ndarray | None = N
         try:
             if keep_float:
                 tf = require("tensorflow", extra="train")
-                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                converter.target_spec.supported_ops = [*converter.target_spec.supported_ops,
                                                        tf.lite.OpsSet.TFLITE_BUILTINS]
                 content = quantization_debugger(
                     converter, calibration, tf.lite.experimental.QuantizationDebugOptions(
@@ -80,15 +83,27 @@ def tflite_converter(model, precision: str, calibration: np.ndarray | None, *, f
         converter.target_spec.supported_types = [tf.float16]
     elif precision == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif precision == "int8":
+    elif precision in ("int8", "int16x8"):
         if calibration is None or len(calibration) == 0:
-            raise EdgeconvError("int8 quantisation needs calibration images; none were given")
+            raise EdgeconvError(f"{precision} quantisation needs calibration images; none were"
+                                " given")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: one_at_a_time(calibration)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # 16x8: int16 activations, int8 weights (int64 biases), every op or the conversion
+        # fails; the converter calls the mode experimental, LiteRT and TFLite Micro run it.
+        ops, io_type = ((tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.int8) if precision == "int8"
+                        else (tf.lite.OpsSet
+                              .EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+                              tf.int16))
+        converter.target_spec.supported_ops = [ops]
+        if precision == "int16x8":
+            # CMSIS-NN's int16 FULLY_CONNECTED refuses per-channel weights (AllocateTensors
+            # fails on the board; TFLite Micro's host reference kernels take them):
+            # dense layers get one weight scale each (tests/test_kernel_table.py).
+            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
         if not float_io:
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
+            converter.inference_input_type = io_type
+            converter.inference_output_type = io_type
         # Per-channel weight scales are the TFLite default; per-tensor is what some older
         # accelerators and MCU kernels require, at a cost in accuracy on depthwise layers.
         converter._experimental_disable_per_channel = not per_channel

@@ -27,7 +27,7 @@ from edgeconv.data.safe_pickle import _RestrictedUnpickler
 from edgeconv.errors import EdgeconvError, did_you_mean, one_line
 from edgeconv.files import open_regular, read_upto, walk_files
 
-DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "cifar10")
+DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "cifar10", "synthetic_text")
 DEFAULT_DATASET = "digits"
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -103,6 +103,8 @@ def load_dataset(
     key = name.strip().lower().replace("-", "_")
     if key == "digits":
         return _load_digits()
+    if key == "synthetic_text":  # generated, always offline (article D's char-CNN)
+        return _load_synthetic_text()
     if key not in _FILE_LOADERS:
         raise EdgeconvError(
             f"unknown dataset '{name}' (known: {', '.join(DATASETS)}, "
@@ -335,6 +337,14 @@ def _load_digits() -> RawDataset:
     x = images.astype(np.uint8)[..., np.newaxis]
     y = np.asarray(bunch.target, dtype=np.int64)
     return RawDataset("digits", "scikit-learn bundled", DIGIT_CLASSES, x, y)
+
+
+def _load_synthetic_text() -> RawDataset:
+    from edgeconv.data import synthetic_text as text
+
+    x_train, y_train, x_test, y_test = text.generate()
+    return RawDataset("synthetic_text", text.SOURCE, text.LANGUAGES, x_train, y_train,
+                      x_test, y_test)
 
 
 def _read_mnist(path: Path) -> RawDataset:

@@ -30,6 +30,7 @@ class ExportConfig:
     seed: int = 0
     untrained: bool = False  # freshly initialised weights: for size and speed only
     max_drop: float | None = None  # int8 accuracy budget, points below float (test split)
+    allow_float: bool = False  # the --max-drop search may keep layers float (after int16x8)
     # Test images each file is measured on (stratified, seeded); None: the whole split, or
     # UNTRAINED_EVAL_SAMPLES for untrained weights, whose accuracy means nothing.
     eval_samples: int | None = None

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from edgeconv.errors import EdgeconvError
-from edgeconv.formats import CALIBRATED, FLOAT, get_format, resolve
+from edgeconv.export import conversion_cache
+from edgeconv.formats import CALIBRATED, FLOAT, INT8, WIDE, get_format, resolve
 from edgeconv.quant.calibration import CalibrationSet
 from edgeconv.quant.settings import Int8Settings
 
@@ -51,13 +52,30 @@ class ConversionSession:
     def calibration(self) -> np.ndarray | None:
         return None if self.calibration_set is None else self.calibration_set.images
 
-    def make(self, fmt: str, precision: str, keep_float: Sequence[str] = ()) -> Converted:
-        """The file of `fmt` at `precision`; `keep_float` (int8) names layers left float."""
+    def make(self, fmt: str, precision: str, keep_float: Sequence[str] = (),
+             wide: Sequence[str] = ()) -> Converted:
+        """The file of `fmt` at `precision`; for an int8 file, `wide` names layers (their
+        output tensors, as edgeconv.quant.layers reports them) given int16 activations
+        (WIDE) and `keep_float` layers left float."""
         found = get_format(fmt)
         if found.converter is None:
             raise EdgeconvError(f"edgeconv does not make {fmt} files; it starts from them")
         found.check_precision(precision)
-        return resolve(found.converter)(self, precision, tuple(keep_float))
+        if wide and (precision != INT8 or WIDE not in found.precisions):
+            raise EdgeconvError(f"{fmt} {precision} files have no per-layer {WIDE}")
+        converter = resolve(found.converter)
+
+        def convert() -> tuple[bytes, dict[str, Any]]:
+            made = converter(self, precision, tuple(keep_float), tuple(wide))
+            return made.content, {"options": made.options, "quantization": made.quantization}
+
+        # A slow conversion made before, of the same weights, request, calibration images and
+        # converter versions, is reused (the VGG16 of every `--untrained` export is the same).
+        content, record = conversion_cache.cached(
+            self.model, conversion_cache.request_of(fmt, precision, keep_float, wide,
+                                                    self.settings),
+            self.calibration if precision in CALIBRATED else None, convert)
+        return Converted(content, record["options"], record["quantization"])
 
     def kept(self, key: str, make: Callable[[], Any]) -> Any:
         """`make()`, once per session: for results later conversions start from."""
@@ -85,12 +103,25 @@ class ConversionSession:
         return self.make(fmt, FLOAT).content
 
 
-def make_tflite(session: ConversionSession, precision: str,
-                keep_float: tuple[str, ...] = ()) -> Converted:
-    """Keras -> TFLite (edgeconv.convert.tflite); int8 calibrates on min/max."""
+def make_tflite(session: ConversionSession, precision: str, keep_float: tuple[str, ...] = (),
+                wide: tuple[str, ...] = ()) -> Converted:
+    """Keras -> TFLite (edgeconv.convert.tflite); int8 and int16x8 calibrate on min/max.
+    With `wide` layers, the fp32 file is quantised per layer by ai-edge-quantizer
+    (edgeconv.convert.tflite_mixed), int8 with those layers at int16x8."""
     from edgeconv.convert.tflite import to_tflite
 
     settings = session.settings
+    if wide:
+        from edgeconv.convert.tflite_mixed import QUANTIZER, to_tflite_mixed
+
+        if keep_float:
+            raise EdgeconvError("a mixed int8/int16x8 TFLite file keeps no layer float")
+        fp32 = session.kept(f"tflite {FLOAT}", lambda: to_tflite(session.keras(), FLOAT))
+        content = to_tflite_mixed(fp32, session.calibration, wide,
+                                  per_channel=settings.per_channel)
+        # The quantiser makes int8 input and output whatever --float-io says.
+        return Converted(content, {**session.int8_options("minmax"), "float_io": False,
+                                   "quantizer": QUANTIZER})
     content = to_tflite(session.keras(), precision, session.calibration,
                         float_io=settings.float_io, per_channel=settings.per_channel,
                         keep_float=keep_float)
@@ -100,11 +131,16 @@ def make_tflite(session: ConversionSession, precision: str,
     return Converted(content, options)
 
 
-def make_onnx(session: ConversionSession, precision: str,
-              keep_float: tuple[str, ...] = ()) -> Converted:
-    """Keras -> ONNX once (kept), and int8 QDQ quantised from that fp32 graph."""
+def make_onnx(session: ConversionSession, precision: str, keep_float: tuple[str, ...] = (),
+              wide: tuple[str, ...] = ()) -> Converted:
+    """Keras -> ONNX once (kept), and int8 / int16x8 / mixed QDQ quantised from that fp32
+    graph."""
     from edgeconv.convert.onnx import (
-        INPUT_NAME, boundary_quantization, opset_of, quantize_onnx, to_onnx,
+        INPUT_NAME,
+        boundary_quantization,
+        opset_of,
+        quantize_onnx,
+        to_onnx,
     )
 
     fp32 = session.kept(f"onnx {FLOAT}", lambda: to_onnx(session.keras()))
@@ -113,7 +149,8 @@ def make_onnx(session: ConversionSession, precision: str,
     settings = session.settings
     content = quantize_onnx(fp32, session.calibration, method=settings.method,
                             per_channel=settings.per_channel, keep_float=keep_float,
-                            input_name=session.input_name or INPUT_NAME)
+                            input_name=session.input_name or INPUT_NAME, precision=precision,
+                            wide=wide)
     return Converted(content, {"opset": opset_of(content),
                                **session.int8_options(settings.method)},
                      quantization=boundary_quantization(content))

@@ -45,7 +45,7 @@ _ANSWER = Obj({
     "inputs": ListOf(TENSOR, min_len=1, max_len=64),
     "outputs": ListOf(TENSOR, min_len=1, max_len=64),
     "signature": ListOf(Opt(Str(max_len=1000)), max_len=64),
-    "precision": Str(choices=("fp32", "fp16", "dynamic", "int8")),
+    "precision": Str(choices=("fp32", "fp16", "dynamic", "int8", "int16x8")),
     "opset": Opt(Int(1, 1000)),
 }, required=("inputs", "outputs", "signature", "precision"))
 

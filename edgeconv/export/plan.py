@@ -10,6 +10,7 @@ from edgeconv.formats import (
     EXPORT_FORMATS,
     FLOAT,
     FORMATS,
+    INT8,
     PRECISIONS,
     parse_formats,
     precisions_of,
@@ -36,9 +37,13 @@ def plan(config: ExportConfig) -> list[tuple[str, str]]:
         raise EdgeconvError(f"unknown calibration method '{config.calibration_method}'; use"
                             f" one of {', '.join(CALIBRATION_METHODS)}")
     _check_precisions(config.precisions, formats)
-    if (config.float_io or config.per_tensor or config.max_drop is not None) \
-            and not config.precisions & CALIBRATED:
-        raise EdgeconvError("--float-io, --per-tensor and --max-drop apply to int8; add --int8")
+    if (config.float_io or config.per_tensor) and not config.precisions & CALIBRATED:
+        raise EdgeconvError("--float-io and --per-tensor apply to int8 and int16x8; add --int8"
+                            " or --int16x8")
+    if config.max_drop is not None and INT8 not in config.precisions:
+        raise EdgeconvError("--max-drop applies to int8 files; add --int8")
+    if config.allow_float and config.max_drop is None:
+        raise EdgeconvError("--allow-float lets --max-drop keep layers float; add --max-drop")
     if config.max_drop is not None and not config.max_drop >= 0:
         raise EdgeconvError(f"--max-drop is in accuracy points and must be >= 0; got"
                             f" {config.max_drop}")

@@ -106,6 +106,8 @@ def _tflite_precision(path: Path) -> str:
     inputs = interpreter.get_input_details()
     if np.dtype(inputs[0]["dtype"]) in (np.int8, np.uint8):
         return "int8"
+    if np.dtype(inputs[0]["dtype"]) == np.int16:  # 16x8: int16 activations, int8 weights
+        return "int16x8"
     dtypes = {np.dtype(t["dtype"]) for t in interpreter.get_tensor_details()}
     if np.dtype(np.float16) in dtypes:
         return "fp16"

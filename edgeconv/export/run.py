@@ -25,7 +25,8 @@ from edgeconv.export.manifest_data import drop_previous_export, manifest_documen
 from edgeconv.export.plan import plan
 from edgeconv.export.source import calibrated, check_holds, open_source
 from edgeconv.export.verify import notes_for
-from edgeconv.formats import CALIBRATED, get_format
+from edgeconv.formats import CALIBRATED, INT8, get_format
+from edgeconv.kernels import kernel_notes
 from edgeconv.manifest import write_manifest
 from edgeconv.progress import Progress, Steps
 
@@ -75,16 +76,19 @@ def export(config: ExportConfig, progress: Progress | None = None) -> ExportResu
                 path.unlink(missing_ok=True)
                 refusals.append(Refusal(path.name, "measure", str(exc)))
                 continue
-            if config.max_drop is not None and precision in CALIBRATED:
+            if config.max_drop is not None and precision == INT8:
                 try:
                     artifact, met = hold_budget(artifact, made, path, fmt, session, verifier,
-                                                config.max_drop, progress)
+                                                config.max_drop, progress,
+                                                allow_float=config.allow_float)
                 except EdgeconvError as exc:  # e.g. no per-layer report (a SavedModel)
                     refusals.append(Refusal(path.name, "budget", str(exc)))
                     met = False
                 budgets_met.append(met)
             artifacts.append(artifact)
             notes.extend(notes_for(artifact, data.preprocessing.to_dict()))
+            if precision in CALIBRATED:  # what its ops run on where it lands (edgeconv.kernels)
+                notes.extend(f"{path.name}: {n}" for n in kernel_notes(path, fmt))
     if jobs and len(artifacts) == len(reference.artifacts) and not reference.made:
         if source.kind.copied:  # the user's copy alone is no export to vouch for
             _remove(run_dir, [a.path for a in reference.artifacts])

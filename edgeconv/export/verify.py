@@ -244,8 +244,10 @@ def notes_for(artifact: Artifact, preprocessing: dict[str, Any]) -> list[str]:
     budget = artifact.options.get("accuracy_budget")
     if budget:
         outcome = "to meet" if budget["met"] else "and still missed"
-        notes.append(f"{artifact.path}: kept {len(budget['kept_float'])} layer(s) in float"
-                     f" {outcome} --max-drop {budget['max_drop_points']:g} (accuracy"
+        changed = [f"{len(budget[key])} layer(s) {what}" for key, what in (
+            ("int16x8_layers", "at int16x8"), ("kept_float", "in float")) if budget.get(key)]
+        notes.append(f"{artifact.path}: {' and '.join(changed) or 'no layer changed'} {outcome}"
+                     f" --max-drop {budget['max_drop_points']:g} (accuracy"
                      f" {100 * budget['plain_int8']['accuracy']:.2f}% ->"
                      f" {100 * artifact.accuracy:.2f}%, {budget['size_cost_bytes']:+,} bytes)")
     if artifact.micro is not None and not artifact.micro["ok"]:

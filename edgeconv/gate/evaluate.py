@@ -372,6 +372,7 @@ def _figure(subject: Exported | Row, figure: str) -> tuple[Any, str | None]:
 
 
 _PERCENTILES = {"p50_ms": "p50", "p90_ms": "p90", "p99_ms": "p99"}  # budget figure -> Latency
+_NPU_FIGURES = {"npu_estimate_ms": "latency_ms", "cpu_fallback_ops": "cpu_ops"}  # -> row.npu
 
 
 def _measured(subject: Exported | Row, figure: str) -> Any:
@@ -381,10 +382,16 @@ def _measured(subject: Exported | Row, figure: str) -> Any:
     if figure in _PERCENTILES:
         latency = subject.row.latency_ms
         return getattr(latency, _PERCENTILES[figure]) if latency else None
+    if figure in _NPU_FIGURES:  # an Ethos-U row's, from its Vela record
+        npu = getattr(subject.row, "npu", None)
+        return npu.get(_NPU_FIGURES[figure]) if npu else None
     return getattr(subject.row, figure)
 
 
 def _why_missing(subject: Exported | Row, figure: str) -> str:
+    if isinstance(subject, Row) and figure in _NPU_FIGURES:
+        return (" (not an Ethos-U row: select runtime \"ethos-u\" on a target with [npu],"
+                " edgeconv.bench.npu)")
     if isinstance(subject, Exported) and subject.model is None:
         return " (a bench row; pass the export directory for the manifest's figures)"
     if isinstance(subject, Row) and figure in ("arena_bytes", "flash_bytes", "fits"):

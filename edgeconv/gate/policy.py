@@ -41,7 +41,7 @@ class Budget:
     key: str
     figure: str  # the figure it reads: a results.json row's or a manifest's (gate.evaluate)
     op: str  # ">=", "<=", or "is" (a flag that must be true) / "on" (must_run_on)
-    unit: str  # fraction | points | bytes | ms | flag | targets | count
+    unit: str  # fraction | points | bytes | ms | flag | targets | count | operators
     bench_only: bool  # only a bench row has this figure
     # Under `at_confidence`: the end of the figure's interval the budget is checked on (the
     # pessimistic one: "lower" for a minimum, "upper" for a maximum); None: judged on the
@@ -70,6 +70,11 @@ BUDGETS = {b.key: b for b in (
     Budget("max_flash_bytes", "flash_bytes", "<=", "bytes", True, exact=True),
     Budget("must_fit", "fits", "is", "flag", True, exact=True),
     Budget("must_run_on", "runs_on", "on", "targets", False, exact=True),
+    # An Ethos-U NPU row (edgeconv.bench.npu): Vela's latency estimate at the NPU clock (an
+    # estimate with no interval: judged as recorded), and how many operators Vela left to
+    # the CPU (0: the whole graph on the NPU).
+    Budget("max_npu_estimate_ms", "npu_estimate_ms", "<=", "ms", True, exact=True),
+    Budget("max_cpu_fallback_ops", "cpu_fallback_ops", "<=", "operators", True, exact=True),
     # Output parity with the float reference (manifest artifacts[].output_parity, per output;
     # edgeconv.quant.output_parity defines each): judged on the worst output of the file.
     Budget("min_cosine", "cosine", ">=", "cosine", False),
@@ -104,7 +109,7 @@ MAX_ROW_THREADS = 65_536  # as results.json bounds a row's threads
 # The largest budget per unit (the smallest is 0): a fraction of 1, drop points out of 100,
 # a day of latency, a TiB.
 LIMITS = {"fraction": 1.0, "points": 100.0, "ms": 86_400_000.0, "bytes": 1024**4,
-          "count": 2**53,
+          "count": 2**53, "operators": 2**53,
           # parity: a cosine of 1 at most (a budget below 0 would pass opposite outputs), an
           # SNR of 1000 dB (float64 resolves about 300), an output difference of 1e30 (the
           # outputs' own unit: logits, pixels, metres)
@@ -304,6 +309,12 @@ class Limit(Spec):
                     or not 1 <= value <= LIMITS["count"]:
                 raise _refuse(where, f"takes a whole number of images from 1 to"
                                      f" {LIMITS['count']:,}", value)
+            return value
+        if unit == "operators":  # max_cpu_fallback_ops: 0 (all on the NPU) or more
+            if isinstance(value, bool) or not isinstance(value, int) \
+                    or not 0 <= value <= LIMITS["operators"]:
+                raise _refuse(where, "takes a whole number of operators (0: every operator on"
+                                     " the NPU)", value)
             return value
         number = value
         if isinstance(value, str) and unit == "fraction" and value.strip().endswith("%"):

@@ -77,9 +77,11 @@ def _text(key: str, value: Any) -> str:
     if unit == "bytes":
         return render.nbytes(value) if value < 1024 else f"{render.nbytes(value)} ({value:,} B)"
     if unit == "ms":
-        return f"{value:.3f} ms"
+        return f"{value:.3f} ms" if value >= 0.001 or value == 0 else f"{value:.3g} ms"
     if unit == "count":
         return f"{value:,} images"
+    if unit == "operators":
+        return f"{value:,} operator{'' if value == 1 else 's'}"
     if unit == "cosine":
         return f"{value:.6f}"
     if unit == "db":

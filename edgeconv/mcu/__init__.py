@@ -1,4 +1,4 @@
-"""TFLite Micro on an emulated Cortex-M4/M7: build, link, run, count instructions.
+"""TFLite Micro on an emulated Cortex-M4/M7/M33/M55: build, link, run, count instructions.
 
     run_firmware(model, core="cortex-m7", kernels="cmsis-nn", inputs=[...]) -> FirmwareRun
 
@@ -105,11 +105,22 @@ def _as_tensor(array: np.ndarray, spec: TensorSpec, n: int, label: str) -> bytes
 def run_firmware(model: Path, *, core: str, kernels: str = "cmsis-nn",
                  inputs: list[np.ndarray] | None = None, tree: str | Path | None = None,
                  progress: Progress | None = None, arena_bytes: int | None = None,
-                 timeout: float | None = None, label: str | None = None) -> FirmwareRun:
+                 timeout: float | None = None, label: str | None = None,
+                 subset: str | None = None) -> FirmwareRun:
     """Run `model` on the emulated `core` with TFLite Micro's `kernels`, on each of `inputs`
     (one zero sample when None), and report instructions, memory and the outputs. `label`
-    names the model in messages (the user's name for a private copy the bench made)."""
+    names the model in messages (the user's name for a private copy the bench made).
+    `subset` builds the library from a named subset of the tree's files
+    (edgeconv.mcu.subset: the same firmware for the models it covers, a quicker first build)."""
     spec = _check_choice(core, kernels)
+    only = None
+    if subset is not None:
+        from edgeconv.mcu.subset import SUBSETS
+
+        if subset not in SUBSETS:
+            raise EdgeconvError(f"unknown source subset '{subset}'; choose one of"
+                                f" {', '.join(SUBSETS)}")
+        only = SUBSETS[subset][kernels]
     find_toolchain()
     find_emulator()
     model = Path(model)
@@ -123,7 +134,7 @@ def run_firmware(model: Path, *, core: str, kernels: str = "cmsis-nn",
     blob, count = _input_bytes(ops, inputs, shown)
     source = find_tree(kernels, tree)
     progress = progress or Progress()
-    library = build_library(core, source, progress)
+    library = build_library(core, source, progress, only=only)
     progress.message(f"linking the {core} firmware for {label or model.name}")
     firmware = build_firmware(library, model, data, ops, arena_bytes=arena_bytes)
     with tempfile.TemporaryDirectory(prefix="edgeconv-mcu-") as tmp:
@@ -139,16 +150,16 @@ def run_firmware(model: Path, *, core: str, kernels: str = "cmsis-nn",
     if stack >= STACK_BYTES - 256:  # the paint is gone: it may have run into the heap
         raise EdgeconvError(f"{shown} used all of the firmware's {STACK_BYTES:,}-byte stack "
                             f"on the emulated {core}: its figures cannot be trusted")
-    per_tick = emulator.INSTRUCTIONS_PER_TICK
-    each = [ticks * per_tick for ticks, _ in report.invokes]
+    per_tick = spec.board.instructions_per_tick
+    each = [round(ticks * per_tick) for ticks, _ in report.invokes]
     return FirmwareRun(
         core=core, kernels=kernels, machine=spec.machine, tree=source.label,
-        setup_instructions=report.setup_ticks * per_tick,
-        invoke_instructions=each[0], ops=_op_costs(ops, report),
+        setup_instructions=round(report.setup_ticks * per_tick),
+        invoke_instructions=each[0], ops=_op_costs(ops, report, per_tick),
         arena_bytes=report.arena_used_bytes,
         stack_bytes=stack,
         static_bytes=firmware.static_bytes, runtime_flash_bytes=firmware.runtime_flash_bytes,
-        model_bytes=len(data), outputs=outputs, counter=emulator.COUNTER,
+        model_bytes=len(data), outputs=outputs, counter=emulator.counter(spec.board),
         invoke_instructions_each=each, macs=ops.macs, library_seconds=library.build_seconds,
         firmware_seconds=firmware.build_seconds, library_built_now=library.built_now,
         firmware_built_now=firmware.built_now, run_seconds=round(seconds, 3),
@@ -180,10 +191,9 @@ def _outputs(ops: ModelOps, report: emulator.Report, produced: bytes, count: int
     return result
 
 
-def _op_costs(ops: ModelOps, report: emulator.Report) -> list[OpCost]:
+def _op_costs(ops: ModelOps, report: emulator.Report, per_tick: float) -> list[OpCost]:
     top = [(ticks, tag) for depth, ticks, tag in report.ops if depth == 0]
-    per_tick = emulator.INSTRUCTIONS_PER_TICK
     if len(top) == len(ops.ops):
-        return [OpCost(op.index, op.op, ticks * per_tick, op.macs)
+        return [OpCost(op.index, op.op, round(ticks * per_tick), op.macs)
                 for op, (ticks, _) in zip(ops.ops, top)]
-    return [OpCost(i, tag, ticks * per_tick, None) for i, (ticks, tag) in enumerate(top)]
+    return [OpCost(i, tag, round(ticks * per_tick), None) for i, (ticks, tag) in enumerate(top)]

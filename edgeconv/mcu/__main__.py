@@ -37,13 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernels", choices=list(KERNEL_SETS), default="cmsis-nn")
     parser.add_argument("--tree", help="TFLM source tree (folder or .tgz)")
     parser.add_argument("--arena-bytes", type=int)
+    parser.add_argument("--subset", help="build the library from a named subset of the"
+                        " tree's files (edgeconv.mcu.subset: mlperf-tiny)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
         for model in args.models:
             started = time.monotonic()
             run = run_firmware(model, core=args.core, kernels=args.kernels, tree=args.tree,
-                               progress=_Lines(), arena_bytes=args.arena_bytes)
+                               progress=_Lines(), arena_bytes=args.arena_bytes,
+                               subset=args.subset)
             row = asdict(run)
             row.pop("outputs")
             row["model"] = str(model)

@@ -8,7 +8,7 @@ then `instructions x CPI / clock`, shown as a range (low, mid, high) from the ca
 spread: never a measurement, never in a row's `latency_ms`.
 
 Which published engine stands for TFLM + current CMSIS-NN (MLPerf Tiny has no such result on
-an M4 / M7):
+an M4 / M7 / M33):
 - Cortex-M4, CMSIS-NN: microTVM + CMSIS-NN on the NUCLEO-L4R5ZI (tiny_results v1.0, OctoML):
   the same CMSIS-NN kernels, CPI 1.50-1.78 over the four models. TFLM 2.3.1 + 2020 CMSIS-NN
   (v0.5 reference submission) ran older code with more instructions (CPI 2.1-3.0 of our
@@ -17,6 +17,11 @@ an M4 / M7):
   X-CUBE-AI 7.3 ran the four models on both the NUCLEO-L4R5ZI and the NUCLEO-H7A3ZI: its
   per-model M7/M4 cycle ratio (0.51-0.57) applied to microTVM's M4 cycles gives the M7
   cycles, divided by our M7 instruction count.
+- Cortex-M33, CMSIS-NN: microTVM + CMSIS-NN ran the four models on the nRF5340 DK (Cortex-M33
+  at 128 MHz; tiny_results v1.0, OctoML): the M4's engine, so the M33's CPI is fitted the M4's
+  way, on our M33 instruction counts (QEMU mps3-an524).
+- Cortex-M55: no published MLPerf Tiny result of a CPU-only Cortex-M55 was found: no
+  calibration, the rows say "uncalibrated" and show instructions only.
 - Reference kernels: no published point at all. They are plain C loops (more instructions,
   fewer of them multi-cycle DSP/SIMD ones); we apply the same core's CMSIS-NN CPI with a
   wider band (REFERENCE_BAND) and say so in `basis`.
@@ -57,6 +62,10 @@ BOARDS = {b.name: b for b in (
     Board("NUCLEO-H7A3ZI", "cortex-m7", 280.0,
           "STM32H7A3ZI-Q, Cortex-M7 at 280 MHz as run by MLPerf Tiny (ST's v1.0 system"
           " description)"),
+    Board("NRF5340-DK", "cortex-m33", 128.0,
+          "nRF5340 application core, Cortex-M33 (DSP + FPU) at 128 MHz (OctoML's v1.0 system"
+          " description, closed/OctoML/systems/system_description_NRF5340DK_microtvm_cmsis_nn"
+          ".json)"),
 )}
 
 
@@ -82,6 +91,11 @@ PUBLISHED = {p.engine + "@" + p.board: p for p in (
               {"vww_96_int8": 3.320, "kws_ref_model": 10.019,
                "pretrainedResnet_quant": 2.567, "ad01_int8": 116.212},
               f"{_V10} closed/OctoML/results/microtvm_cmsis_nn/NUCLEO_L4R5ZI/<task>/"
+              "performance/results.txt"),
+    Published("microtvm-cmsis-nn", "NRF5340-DK", "microTVM + CMSIS-NN",
+              {"vww_96_int8": 4.310, "kws_ref_model": 13.143,
+               "pretrainedResnet_quant": 3.163, "ad01_int8": 159.579},
+              f"{_V10} closed/OctoML/results/microtvm_cmsis_nn/NRF5340-DK/<task>/"
               "performance/results.txt"),
     Published("tflm-2.3.1", "NUCLEO-L4R5ZI", "TFLM 2.3.1 + 2020 CMSIS-NN",
               {"vww_96_int8": 1.665, "kws_ref_model": 5.497,
@@ -111,9 +125,15 @@ INSTRUCTIONS: dict[tuple[str, str], dict[str, float]] = {
                                 "pretrainedResnet_quant": 30.03e6, "ad01_int8": 0.58e6},
     ("cortex-m7", "reference"): {"vww_96_int8": 101.2e6, "kws_ref_model": 43.6e6,
                                  "pretrainedResnet_quant": 108.7e6, "ad01_int8": 1.95e6},
+    # measured by edgeconv.mcu on QEMU mps3-an524 (first invoke of three random inputs,
+    # outputs bit-exact with the host interpreter; docs/mcu.md): python -m edgeconv.mcu
+    # MODEL --core cortex-m33 --subset mlperf-tiny --tree tflm-tree-cmsis-nn.tgz
+    ("cortex-m33", "cmsis-nn"): {"vww_96_int8": 24.05e6, "kws_ref_model": 7.68e6,
+                                 "pretrainedResnet_quant": 29.96e6, "ad01_int8": 0.584e6},
 }
 INSTRUCTIONS_SOURCE = ("instructions per invoke counted by edgeconv.mcu in QEMU (mps2-an386 /"
-                       " mps2-an500, -icount shift=0), TFLM 90b983c2 + CMSIS-NN 4ab83cc3")
+                       " mps2-an500 / mps3-an524, -icount shift=0), TFLM 90b983c2 + CMSIS-NN"
+                       " 4ab83cc3")
 
 MIN_BAND = 0.20  # the band is at least +-20% of the centre (stand-in engine, four models)
 REFERENCE_BAND = 0.40  # reference kernels: no published point, +-40% of the CMSIS-NN centre
@@ -145,10 +165,22 @@ def calibration_points(core: str) -> dict[str, float]:
     if core == "cortex-m7":
         return {m: published_cycles(m4, m) * m7_over_m4(m)
                 / INSTRUCTIONS[("cortex-m7", "cmsis-nn")][m] for m in MODELS}
+    if core == "cortex-m33":  # the same engine on an M33 board: fitted directly
+        return {m: cpi("microtvm-cmsis-nn@NRF5340-DK", m, "cortex-m33") for m in MODELS}
     raise KeyError(core)
 
 
-CALIBRATED_CORES = ("cortex-m4", "cortex-m7")
+# The cores with a published calibration and our instruction counts of the four models; the
+# Cortex-M55 has none (no MLPerf Tiny result of a CPU-only M55 was found): its rows say
+# "uncalibrated" and show instructions only.
+CALIBRATED_CORES = tuple(c for c in ("cortex-m4", "cortex-m7", "cortex-m33")
+                         if (c, "cmsis-nn") in INSTRUCTIONS)
+WHERE = {
+    "cortex-m4": "microTVM + CMSIS-NN on NUCLEO-L4R5ZI (MLPerf Tiny v1.0)",
+    "cortex-m7": "microTVM + CMSIS-NN on NUCLEO-L4R5ZI x X-CUBE-AI's H7A3ZI/L4R5ZI cycle"
+                 " ratio (MLPerf Tiny v1.0)",
+    "cortex-m33": "microTVM + CMSIS-NN on nRF5340 DK, Cortex-M33 at 128 MHz (MLPerf Tiny v1.0)",
+}
 
 
 @dataclass(frozen=True)
@@ -186,9 +218,7 @@ class Estimate:
 def basis(core: str, kernels: str, clock_mhz: float) -> str:
     """One line saying where the CPI band comes from."""
     band = cpi_band(core, kernels)
-    where = ("microTVM + CMSIS-NN on NUCLEO-L4R5ZI (MLPerf Tiny v1.0)" if core == "cortex-m4"
-             else "microTVM + CMSIS-NN on NUCLEO-L4R5ZI x X-CUBE-AI's H7A3ZI/L4R5ZI cycle"
-                  " ratio (MLPerf Tiny v1.0)")
+    where = WHERE[core]
     text = (f"estimate: emulated instructions x {band.low:.2f}-{band.high:.2f} cycles per"
             f" instruction (centre {band.mid:.2f}; {where}) at {clock_mhz:g} MHz")
     if kernels == "reference":
@@ -229,9 +259,10 @@ def calibration_table() -> list[dict[str, Any]]:
     on the L4R5ZI the engine the CPI was fitted on (so the ratio shows the fit's spread), on
     the H7A3ZI X-CUBE-AI (a faster engine than TFLM: the ratio is not an error)."""
     rows = []
-    for key, board_engine in (("NUCLEO-L4R5ZI", "microtvm-cmsis-nn@NUCLEO-L4R5ZI"),
-                              ("NUCLEO-H7A3ZI", "x-cube-ai-7.3@NUCLEO-H7A3ZI")):
+    for key, board_engine in COMPARED.items():
         board = BOARDS[key]
+        if board.core not in CALIBRATED_CORES:
+            continue
         for model in MODELS:
             est = estimate_ms(INSTRUCTIONS[(board.core, "cmsis-nn")][model], board.core,
                               "cmsis-nn", board.clock_mhz)
@@ -246,7 +277,8 @@ def calibration_table() -> list[dict[str, Any]]:
 
 # The published figure each calibration board's estimate is shown against (docs/bench.md).
 COMPARED = {"NUCLEO-L4R5ZI": "microtvm-cmsis-nn@NUCLEO-L4R5ZI",
-            "NUCLEO-H7A3ZI": "x-cube-ai-7.3@NUCLEO-H7A3ZI"}
+            "NUCLEO-H7A3ZI": "x-cube-ai-7.3@NUCLEO-H7A3ZI",
+            "NRF5340-DK": "microtvm-cmsis-nn@NRF5340-DK"}
 
 
 def measured_table(rows: list[Any]) -> list[dict[str, Any]]:

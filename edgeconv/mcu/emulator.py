@@ -1,7 +1,8 @@
 """Run a firmware in qemu-system-arm with instruction counting, and read back its report.
 
 `-icount shift=0` makes every executed instruction advance virtual time by 1 ns; the firmware
-reads the 25 MHz CMSDK timer, so one tick is 40 instructions (INSTRUCTIONS_PER_TICK). The
+reads the machine's timer (cores.Machine): on MPS2 the 25 MHz CMSDK timer, so one tick is 40
+instructions (INSTRUCTIONS_PER_TICK); on MPS3 a 32 MHz one, 31.25 instructions per tick. The
 firmware talks through semihosting: input.bin and output.bin in the run folder, report lines
 ("EDGECONV ...") on the emulator's stdout. A fault, an error line or a hang is one line.
 """
@@ -24,6 +25,18 @@ COUNTER = ("qemu-system-arm -icount shift=0 (1 instruction = 1 ns of virtual tim
            "through the CMSDK APB timer0 at 25 MHz: instructions in steps of 40")
 
 
+def counter(machine) -> str:
+    """How a machine's instructions are counted (cores.Machine): the MPS2 timer's COUNTER,
+    or the same words for an MPS3 machine's timer (32 MHz: 31.25 instructions per tick)."""
+    if machine.timer == "cmsdk" and machine.timer_hz == 25_000_000:
+        return COUNTER
+    timer = ("the SSE-300 system counter" if machine.timer == "sse-counter"
+             else "the SSE-200 CMSDK timer0")
+    return (f"qemu-system-arm -icount shift=0 (1 instruction = 1 ns of virtual time), read"
+            f" through {timer} at {machine.timer_hz / 1e6:g} MHz: instructions in steps of"
+            f" {machine.instructions_per_tick:g}")
+
+
 @dataclass
 class Report:
     setup_ticks: int = 0
@@ -38,7 +51,10 @@ class Report:
 
 
 def command(elf: Path, machine: str) -> list[str]:
-    return [str(find_emulator()), "-M", machine, "-nographic", "-monitor", "none",
+    from edgeconv.mcu.cores import MACHINES
+
+    extra = MACHINES[machine].qemu_options if machine in MACHINES else ()
+    return [str(find_emulator()), "-M", machine, *extra, "-nographic", "-monitor", "none",
             "-serial", "null", "-semihosting-config", "enable=on,target=native",
             "-icount", "shift=0", "-kernel", str(elf)]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from edgeconv.errors import EdgeconvError
 from edgeconv.mcu import cache, templates
-from edgeconv.mcu.cores import CORES, FLASH_ORIGIN, FLASH_SIZE, RAM_ORIGIN, RAM_SIZE
+from edgeconv.mcu.cores import CORES, FLASH_SIZE, RAM_SIZE, Machine
 from edgeconv.mcu.library import CXX_ONLY, C_ONLY, Library, prefix_map
 from edgeconv.mcu.ops import RESOLVER_CALLS, ModelOps
 from edgeconv.mcu.toolchain import find_toolchain
@@ -60,20 +60,41 @@ def registrations(model: ModelOps, kernels: str) -> list[str]:
     return calls
 
 
-def _sources(model: ModelOps, kernels: str, arena: int) -> dict[str, str]:
+def _sources(model: ModelOps, kernels: str, arena: int, machine: Machine) -> dict[str, str]:
     calls = registrations(model, kernels)
     lines = "\n".join(
         f'  if (resolver.{c} != kTfLiteOk) {{ printf("EDGECONV error cannot register '
         f'{c.split("(")[0]}\\n"); return 1; }}' for c in calls)
-    runner = (templates.RUNNER_CC.replace("REGISTRATIONS", lines)
+    runner = (templates.RUNNER_CC.replace("TIMER_BLOCK", _timer(machine))
+              .replace("REGISTRATIONS", lines)
               .replace("NUM_OPS", str(max(1, len(calls))))
               .replace("ARENA_BYTES", f"{arena}u"))
-    link = (templates.LINK_LD.replace("FLASH_ORIGIN", hex(FLASH_ORIGIN))
-            .replace("FLASH_SIZE", hex(FLASH_SIZE)).replace("RAM_ORIGIN", hex(RAM_ORIGIN))
+    boot = machine.boot_vector is not None
+    link = (templates.LINK_LD
+            .replace("BOOT_MEMORY", templates.BOOT_MEMORY_LD if boot else "")
+            .replace("BOOT_SECTION", templates.BOOT_SECTION_LD if boot else "")
+            .replace("BOOT_ORIGIN", hex(machine.boot_vector or 0))
+            .replace("FLASH_ORIGIN", hex(machine.flash_origin))
+            .replace("FLASH_SIZE", hex(FLASH_SIZE)).replace("RAM_ORIGIN", hex(machine.ram_origin))
             .replace("RAM_SIZE", hex(RAM_SIZE)).replace("STACK_BYTES", hex(STACK_BYTES))
             .replace("HEAP_BYTES", hex(HEAP_BYTES)))
-    return {"startup.c": templates.STARTUP_C, "runner.cc": runner, "link.ld": link,
+    startup = (templates.STARTUP_C.replace("SET_VTOR", templates.SET_VTOR_C if boot else "")
+               .replace("BOOT_VECTOR", templates.BOOT_VECTOR_C if boot else ""))
+    return {"startup.c": startup, "runner.cc": runner, "link.ld": link,
             "model.S": templates.MODEL_S}
+
+
+def _timer(machine: Machine) -> str:
+    """The runner's clock: the machine's timer (cores.Machine), read by Ticks()."""
+    block = templates.TIMER_CMSDK if machine.timer == "cmsdk" else templates.TIMER_SSE_COUNTER
+    per_tick = machine.instructions_per_tick
+    return (block.replace("TIMER_ADDR0", f"0x{machine.timer_base:08x}")
+            .replace("TIMER_ADDR4", f"0x{machine.timer_base + 4:08x}")
+            .replace("TIMER_ADDR8", f"0x{machine.timer_base + 8:08x}")
+            .replace("COUNTER_CONTROL", f"0x{machine.counter_control:08x}")
+            .replace("TIMER_HZ", str(machine.timer_hz))
+            .replace("TIMER_MHZ", f"{machine.timer_hz / 1e6:g}")
+            .replace("TIMER_PER_TICK", f"{per_tick:g}"))
 
 
 def build_firmware(library: Library, model_path: Path, model_data: bytes, model: ModelOps,
@@ -86,7 +107,7 @@ def build_firmware(library: Library, model_path: Path, model_data: bytes, model:
     if not 1024 <= arena <= DEFAULT_ARENA:
         raise EdgeconvError(f"arena of {arena:,} bytes: give 1024 to {DEFAULT_ARENA:,} (the "
                             "emulated RAM less stack, heap and static data)")
-    files = _sources(model, library.kernels, arena)
+    files = _sources(model, library.kernels, arena, CORES[library.core].board)
     digest = hashlib.sha256(json.dumps({"recipe": RECIPE, "library": library.key,
                                         "files": files}, sort_keys=True).encode())
     digest.update(hashlib.sha256(model_data).digest())
@@ -148,8 +169,11 @@ def _link(library: Library, tmp: Path, model_path: Path, model_bytes: int) -> No
         if over:
             raise EdgeconvError(f"{model_path}: the firmware's RAM ({RAM_SIZE:,} bytes) "
                                 f"overflows by {int(over.group(2)):,} bytes; give a smaller arena")
-        first = next((ln for ln in text.splitlines() if "error" in ln.lower()),
-                     text.strip()[:300])
+        # the linker's reason ("undefined reference to `arm_transpose_s8'": a library built
+        # from a subset that lacks a file), else the first error line
+        first = next((ln for ln in text.splitlines() if "undefined reference" in ln),
+                     None) or next((ln for ln in text.splitlines() if "error" in ln.lower()),
+                                   text.strip()[:300])
         raise EdgeconvError(f"building the firmware for {model_path} failed: {first.strip()}")
 
 

@@ -94,20 +94,25 @@ def _is_kernel(rel: str) -> bool:
     return "/kernels/" in rel or rel.startswith("third_party/cmsis_nn/")
 
 
-def library_key(core: Core, tree: SourceTree, tools: Toolchain) -> str:
+def library_key(core: Core, tree: SourceTree, tools: Toolchain,
+                only: tuple[str, ...] | None = None) -> str:
     recipe = {"recipe": RECIPE, "core": core.name, "cflags": core.cflags,
               "kernels": tree.kernels, "tree": tree.content_hash, "compiler": tools.version,
               "defines": defines(tree.kernels), "cxx": CXX_ONLY, "c": C_ONLY,
               "opt": [KERNEL_OPT, OTHER_OPT], "left_out": LEFT_OUT}
+    if only is not None:  # a subset library (edgeconv.mcu.subset): its own entry
+        recipe["only"] = sorted(only)
     blob = json.dumps(recipe, sort_keys=True).encode()
     return f"{core.name}-{tree.kernels}-{hashlib.sha256(blob).hexdigest()[:16]}"
 
 
 def build_library(core_name: str, tree: SourceTree, progress: Progress | None = None,
-                  jobs: int | None = None) -> Library:
+                  jobs: int | None = None, only: tuple[str, ...] | None = None) -> Library:
+    """libtflm.a of every source of `tree` for the core, or of the files in `only` (a
+    subset, edgeconv.mcu.subset: quicker to build, enough for the models it was made for)."""
     core = CORES[core_name]
     tools = find_toolchain()
-    key = library_key(core, tree, tools)
+    key = library_key(core, tree, tools, only)
     progress = TellWaiters(progress or Progress())  # what a process waiting for us shows
     incs = include_flags(tree)
     built: list[bool] = []
@@ -115,6 +120,12 @@ def build_library(core_name: str, tree: SourceTree, progress: Progress | None = 
     def build(tmp: Path) -> None:
         built.append(True)
         files = sources(tree)
+        if only is not None:
+            missing = sorted(set(only) - set(files))
+            if missing:
+                raise EdgeconvError(f"the subset names {len(missing)} file(s) the"
+                                    f" {tree.kernels} tree lacks, e.g. {missing[0]}")
+            files = [f for f in files if f in set(only)]
         started = time.monotonic()
         _compile_all(files, tree, core, tools, incs, tmp, progress, jobs or os.cpu_count() or 1)
         objects = sorted(str(p) for p in (tmp / "obj").iterdir())
@@ -124,12 +135,14 @@ def build_library(core_name: str, tree: SourceTree, progress: Progress | None = 
             shutil.rmtree(tmp / folder)
         stamp = {"key": key, "core": core.name, "kernels": tree.kernels,
                  "tree": tree.label, "tree_origin": tree.origin, "compiler": tools.version,
-                 "files": len(files), "jobs": jobs or os.cpu_count(),
+                 "files": len(files), "subset": only is not None,
+                 "jobs": jobs or os.cpu_count(),
                  "build_seconds": round(time.monotonic() - started, 1)}
         (tmp / STAMP).write_text(json.dumps(stamp, indent=2) + "\n")  # last: marks complete
 
     folder = cache.entry("lib", key, build, _complete, progress=progress,
-                         what=f"TFLite Micro library ({tree.kernels}, {core.name})")
+                         what=f"TFLite Micro library ({tree.kernels}, {core.name}"
+                              f"{', subset' if only is not None else ''})")
     stamp = json.loads((folder / STAMP).read_text())
     return Library(folder / LIB_NAME, key, core.name, tree.kernels, tree, tools.version,
                    float(stamp.get("build_seconds", 0.0)), incs, defines(tree.kernels),

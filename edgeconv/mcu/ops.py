@@ -86,6 +86,7 @@ class OpInfo:
     macs: int | None           # CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED; None otherwise
     input_dtypes: tuple[str, ...]   # of the tensor inputs (absent optional inputs skipped)
     output_dtypes: tuple[str, ...]
+    output_names: tuple[str, ...] = ()  # its output tensors (edgeconv.npu places ops by them)
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,8 @@ def _parse(schema, data: bytes, label: str) -> ModelOps:
         ins = [tensor(i) for i in op.InputsAsNumpy() if i >= 0] if op.InputsLength() else []
         outs = [tensor(i) for i in op.OutputsAsNumpy()] if op.OutputsLength() else []
         ops.append(OpInfo(k, name, custom, _macs(name, ins, outs),
-                          tuple(t.dtype for t in ins), tuple(t.dtype for t in outs)))
+                          tuple(t.dtype for t in ins), tuple(t.dtype for t in outs),
+                          tuple(t.name for t in outs)))
     return ModelOps(ops, [tensor(int(i)) for i in graph.InputsAsNumpy()],
                     [tensor(int(i)) for i in graph.OutputsAsNumpy()], model.SubgraphsLength())
 

@@ -5,7 +5,8 @@ startup.c    vector table, FPU enable, .data/.bss init, C++ constructors, the ne
 runner.cc    the op resolver (only the model's ops), the interpreter, the timer-based tick
              counter, a MicroProfilerInterface that records each op's ticks, the stack paint;
              reads inputs from input.bin and writes outputs to output.bin through semihosting.
-link.ld      the MPS2 map: 4 MB "flash" at 0x0, 4 MB RAM at 0x20000000.
+link.ld      the machine's map (cores.Machine): 4 MB "flash", 4 MB RAM, and on MPS3 a boot
+             vector at the board's boot address.
 model.S      the model as a const array, by .incbin (no multi-megabyte C array to compile).
 
 Every report line starts with "EDGECONV " so emulator.py can tell it from TFLM's own prints.
@@ -63,7 +64,7 @@ __attribute__((naked)) void Fault_Handler(void) {
 }
 
 __attribute__((optimize("O1"))) void Reset_Handler(void) {
-  /* The FPU first: compiled code may use it anywhere after this. */
+SET_VTOR  /* The FPU first: compiled code may use it anywhere after this. */
   *(volatile uint32_t *)0xE000ED88 |= (0xFu << 20);  /* CPACR: CP10, CP11 full access */
   __asm__ volatile("dsb\n isb" ::: "memory");
   /* Fault reporting: enable the usage, bus and memory-management fault handlers. */
@@ -87,7 +88,7 @@ __attribute__((section(".isr_vector"), used)) void (*const g_vectors[16 + 32])(v
     Fault_Handler, Fault_Handler, Fault_Handler, Fault_Handler, Fault_Handler, Fault_Handler,
     Fault_Handler, Fault_Handler,
 };
-"""
+BOOT_VECTOR"""
 
 RUNNER_CC = r"""
 #include <stdint.h>
@@ -105,29 +106,7 @@ RUNNER_CC = r"""
 extern "C" const unsigned char g_model[];
 extern "C" uint32_t _sstack, _estack;
 
-// CMSDK APB timer0 (0x40000000): a 32-bit down-counter at 25 MHz in QEMU. With
-// -icount shift=0 every instruction is 1 ns of virtual time: 40 instructions per tick.
-namespace {
-volatile uint32_t* const kTimerCtrl = reinterpret_cast<volatile uint32_t*>(0x40000000);
-volatile uint32_t* const kTimerValue = reinterpret_cast<volatile uint32_t*>(0x40000004);
-volatile uint32_t* const kTimerReload = reinterpret_cast<volatile uint32_t*>(0x40000008);
-
-inline uint32_t Ticks() { return 0xFFFFFFFFu - *kTimerValue; }
-
-void StartTimer() {
-  *kTimerCtrl = 0;
-  *kTimerReload = 0xFFFFFFFFu;
-  *kTimerValue = 0xFFFFFFFFu;
-  *kTimerCtrl = 1;  // enable, no interrupt
-}
-}  // namespace
-
-namespace tflite {
-uint32_t ticks_per_second() { return 25000000u; }
-uint32_t GetCurrentTimeTicks() { return Ticks(); }
-}  // namespace tflite
-
-namespace {
+TIMER_BLOCKnamespace {
 constexpr int kMaxEvents = 2048;
 
 // Each operator's begin/end ticks; depth tells a subgraph's ops (IF, WHILE) from the top.
@@ -287,18 +266,75 @@ g_model:
 g_model_end:
 """
 
+# The timer the runner reads (cores.Machine.timer), as it is filled in for the MPS2 machines.
+TIMER_CMSDK = r"""// CMSDK APB timer0 (TIMER_ADDR0): a 32-bit down-counter at TIMER_MHZ MHz in QEMU. With
+// -icount shift=0 every instruction is 1 ns of virtual time: TIMER_PER_TICK instructions per tick.
+namespace {
+volatile uint32_t* const kTimerCtrl = reinterpret_cast<volatile uint32_t*>(TIMER_ADDR0);
+volatile uint32_t* const kTimerValue = reinterpret_cast<volatile uint32_t*>(TIMER_ADDR4);
+volatile uint32_t* const kTimerReload = reinterpret_cast<volatile uint32_t*>(TIMER_ADDR8);
+
+inline uint32_t Ticks() { return 0xFFFFFFFFu - *kTimerValue; }
+
+void StartTimer() {
+  *kTimerCtrl = 0;
+  *kTimerReload = 0xFFFFFFFFu;
+  *kTimerValue = 0xFFFFFFFFu;
+  *kTimerCtrl = 1;  // enable, no interrupt
+}
+}  // namespace
+
+namespace tflite {
+uint32_t ticks_per_second() { return TIMER_HZu; }
+uint32_t GetCurrentTimeTicks() { return Ticks(); }
+}  // namespace tflite
+
+"""
+
+# The SSE-300's system counter (AN547, no CMSDK timer): a 64-bit up-counter, enabled through
+# its control frame (CNTCR bit 0), whose low word the runner reads from the read frame.
+TIMER_SSE_COUNTER = r"""// The SSE-300 system counter (read at TIMER_ADDR0): a 64-bit up-counter at TIMER_MHZ MHz in QEMU.
+// With -icount shift=0 every instruction is 1 ns of virtual time: TIMER_PER_TICK instructions per tick.
+namespace {
+volatile uint32_t* const kCounterControl = reinterpret_cast<volatile uint32_t*>(COUNTER_CONTROL);
+volatile uint32_t* const kCounterLow = reinterpret_cast<volatile uint32_t*>(TIMER_ADDR0);
+
+inline uint32_t Ticks() { return *kCounterLow; }
+
+void StartTimer() { *kCounterControl = 1; }  // CNTCR.EN
+}  // namespace
+
+namespace tflite {
+uint32_t ticks_per_second() { return TIMER_HZu; }
+uint32_t GetCurrentTimeTicks() { return Ticks(); }
+}  // namespace tflite
+
+"""
+
+# Where the core fetches its first vector when that is not the start of "flash" (MPS3): a
+# two-word table there, and the reset handler points VTOR at the full one.
+SET_VTOR_C = """  { extern void (*const g_vectors[16 + 32])(void);
+    *(volatile uint32_t *)0xE000ED08 = (uint32_t)g_vectors; }  /* VTOR */
+"""
+BOOT_VECTOR_C = """
+__attribute__((section(".boot_vector"), used)) void (*const g_boot_vector[2])(void) = {
+    (void (*)(void))(&_estack), Reset_Handler};
+"""
+BOOT_MEMORY_LD = "  BOOT  (rx)  : ORIGIN = BOOT_ORIGIN, LENGTH = 0x400\n"
+BOOT_SECTION_LD = "  .boot : { KEEP(*(.boot_vector)) } > BOOT\n"
+
 LINK_LD = """
 MEMORY
 {
   FLASH (rx)  : ORIGIN = FLASH_ORIGIN, LENGTH = FLASH_SIZE
   RAM   (rwx) : ORIGIN = RAM_ORIGIN, LENGTH = RAM_SIZE
-}
+BOOT_MEMORY}
 ENTRY(Reset_Handler)
 _stack_size = STACK_BYTES;
 
 SECTIONS
 {
-  .isr_vector : { KEEP(*(.isr_vector)) } > FLASH
+BOOT_SECTION  .isr_vector : { KEEP(*(.isr_vector)) } > FLASH
   .text : {
     *(.text*)
     KEEP(*(.init)) KEEP(*(.fini))

@@ -113,7 +113,11 @@ def check_input_quantization(quantization: dict[str, Any] | None,
         return []
     low, high = expected_range(preprocessing)
     scale, zero = params["scale"], params["zero_point"]
-    qmin, qmax = (-128, 127) if params.get("dtype", "int8") == "int8" else (0, 255)
+    try:  # int8, uint8 or int16 (int16x8); older manifests give no dtype: int8
+        limits = np.iinfo(params.get("dtype") or "int8")
+    except (TypeError, ValueError):
+        return []
+    qmin, qmax = int(limits.min), int(limits.max)
     covered = ((qmin - zero) * scale, (qmax - zero) * scale)
     span = high - low
     if span <= 0:
@@ -122,7 +126,8 @@ def check_input_quantization(quantization: dict[str, Any] | None,
     tolerance = 0.1 * span
     if covered[0] > low + tolerance or covered[1] < high - tolerance \
             or (covered[1] - covered[0]) > 4 * span:
-        return [(f"int8 input scale {scale:.4g} / zero-point {zero} covers"
+        return [(f"{params.get('dtype') or 'int8'} input scale {scale:.4g} / zero-point"
+                 f" {zero} covers"
                  f" {covered[0]:.3g}..{covered[1]:.3g}, but the preprocessing yields"
                  f" {low:.3g}..{high:.3g}: the input quantisation does not match training")]
     return []

@@ -46,12 +46,14 @@ class LayerErrors:
     layers: list[dict[str, Any]] = field(default_factory=list)
 
 
-def layer_errors(fmt: str, source: FloatSource, int8: bytes) -> LayerErrors:
-    """Each quantised layer of the int8 file `int8` (format `fmt`), worst SQNR first."""
+def layer_errors(fmt: str, source: FloatSource, int8: bytes,
+                 precision: str = "int8") -> LayerErrors:
+    """Each quantised layer of the integer file `int8` (format `fmt`, made at `precision`:
+    int8 or int16x8), worst SQNR first."""
     dotted = get_format(fmt).layer_errors
     if dotted is None:
         raise EdgeconvError(f"edgeconv has no per-layer int8 report for {fmt} files")
-    found: LayerErrors = resolve(dotted)(source, int8)
+    found: LayerErrors = resolve(dotted)(source, int8, precision)
     return LayerErrors(found.method, sorted(found.layers, key=lambda row: row["sqnr_db"]))
 
 

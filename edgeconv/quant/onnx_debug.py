@@ -15,7 +15,11 @@ import numpy as np
 from edgeconv._capture import captured_output
 from edgeconv._lazy import require
 from edgeconv.convert.onnx import (
-    QDQ_OPSET, at_least_opset, calibration_reader, constants, parse_model,
+    QDQ_OPSET,
+    at_least_opset,
+    calibration_reader,
+    constants,
+    parse_model,
 )
 from edgeconv.errors import EdgeconvError, one_line
 from edgeconv.quant.layers import FloatSource, LayerErrors
@@ -25,8 +29,9 @@ METHOD = ("onnxruntime qdq_loss_debug: each activation before/after its QDQ pair
           " accumulated_sqnr_db against the float model's same tensor")
 
 
-def layer_errors(source: FloatSource, int8: bytes) -> LayerErrors:
-    """Per quantised activation of the QDQ model `int8`, against the source's fp32 ONNX."""
+def layer_errors(source: FloatSource, int8: bytes, precision: str = "int8") -> LayerErrors:
+    """Per quantised activation of the QDQ model `int8` (int8, int16x8 or mixed: each
+    activation's own QuantizeLinear says its width), against the source's fp32 ONNX."""
     fp32 = source.float_file("onnx")
     if fp32 is None:
         raise EdgeconvError(f"{source.origin}: no fp32 ONNX file to compare with")
@@ -79,11 +84,11 @@ def _compare(fp32: bytes, int8: bytes, calibration: np.ndarray) -> list[dict]:
         if "pre_qdq" not in tensors or "post_qdq" not in tensors:
             continue
         before, after = flat(tensors["pre_qdq"]), flat(tensors["post_qdq"])
-        scale, zero_point = scales.get(name, (None, None))
+        scale, zero_point, lowest = scales.get(name, (None, None, None))
         if scale is not None:
             # The quantiser drops a ReLU before a QuantizeLinear whose range starts at 0 (the
             # clip does its work), so "before" can be pre-ReLU: clip it at the range's floor.
-            before = np.maximum(before, (-128 - zero_point) * scale)
+            before = np.maximum(before, (lowest - zero_point) * scale)
         rmse = float(np.sqrt(np.mean(np.square(before - after))))
         rows.append({
             "name": name, "op": producers.get(name, "input"), "rmse": rmse,
@@ -103,14 +108,16 @@ def _unoptimised():
     return options
 
 
-def _activation_scales(graph) -> dict[str, tuple[float, int]]:
-    """(scale, zero point) of each activation's int8 QuantizeLinear, where per tensor."""
+def _activation_scales(graph) -> dict[str, tuple[float, int, int]]:
+    """(scale, zero point, lowest level) of each activation's int8 or int16 QuantizeLinear,
+    where per tensor."""
     initializers = constants(graph)
     scales = {}
     for node in graph.node:
         if node.op_type == "QuantizeLinear" and len(node.input) == 3:
             scale, zero = initializers.get(node.input[1]), initializers.get(node.input[2])
             if scale is not None and zero is not None and scale.size == 1 \
-                    and zero.dtype == np.int8:
-                scales[node.input[0]] = (float(scale.reshape(())), int(zero.reshape(())))
+                    and zero.dtype in (np.int8, np.int16):
+                scales[node.input[0]] = (float(scale.reshape(())), int(zero.reshape(())),
+                                         int(np.iinfo(zero.dtype).min))
     return scales

@@ -114,8 +114,10 @@ def _errors(manifest: Manifest, artifact: Artifact, calibration: np.ndarray,
             preprocessing: dict[str, Any]) -> ArtifactErrors:
     warnings = check_input_quantization(artifact.quantization, preprocessing)
     source = _ExportedModels(manifest, calibration, Int8Settings.from_options(artifact.options))
+    # a mixed file of the --max-drop search (made by another quantiser) is read as it is
+    precision = "mixed" if artifact.options.get("quantizer") else artifact.precision
     found = layer_errors(artifact.format, source,
-                         manifest.verified_path(artifact).read_bytes())
+                         manifest.verified_path(artifact).read_bytes(), precision)
     return ArtifactErrors(artifact=artifact.path, format=artifact.format, method=found.method,
                           layers=found.layers, warnings=warnings)
 

@@ -20,6 +20,7 @@ _LARGE_PARAMS = 20_000_000  # free Keras' memory after models this big (AlexNet,
 @dataclass(frozen=True)
 class LayerFigure:
     type: str
+    name: str
     output_shape: tuple[int | None, ...]
     params: int
 
@@ -66,7 +67,7 @@ class Arithmetic:
 
             keras().backend.clear_session()
         return Figures(s.params, s.macs, tuple(s.analysed_shape),
-                       tuple(LayerFigure(l.type, tuple(l.output_shape), l.params)
+                       tuple(LayerFigure(l.type, l.name, tuple(l.output_shape), l.params)
                              for l in s.layers))
 
 

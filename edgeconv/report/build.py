@@ -91,6 +91,9 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
                                            for r in rows for lat in r.latencies)), "cpu")
     sections = [d.header(data, rows, [str(p) for p in config.paths]),
                 d.claims_section(verdicts)]
+    sweep = _sweep_section(verdicts, draw)  # B-depth-kernel's figure, when it was measured
+    if sweep is not None:
+        sections.append(sweep)
     mine = user_models_section(data)  # exports of the user's own models, if any
     if mine is not None:
         sections.append(mine)
@@ -104,6 +107,10 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
     sections.append(d.gap_section(rows, lambda name: draw(plots.gap_figure)(name, gap, host)))
     from edgeconv.report.mcu import mcu_section  # MCU targets: estimates, RAM, flash
     sections.append(mcu_section(data, draw))
+    from edgeconv.report.npu import npu_section  # Ethos-U targets: Vela's estimates
+    npu = npu_section(data, draw)
+    if npu is not None:
+        sections.append(npu)
     reference = d.baselines_section(rows, published)
     if reference is not None:
         sections.append(reference)
@@ -118,3 +125,21 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
         _atomic.write_bytes(config.summary, to_markdown(doc, images=False, title=False).encode())
         files.append(config.summary)
     return ReportResult(config.out, files, verdicts, notes)
+
+
+def _sweep_section(verdicts, draw) -> d.Section | None:
+    """Article B's separable gains against depth and kernel size, as a figure."""
+    measured = any(v.claim.rule == "sweep_gains" and v.measured != "-" for v in verdicts)
+    if not measured:
+        return None
+    from edgeconv.zoo.sweep import separable_sweep
+
+    s = d.Section("[B-depth-kernel] separable gains vs depth and kernel size")
+    s.blocks.append("Params and MACs of the conv layers of article B's VGG pair built at 2 to 8"
+                    " convs and 3x3 to 7x7 kernels (edgeconv/zoo/sweep.py), regular divided by"
+                    " separable: computed from the built Keras models, not measured on a"
+                    " runtime.")
+    png = draw(plots.sweep_figure)("separable-sweep.png", separable_sweep())
+    if png:
+        s.blocks.append(d.Image(png.name, "separable gains vs depth and kernel size"))
+    return s

@@ -24,6 +24,7 @@ DATASETS = {
     "fashion_mnist": "Fashion-MNIST",
     "cifar10": "CIFAR-10",
     "imagenet": "ImageNet",
+    "synthetic_text": "synthetic text",
 }
 # What each is, for a verdict that measured a claim on other data than the article's.
 DESCRIBED = {
@@ -32,6 +33,8 @@ DESCRIBED = {
     "fashion_mnist": "Fashion-MNIST (28x28 grey clothing images)",
     "cifar10": "CIFAR-10 (32x32 colour photos)",
     "imagenet": "ImageNet",
+    "synthetic_text": "synthetic text (generated 128-character strings, 4 made-up languages;"
+                      " not real text)",
 }
 
 

@@ -38,7 +38,9 @@ def mcu_section(data: Collection, draw: Callable[[Callable[..., Path]], Callable
     if not records:
         s.blocks.append("No MCU bench in the inputs: `edgeconv bench runs/NAME --target"
                         " stm32h7 --out runs/NAME/results-stm32h7.json` (also nrf52840,"
-                        " nucleo-l4r5zi, nucleo-h7a3zi, esp32s3) on an int8 export.")
+                        " nucleo-l4r5zi, nucleo-h7a3zi, esp32s3, the Cortex-M33 stm32u5 and"
+                        " pico2, the Cortex-M55 + Ethos-U alif-e7, himax-we2 and"
+                        " corstone-300) on an int8 export.")
         return s
     if any(r.row.estimate_ms for r in records):
         s.blocks.append(
@@ -101,8 +103,8 @@ def latency_text(record: BenchRecord) -> str:
         from edgeconv.mcu.calibration import band_text
 
         return f"{band_text(estimate)} (emulated, estimate)"
-    if record.row.mcu:  # a core with no calibration
-        return "no estimate (emulated instructions only)"
+    if record.row.mcu:  # a core with no published calibration (docs/mcu.md)
+        return "uncalibrated (emulated instructions only)"
     if record.p50_ms is not None:
         return f"{record.p50_ms:.3f} ({HOST_LABEL})"
     return ""

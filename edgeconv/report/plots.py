@@ -117,7 +117,7 @@ def pareto_figure(points: list[tuple[str, float, float]], target: str, dataset: 
     fig, ax = plt.subplots(figsize=(9, 5.5))
     # colour = model, marker = precision: labels on every point would overlap
     models = list(dict.fromkeys(label.rsplit(" ", 1)[0] for label, _, _ in points))
-    markers = dict(zip(PRECISIONS, "o^Ds"))  # fp32 o, fp16 ^, dynamic D, int8 s
+    markers = dict(zip(PRECISIONS, "o^DsP"))  # fp32 o, fp16 ^, dynamic D, int8 s, int16x8 P
     colours = plt.get_cmap("tab10")
     for label, ms, acc in points:
         model, precision = label.rsplit(" ", 1)
@@ -207,4 +207,26 @@ def gap_figure(rows: list[ModelRow], target: str, path: Path) -> Path:
     ax.set_ylabel(f"latency p50 on {target}, ms")
     ax.set_title("gap-mnist: the same 5,130 params at every input size, output 10 classes")
     ax.legend()
+    return _save(fig, path)
+
+
+def sweep_figure(points, path: Path) -> Path:
+    """Article B's separable gains against depth, one line per kernel size: the regular /
+    separable ratio of the conv layers' params and MACs (edgeconv.zoo.sweep)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig.suptitle("[B-depth-kernel] regular / separable conv layers, VGG pair on 32x32x3"
+                 " (from the built models)")
+    kernels = sorted({p.kernel for p in points})
+    for ax, attr, title in ((axes[0], "param_ratio", "params ratio"),
+                            (axes[1], "mac_ratio", "MACs ratio")):
+        for k in kernels:
+            line = sorted((p for p in points if p.kernel == k), key=lambda p: p.depth)
+            ax.plot([p.depth for p in line], [getattr(p, attr) for p in line], marker="o",
+                    label=f"{k}x{k} kernels")
+        ax.set_xlabel("conv layers (depth)")
+        ax.set_ylabel(f"{title} (x fewer when separable)")
+        ax.set_xticks(sorted({p.depth for p in points}))
+        ax.set_title(title)
+        ax.legend()
     return _save(fig, path)

@@ -12,7 +12,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from edgeconv import stats
+from edgeconv import records, stats
 from edgeconv.formats import FLOAT
 from edgeconv.report import figures
 from edgeconv.report.arithmetic import Arithmetic, Figures, inspect_command
@@ -141,8 +141,86 @@ def ratio(claim: Claim, ctx: Context) -> Verdict:
     if abs(measured - value) <= 0.1 * value:
         verdict = REPRODUCED
     else:
-        verdict = PARTLY if measured >= 10 else NOT_REPRODUCED
-    return Verdict(claim, verdict, figure, evidence)
+        verdict = PARTLY if measured >= claim.args.get("partly", 10) else NOT_REPRODUCED
+    return Verdict(claim, verdict, figure, evidence, claim.args.get("note", ""))
+
+
+@rule
+def layer_sums(claim: Claim, ctx: Context) -> Verdict:
+    """Params of named layers of each entry: equal to `values`, or the first at least
+    `factor` times the second."""
+    entries, groups = claim.args["entries"], claim.args["layers"]
+    found = _arith(claim, ctx, *entries)
+    if isinstance(found, Verdict):
+        return found
+    sums, parts = [], []
+    for entry, figures_of, names in zip(entries, found, groups):
+        params = {l.name: l.params for l in figures_of.layers}
+        missing = [n for n in names if n not in params]
+        if missing:
+            return Verdict(claim, NOT_REPRODUCED, "-", _inspect(entry),
+                           f"the built model has no layer {', '.join(missing)}")
+        sums.append(sum(params[n] for n in names))
+        terms = " + ".join(f"{params[n]:,}" for n in names)
+        parts.append(f"{entry.model} {' + '.join(names)}: "
+                     + (f"{terms} = {sums[-1]:,}" if len(names) > 1 else f"{sums[-1]:,}"))
+    shown = "; ".join(parts)
+    evidence = _inspect(*{e.label: e for e in entries}.values())
+    if "values" in claim.args:
+        ok = list(sums) == list(claim.args["values"])
+        return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED, shown + " params",
+                       evidence + " (per-layer params)")
+    factor = sums[0] / sums[1]
+    ok = factor >= claim.args["factor"]
+    return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED,
+                   f"{shown} params ({factor:,.0f}x)", evidence + " (per-layer params)")
+
+
+@rule
+def factorisation(claim: Claim, ctx: Context) -> Verdict:
+    a = claim.args
+    found = _arith(claim, ctx, a["five"], a["three"], a["asymmetric"], a["two_three"])
+    if isinstance(found, Verdict):
+        return found
+    five, three, asymmetric, two_three = (f.macs for f in found)
+    cost, saving = five / three, 1 - asymmetric / three
+    ok = round(cost, 2) == a["values"][0] and round(saving, 2) == a["values"][1]
+    return Verdict(claim, REPRODUCED if ok else NOT_REPRODUCED,
+                   f"5x5 / 3x3 = {five:,} / {three:,} MACs = {cost:.2f}x; 1x3 + 3x1 ="
+                   f" {asymmetric:,} MACs, {saving:.0%} cheaper than the 3x3; two 3x3 ="
+                   f" {two_three:,} MACs, {1 - two_three / five:.0%} cheaper than the 5x5",
+                   _inspect(a["five"], a["three"], a["asymmetric"], a["two_three"]))
+
+
+@rule
+def structure(claim: Claim, ctx: Context) -> Verdict:
+    check = claim.args["check"]
+    if ctx.arithmetic.unavailable is not None:
+        return Verdict(claim, UNMEASURABLE, "-", "-", ctx.arithmetic.unavailable)
+    from edgeconv.zoo import structure as structures
+
+    found = getattr(structures, check)()
+    return Verdict(claim, REPRODUCED if found.holds else NOT_REPRODUCED, found.summary,
+                   f"the Keras graph of `{found.model}` (edgeconv/zoo/structure.py:"
+                   f" {check})", "; ".join(found.broken))
+
+
+@rule
+def sweep_gains(claim: Claim, ctx: Context) -> Verdict:
+    if ctx.arithmetic.unavailable is not None:
+        return Verdict(claim, UNMEASURABLE, "-", "-", ctx.arithmetic.unavailable)
+    from edgeconv.zoo.sweep import grows, separable_sweep
+
+    points = separable_sweep()
+    params_grow, macs_grow = grows(points, "param_ratio"), grows(points, "mac_ratio")
+    verdict = REPRODUCED if params_grow and macs_grow else (
+        PARTLY if params_grow else NOT_REPRODUCED)
+    table = "; ".join(f"{p.depth} convs k{p.kernel}: {p.param_ratio:.1f}x params,"
+                      f" {p.mac_ratio:.1f}x MACs" for p in points)
+    return Verdict(claim, verdict, table,
+                   "conv layers of the pair built at each point (edgeconv/zoo/sweep.py);"
+                   " the report's figure separable-sweep.png plots them",
+                   "" if macs_grow else "the MAC ratio does not grow at every step")
 
 
 @rule
@@ -327,12 +405,86 @@ def similar_accuracy(claim: Claim, ctx: Context) -> Verdict:
     reason = _other_data(claim, a, b)
     if reason and verdict == REPRODUCED:
         verdict = PARTLY
+    if reason and claim.args.get("setting"):
+        reason += f". Here: {_setting(a, b)}; the claim: {claim.args['setting']}"
+    paired = _paired_interval(a, b)
+    between = paired or _difference_interval(a, b)
+    evidence = f"manifest.json float_accuracy of {a.directory.name}, {b.directory.name}"
+    if paired:
+        evidence += f"; {records.TEST_WRONG} (per-image test results) of their train.json"
     return Verdict(claim, verdict,
                    f"{models[0]} {figures.float_accuracy(a)} vs {models[1]}"
                    f" {figures.float_accuracy(b)} float test accuracy, {diff:.1f} points"
-                   " apart (95% Wilson intervals in brackets)",
-                   f"manifest.json float_accuracy of {a.directory.name}, {b.directory.name}",
-                   reason)
+                   " apart (95% Wilson intervals in brackets)"
+                   + (f"; {models[0]} - {models[1]}: {between}" if between else ""),
+                   evidence, reason)
+
+
+def _setting(*exports: ExportRecord) -> str:
+    """'alexnet at 64x64x1, 8 epochs on 2,000 training images (--train-samples), 10,000 test
+    images; squeezenet ...': the input size and how much of the dataset each run saw, from
+    its manifest and train.json."""
+    parts = []
+    for e in exports:
+        shape = (e.manifest.input.preprocessing or {}).get("input_shape") or e.options.get(
+            "input_shape")
+        text = f"{e.model} at {'x'.join(str(n) for n in shape)}" if shape else e.model
+        if e.train is not None:
+            runs = e.train.epochs_run
+            text += f", {runs} epoch{'' if runs == 1 else 's'}"
+            if e.train.train_samples is not None:
+                text += f" on {e.train.train_samples:,} training images (--train-samples)"
+        if e.train is not None and e.train.test_images is not None:
+            text += f", {e.train.test_images:,} test images"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _paired_interval(a: ExportRecord, b: ExportRecord) -> str:
+    """The paired 95% interval of accuracy(a) - accuracy(b) (Newcombe's hybrid score, with an
+    exact McNemar test), from the per-image test results train.json keeps; '' unless both
+    runs were tested on the same split (same dataset, seed and number of test images)."""
+    ta, tb = a.train, b.train
+    if ta is None or tb is None or ta.test_wrong is None or tb.test_wrong is None:
+        return ""
+    n = ta.test_images
+    if not n or n != tb.test_images or (ta.dataset, ta.seed) != (tb.dataset, tb.seed):
+        return ""
+    wrong_a, wrong_b = set(ta.test_wrong), set(tb.test_wrong)
+    if max(wrong_a | wrong_b, default=-1) >= n:
+        return ""  # indices beyond the split: not the split its size says
+    # the 2x2 table from the misses alone (no list of n images): b right only for a, ...
+    only_a, only_b = len(wrong_b - wrong_a), len(wrong_a - wrong_b)
+    both_wrong = len(wrong_a & wrong_b)
+    comparison = stats.paired_counts(n - only_a - only_b - both_wrong, only_a, only_b,
+                                     both_wrong)
+    low, high = comparison.drop_interval.low, comparison.drop_interval.high
+    where = ("no difference inside it" if low <= 0 <= high
+             else "a difference: 0 is outside it")
+    # two decimals: a paired interval on 10,000 images is narrower than a point
+    return (f"{comparison.drop * 100:+.2f} points, 95% interval [{low * 100:+.2f},"
+            f" {high * 100:+.2f}] (Newcombe, paired on the same {n:,} test images:"
+            f" {comparison.reference_only:,} right only for {a.model},"
+            f" {comparison.candidate_only:,} only for {b.model}, exact McNemar p"
+            f" {comparison.mcnemar_p:.3g}; {where})")
+
+
+def _difference_interval(a: ExportRecord, b: ExportRecord) -> str:
+    """95% interval of accuracy(a) - accuracy(b) in points, Newcombe's hybrid score method for
+    two proportions from the Wilson intervals, the two treated as independent samples: wider
+    (more cautious) than the paired test on the same images. What is left when the runs'
+    train.json lack per-image results (`_paired_interval`); '' when an interval is missing."""
+    pa, ia, na = figures.float_figures(a)
+    pb, ib, nb = figures.float_figures(b)
+    if None in (pa, pb) or ia is None or ib is None:
+        return ""
+    d = pa - pb
+    low = d - ((pa - ia[0]) ** 2 + (ib[1] - pb) ** 2) ** 0.5
+    high = d + ((ia[1] - pa) ** 2 + (pb - ib[0]) ** 2) ** 0.5
+    where = ("no difference inside it" if low <= 0 <= high
+             else "a difference: 0 is outside it")
+    return (f"{d * 100:+.1f} points, 95% interval [{low * 100:+.1f}, {high * 100:+.1f}]"
+            f" (Newcombe, unpaired, {na} and {nb} test images; {where})")
 
 
 def _other_data(claim: Claim, *exports: ExportRecord) -> str:

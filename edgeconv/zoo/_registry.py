@@ -95,6 +95,11 @@ class ModelSpec:
     nominal_size: tuple[int, int] | None = None
     # How `edgeconv train` fits it by default; None: `generic_recipe` (see training_recipe).
     recipe: Recipe | None = None
+    # The dataset `train` and `export` use when --data is not given; None: the default
+    # (digits). Article D's char-CNN reads text, not images.
+    dataset: str | None = None
+    # Why `fixed_size` is fixed, for the refusal of another size.
+    fixed_size_why: str = "its last conv must end at 1x1; use gap-mnist for any size"
 
     @property
     def variable_input(self) -> bool:
@@ -134,8 +139,18 @@ def get_spec(name: str) -> ModelSpec:
     return _REGISTRY[name]
 
 
+def dataset_for(target: str) -> str:
+    """The dataset a command uses without --data: the model's own (char-CNN: text), else
+    digits. `target` may be anything a command takes (a run, a file): only a zoo name with
+    a dataset of its own changes the default."""
+    _load_families()
+    spec = _REGISTRY.get(target)
+    return spec.dataset if spec is not None and spec.dataset else "digits"
+
+
 # In the order the articles discuss them, which is the order `edgeconv models` lists them.
-FAMILY_MODULES = ("mnist", "blocks", "vgg", "alexnet", "squeezenet", "mobilenet")
+FAMILY_MODULES = ("mnist", "mlp", "blocks", "sweep", "vgg", "alexnet", "squeezenet", "googlenet",
+                  "inception", "xception", "mobilenet", "resnet", "charcnn")
 
 
 def _load_families() -> None:
@@ -232,8 +247,8 @@ def _check_input_shape(spec: ModelSpec, shape: Shape) -> None:
     if spec.fixed_size is not None and (h, w) != spec.fixed_size:
         fh, fw = spec.fixed_size
         raise EdgeconvError(
-            f"model '{spec.name}' takes only {fh}x{fw} inputs (its last conv must end at 1x1;"
-            f" use gap-mnist for any size); got {_fmt(shape)}")
+            f"model '{spec.name}' takes only {fh}x{fw} inputs ({spec.fixed_size_why});"
+            f" got {_fmt(shape)}")
     if h < spec.min_size or w < spec.min_size:
         raise EdgeconvError(f"model '{spec.name}' needs H and W >= {spec.min_size};"
                             f" got {_fmt(shape)}")

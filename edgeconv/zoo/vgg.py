@@ -11,19 +11,21 @@ from edgeconv.zoo.recipe import Recipe
 CIFAR_BLOCKS = (64, 128, 256)
 
 
-def _vgg_cifar(opts: ModelOptions, separable: bool, name: str):
+def _vgg_cifar(opts: ModelOptions, separable: bool, name: str,
+               blocks: tuple[int, ...] = CIFAR_BLOCKS, kernel: int = 3):
+    """`blocks` and `kernel` vary only in the depth / kernel sweep (edgeconv.zoo.sweep)."""
     k = keras()
     L = k.layers
     inputs = L.Input(shape=opts.input_shape, name="input")
     x = inputs
-    for block, filters in enumerate(CIFAR_BLOCKS, start=1):
+    for block, filters in enumerate(blocks, start=1):
         for conv in (1, 2):
             prefix = f"block{block}_conv{conv}"
             # Article B counts a bias on the pointwise conv (n*1*1*c + n); SeparableConv2D has it.
             if separable:
-                x = L.SeparableConv2D(filters, 3, padding="same", name=prefix)(x)
+                x = L.SeparableConv2D(filters, kernel, padding="same", name=prefix)(x)
             else:
-                x = L.Conv2D(filters, 3, padding="same", name=prefix)(x)
+                x = L.Conv2D(filters, kernel, padding="same", name=prefix)(x)
             # BatchNorm lets the separable variant train on small datasets without collapsing.
             x = L.BatchNormalization(name=f"{prefix}_bn")(x)
             x = L.ReLU(name=f"{prefix}_relu")(x)
