@@ -61,7 +61,7 @@ def test_the_firmware_executor_makes_rows_of_its_own(tmp_path, monkeypatch):
     assert int8.status == "ok" and int8.latency_ms is not None and not int8.caveats
     # the other file's row is final: the host interpreter's figures, and why no firmware
     assert [c.kind for c in fp32.caveats] == [NO_FIRMWARE, HOST_TIME]
-    assert "int8 .tflite" in fp32.caveats[0].text and fp32.flash_bytes is None
+    assert "int8 and int16x8 .tflite" in fp32.caveats[0].text and fp32.flash_bytes is None
 
     _no_tools(monkeypatch, tmp_path)
     before = int8.to_dict()

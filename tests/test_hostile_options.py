@@ -97,6 +97,7 @@ HOSTILE: dict[tuple[str, str], list[tuple[str, str]]] = {
                                 (str(10**30), "must be at most")],
     ("train", "--epochs"): COUNT,
     ("train", "--batch-size"): COUNT,
+    ("train", "--train-samples"): COUNT,
     ("train", "--lr"): [*NOT_FINITE, ("0", "must be > 0"), ("-1e308", "must be > 0"),
                         ("1e-320", "must be >= 1e-12"), ("1e308", "must be at most 10")],
     ("train", "--seed"): SEED,

@@ -210,7 +210,7 @@ def _artifact(m: dict, i: int) -> dict:
     (lambda m: m["artifacts"].append({**_artifact(m, 1), "path": "copy.tflite"}),
      "artifacts[5] repeats tflite fp32 of artifacts[1]"),
     (lambda m: _artifact(m, 3).update(precision="fp16"),
-     "artifacts[3].precision must be one of fp32, int8 for ONNX; got 'fp16'"),
+     "artifacts[3].precision must be one of fp32, int8, int16x8 for ONNX; got 'fp16'"),
     (lambda m: _artifact(m, 1).update(accuracy=float("nan")),
      "artifacts[1].accuracy must be a finite number from 0 to 1; got nan"),
     (lambda m: m["input"]["preprocessing"].update(input_shape=[20000, 20000, 1]),

@@ -3,9 +3,10 @@ link, for a first build that has to be quick (CI on a fresh machine, the tests o
 
 A firmware links from libtflm.a only the archive members its model's operators reach
 (--gc-sections does the rest), so a library of exactly those files gives the same firmware,
-byte for byte, as the full library (checked: the M7 reference-kernel firmwares of KWS and AD
-from both libraries are identical files); a model needing another file fails to link (then
-use the full library, the default).
+byte for byte, as the full library (checked: the M55 CMSIS-NN firmwares of KWS and VWW and
+the M7 reference-kernel ones of KWS and AD are identical files from both libraries); a model
+needing another file fails to link, naming the symbol (then use the full library, the
+default).
 
 "mlperf-tiny": the files the firmwares of the four MLPerf Tiny reference models (vww_96_int8,
 kws_ref_model, pretrainedResnet_quant, ad01_int8) and the NPU tests' ADD + DEPTH_TO_SPACE

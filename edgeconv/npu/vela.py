@@ -25,13 +25,13 @@ import importlib.util
 import io
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeconv._child import python_command, run_captured
 from edgeconv.errors import EdgeconvError
 from edgeconv.files import read_regular
 from edgeconv.mcu.ops import MAX_MCU_MODEL_BYTES, ModelOps, parse_ops
@@ -203,11 +203,11 @@ def compile_for_npu(model: Path, config: NpuConfig, *, label: str | None = None,
         source.write_bytes(data)
         (work / "edgeconv.ini").write_text(our_ini(config, ini))
         out = work / "out"
-        cmd = [sys.executable, "-m", "ethosu.vela", str(source),
-               "--accelerator-config", config.accelerator,
-               "--config", str(work / "edgeconv.ini"),
-               "--system-config", config.system_config, "--memory-mode", config.memory_mode,
-               "--output-dir", str(out), "--verbose-performance", "--show-cpu-operations"]
+        cmd = python_command("ethosu.vela", [
+            str(source), "--accelerator-config", config.accelerator,
+            "--config", str(work / "edgeconv.ini"),
+            "--system-config", config.system_config, "--memory-mode", config.memory_mode,
+            "--output-dir", str(out), "--verbose-performance", "--show-cpu-operations"])
         started = time.monotonic()
         text = _run(cmd, work, timeout, shown)
         seconds = time.monotonic() - started
@@ -226,9 +226,8 @@ def compile_for_npu(model: Path, config: NpuConfig, *, label: str | None = None,
 
 
 def _run(cmd: list[str], cwd: Path, timeout: float, shown: str) -> str:
-    try:
-        result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                                stdin=subprocess.DEVNULL, check=False)
+    try:  # bounded: Vela's report is kilobytes, a runaway one is not kept whole
+        result = run_captured(cmd, timeout=timeout, cwd=cwd)
     except subprocess.TimeoutExpired:
         raise EdgeconvError(f"Vela did not finish compiling {shown} in {timeout:.0f} s"
                             ) from None
