@@ -97,7 +97,7 @@ class ImageShape(Spec):
 MODEL_OPTIONS = Obj({
     "input_shape": Opt(ImageShape()), "classes": Opt(Int(1, MAX_CLASSES)),
     "alpha": Opt(Num(0, MAX_ALPHA)), "version": Opt(Str(max_len=100)),
-    "groups": Opt(Int(1, 1024)),
+    "groups": Opt(Int(1, 1024)), "blocks": Opt(Int(1, 1024)), "kernel": Opt(Int(1, 1024)),
 })
 # How images were prepared (edgeconv.data.Preprocessing.to_dict()): what bench and export
 # repeat. The source may be larger than a model input (a folder of photos).

@@ -170,3 +170,30 @@ def test_separable_gains_grow_with_depth_and_kernel():
     six = separable_sweep((6,), (3,))[0]
     assert six.params == (inspect_by_name("vgg-cifar").stats.params,
                           inspect_by_name("separable-vgg-cifar").stats.params)
+
+
+def test_the_sweep_points_are_the_cli_options():
+    """Issue 24: `--blocks` and `--kernel` build the sweep's points, so they export and bench
+    like any zoo model; depth 8 (4 blocks) with 7x7 kernels is the sweep's far corner."""
+    from edgeconv.zoo.sweep import separable_sweep
+
+    far = separable_sweep((8,), (7,))[0]
+    assert far.params == tuple(
+        inspect_by_name(name, blocks=4, kernel=7).stats.params
+        for name in ("vgg-cifar", "separable-vgg-cifar"))
+    # the defaults are article B's network, and the options are recorded with it
+    assert resolve_options(get_spec("separable-vgg-cifar")).to_dict()["blocks"] == 3
+    assert resolve_options(get_spec("vgg-cifar"), kernel=5).to_dict()["kernel"] == 5
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"kernel": 4}, "must be one of 3, 5, 7"),
+    ({"blocks": 0}, "must be 1 to 4"),
+    ({"blocks": 4, "input_shape": (8, 8, 3)}, "needs H and W >= 16"),
+])
+def test_the_sweep_options_refuse_what_cannot_be_built(options, message):
+    from edgeconv.errors import EdgeconvError
+
+    spec = get_spec("separable-vgg-cifar")
+    with pytest.raises(EdgeconvError, match=message):
+        build(spec, resolve_options(spec, **options))

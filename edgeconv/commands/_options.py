@@ -13,7 +13,7 @@ import typer
 from edgeconv.errors import EdgeconvError
 from edgeconv.records import SEED
 from edgeconv.zoo._registry import MAX_CLASSES, check_shape_bounds
-from edgeconv.zoo.options import FAMILY_OPTIONS, MAX_ALPHA
+from edgeconv.zoo.options import FAMILY_OPTIONS, KERNELS, MAX_ALPHA, MAX_BLOCKS
 
 # --- numbers: checked while the command line is parsed, before anything is loaded -------------
 
@@ -43,7 +43,9 @@ HELD_OUT = Bounds(0, 0.99)  # --val-fraction, --test-fraction: a share of the im
 # needs TensorFlow): the bounds no model goes beyond.
 ALPHA = Bounds(0, MAX_ALPHA, low_open=True)
 GROUPS = Bounds(1, 2)
-FAMILY_BOUNDS = {"alpha": ALPHA, "groups": GROUPS}
+BLOCKS = Bounds(1, MAX_BLOCKS)
+KERNEL = Bounds(min(KERNELS), max(KERNELS))  # odd only: the zoo's check says so
+FAMILY_BOUNDS = {"alpha": ALPHA, "groups": GROUPS, "blocks": BLOCKS, "kernel": KERNEL}
 CLASSES = Bounds(2, MAX_CLASSES)
 # Preprocessing numbers: far outside what any model uses, yet small enough that
 # (255 * scale + offset - mean) / std stays finite in float32 (no inf in the model's input).
@@ -151,10 +153,13 @@ def _family_option(name: str):
 
 
 # Typer needs one explicit parameter per option: every command that builds a model declares
-# `alpha: Alpha = None, version: Version = None, groups: Groups = None`, in FAMILY_OPTIONS order.
+# `alpha: Alpha = None, version: Version = None, groups: Groups = None, blocks: Blocks = None,
+# kernel: Kernel = None`, in FAMILY_OPTIONS order.
 Alpha = _family_option("alpha")
 Version = _family_option("version")
 Groups = _family_option("groups")
+Blocks = _family_option("blocks")
+Kernel = _family_option("kernel")
 
 
 def parse_shape(text: str | None) -> tuple[int | None, ...] | None:
@@ -176,7 +181,8 @@ def parse_shape(text: str | None) -> tuple[int | None, ...] | None:
 def model_options(classes: int | None, input_shape: str | None, *family: Any) -> dict[str, Any]:
     """The keyword arguments of `edgeconv.zoo.resolve_options`, from the CLI's strings.
 
-    `family`: the family options' values in FAMILY_OPTIONS order (alpha, version, groups).
+    `family`: the family options' values in FAMILY_OPTIONS order (alpha, version, groups,
+    blocks, kernel).
     """
     if len(family) != len(FAMILY_OPTIONS):  # a command missing one of the aliases above
         raise TypeError(f"model_options() takes the {len(FAMILY_OPTIONS)} family options"

@@ -17,9 +17,11 @@ from edgeconv.commands._options import (
     SAMPLES,
     SEEDS,
     Alpha,
+    Blocks,
     Groups,
     InputShape,
     JsonFlag,
+    Kernel,
     Version,
     bounded,
     bounded_list,
@@ -73,6 +75,8 @@ def export(
     alpha: Alpha = None,
     version: Version = None,
     groups: Groups = None,
+    blocks: Blocks = None,
+    kernel: Kernel = None,
     untrained: Annotated[bool, typer.Option(
         "--untrained", help="Export freshly initialised weights (size and speed only;"
                             " default input size is the model's own).")] = False,
@@ -135,7 +139,8 @@ def export(
 
     user_file = source_kind_of(target).user_file
     # A model file takes --input-shape as a preprocessing flag (its shape is its own).
-    options = model_options(None, None if user_file else input_shape, alpha, version, groups)
+    options = model_options(None, None if user_file else input_shape, alpha, version, groups,
+                            blocks, kernel)
     prep = PrepFlags(input_shape=_shape(input_shape) if user_file else None, layout=layout,
                      scale=scale, offset=offset, mean=_floats("--mean", mean),
                      std=_floats("--std", std), color=color, resize=resize)

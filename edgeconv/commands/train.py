@@ -10,8 +10,8 @@ import typer
 from edgeconv import render
 from edgeconv.commands._progress import RichProgress
 from edgeconv.commands._options import (
-    BATCH_SIZE, EPOCHS, LEARNING_RATE, SAMPLES, SEEDS, Alpha, Classes, Groups, InputShape,
-    JsonFlag, Version, bounded, model_options,
+    BATCH_SIZE, EPOCHS, LEARNING_RATE, SAMPLES, SEEDS, Alpha, Blocks, Classes, Groups,
+    InputShape, JsonFlag, Kernel, Version, bounded, model_options,
 )
 
 
@@ -22,6 +22,8 @@ def train(
     alpha: Alpha = None,
     version: Version = None,
     groups: Groups = None,
+    blocks: Blocks = None,
+    kernel: Kernel = None,
     data: Annotated[str | None, typer.Option(
         help="digits (embedded; the default), mnist, fashion_mnist, cifar10, synthetic_text"
              " (the char-CNN's default), or an image folder.", show_default=False)] = None,
@@ -51,7 +53,7 @@ def train(
     from edgeconv.errors import EdgeconvError
     from edgeconv.train import TrainConfig, train as run_training
 
-    options = model_options(classes, input_shape, alpha, version, groups)
+    options = model_options(classes, input_shape, alpha, version, groups, blocks, kernel)
     if options["classes"] is not None:
         raise EdgeconvError("--classes is set by the dataset when training; drop it")
     options = {k: v for k, v in options.items() if v is not None}

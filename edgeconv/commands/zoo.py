@@ -8,7 +8,7 @@ import typer
 
 from edgeconv import render
 from edgeconv.commands._options import (
-    Alpha, Classes, Groups, InputShape, JsonFlag, Version, model_options,
+    Alpha, Blocks, Classes, Groups, InputShape, JsonFlag, Kernel, Version, model_options,
 )
 
 
@@ -45,6 +45,8 @@ def inspect(
     alpha: Alpha = None,
     version: Version = None,
     groups: Groups = None,
+    blocks: Blocks = None,
+    kernel: Kernel = None,
     json: JsonFlag = False,
 ) -> None:
     """Per-layer params, MACs and activation memory of one model, with totals."""
@@ -52,7 +54,7 @@ def inspect(
 
     with render.stderr_console().status(f"building {name}..."):
         report = inspect_by_name(name, **model_options(classes, input_shape, alpha, version,
-                                                       groups))
+                                                       groups, blocks, kernel))
     if json:
         render.print_json(report.to_dict())
         return

@@ -74,7 +74,7 @@ class Arithmetic:
 def inspect_command(model: str, options: dict[str, Any]) -> str:
     """The `edgeconv inspect` line that prints the same figures."""
     parts = ["edgeconv inspect", model]
-    for key in ("alpha", "version", "groups"):
+    for key in FAMILY_OPTIONS:
         if options.get(key) is not None:
             parts.append(f"--{key} {options[key]}")
     shape = options.get("input_shape")

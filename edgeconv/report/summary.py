@@ -90,7 +90,9 @@ def matches(entry: Entry, siblings: tuple[Entry, ...], export: ExportRecord) -> 
 
     defaults = resolve_options(get_spec(entry.model)).to_dict()
     for key in FAMILY_OPTIONS:
-        if key in defaults and export.options.get(key) != entry.options.get(key, defaults[key]):
+        # A record without the key was written before the option existed: the default.
+        if key in defaults and export.options.get(key, defaults[key]) \
+                != entry.options.get(key, defaults[key]):
             return False
     shape = list(export.options.get("input_shape") or [])
     if any("input_shape" in s.options for s in siblings if s.model == entry.model):

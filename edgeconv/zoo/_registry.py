@@ -58,7 +58,8 @@ def _round_significant(value: int, digits: int) -> int:
 
 @dataclass(frozen=True)
 class ModelOptions:
-    """Validated options a builder receives. `alpha`/`version`/`groups` only for their families."""
+    """Validated options a builder receives. `alpha`/`version`/`groups`/`blocks`/`kernel` only
+    for their families."""
 
     input_shape: Shape
     classes: int | None
@@ -66,6 +67,8 @@ class ModelOptions:
     alpha: float | None = None
     version: str | None = None
     groups: int | None = None
+    blocks: int | None = None  # vgg-cifar pair: depth (VGG blocks of two convs)
+    kernel: int | None = None  # vgg-cifar pair: conv kernel size
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()
@@ -168,7 +171,8 @@ def resolve_options(
 ) -> ModelOptions:
     """Fill defaults and check every option against what `spec` accepts.
 
-    `family` takes the options of FAMILY_OPTIONS (alpha=0.5, version="1.1", groups=1); None
+    `family` takes the options of FAMILY_OPTIONS (alpha=0.5, version="1.1", groups=1,
+    blocks=4, kernel=7); None
     means the model's default.
     """
     for key in family:

@@ -1,4 +1,4 @@
-"""The family options (alpha, version, groups), defined once: type, CLI help and validation.
+"""The family options (alpha, version, groups, blocks, kernel), defined once: type, CLI help and validation.
 
 A model accepts the ones named in its spec's `family_options`, with its defaults;
 `resolve_options` validates against this table and the CLI takes its help texts from it.
@@ -57,9 +57,32 @@ def _check_groups(spec: ModelSpec, groups: int) -> None:
                             f" (the original two-GPU split); got {groups}")
 
 
+# Article B's VGG network, varied by its depth / kernel sweep (edgeconv.zoo.sweep): 1 to 4
+# blocks of two convs (64-128-256-512 filters), square odd kernels.
+MAX_BLOCKS = 4
+KERNELS = (3, 5, 7)
+
+
+def _check_blocks(spec: ModelSpec, blocks: int) -> None:
+    if not 1 <= blocks <= MAX_BLOCKS:
+        raise EdgeconvError(f"--blocks for '{spec.name}' must be 1 to {MAX_BLOCKS} VGG blocks of"
+                            f" two convs (article B's network has 3); got {blocks}")
+
+
+def _check_kernel(spec: ModelSpec, kernel: int) -> None:
+    if kernel not in KERNELS:
+        allowed = ", ".join(map(str, KERNELS))
+        raise EdgeconvError(f"--kernel for '{spec.name}' must be one of {allowed} (an odd"
+                            f" square kernel; article B's network uses 3); got {kernel}")
+
+
 # In the order of ModelOptions' fields: checks run, and errors surface, in this order.
 FAMILY_OPTIONS: dict[str, FamilyOption] = {o.name: o for o in (
     FamilyOption("alpha", float, "Width multiplier (MobileNets), > 0 and <= 4.", _check_alpha),
     FamilyOption("version", str, "SqueezeNet version: 1.0 or 1.1.", _check_version),
     FamilyOption("groups", int, "AlexNet conv2/4/5 groups: 2 (original) or 1.", _check_groups),
+    FamilyOption("blocks", int, "VGG-CIFAR depth: 1 to 4 blocks of two convs (article B: 3).",
+                 _check_blocks),
+    FamilyOption("kernel", int, "VGG-CIFAR conv kernel size: 3, 5 or 7 (article B: 3).",
+                 _check_kernel),
 )}

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from edgeconv._lazy import keras
+from edgeconv.errors import EdgeconvError
 from edgeconv.zoo._heads import fc4096_classifier
 from edgeconv.zoo._registry import ModelOptions, ModelSpec, PaperFact, register
 from edgeconv.zoo.recipe import Recipe
 
 # Article B: six 3x3 convs in three VGG blocks on 32x32x3, each block closed by a 2x2 max pool.
 CIFAR_BLOCKS = (64, 128, 256)
+# Filters of blocks 1..4: --blocks N takes the first N (the depth / kernel sweep's depths).
+CIFAR_WIDTHS = (64, 128, 256, 512)
+# The family options of the pair: article B's network by default, the sweep's points on request.
+CIFAR_OPTIONS = {"blocks": len(CIFAR_BLOCKS), "kernel": 3}
 
 
 def _vgg_cifar(opts: ModelOptions, separable: bool, name: str,
@@ -36,14 +41,27 @@ def _vgg_cifar(opts: ModelOptions, separable: bool, name: str,
     return k.Model(inputs, outputs, name=name)
 
 
+def _from_options(opts: ModelOptions, separable: bool, name: str):
+    """The pair at `--blocks` and `--kernel` (article B's network when left out)."""
+    blocks = opts.blocks or CIFAR_OPTIONS["blocks"]
+    h, w, _ = opts.input_shape
+    # Each block halves H and W (a 2x2 max pool): the spec's min_size is for 3 blocks only.
+    if min(h, w) < 2 ** blocks:
+        raise EdgeconvError(f"model '{name.replace('_', '-')}' with --blocks {blocks} needs H and"
+                            f" W >= {2 ** blocks} (each block halves them); got"
+                            f" {h}x{w}")
+    return _vgg_cifar(opts, separable, name, blocks=CIFAR_WIDTHS[:blocks],
+                      kernel=opts.kernel or CIFAR_OPTIONS["kernel"])
+
+
 def vgg_cifar(opts: ModelOptions):
     """Article B baseline: six regular 3x3 convs (~1.2M params)."""
-    return _vgg_cifar(opts, separable=False, name="vgg_cifar")
+    return _from_options(opts, separable=False, name="vgg_cifar")
 
 
 def separable_vgg_cifar(opts: ModelOptions):
     """Article B: the same network with every conv depthwise separable (~200k params)."""
-    return _vgg_cifar(opts, separable=True, name="separable_vgg_cifar")
+    return _from_options(opts, separable=True, name="separable_vgg_cifar")
 
 
 # VGG16 stages: (convs per stage, filters).
@@ -69,6 +87,7 @@ register(ModelSpec(
     name="vgg-cifar", family="vgg", builder=vgg_cifar,
     description="Article B baseline: 6-conv VGG network on 32x32x3 with regular Conv2D",
     default_input_shape=(32, 32, 3), default_classes=10, min_size=8,
+    family_options=dict(CIFAR_OPTIONS),
     facts=(PaperFact("params", 1_200_000, "B", digits=2),),
     recipe=Recipe(32, epochs=20),
 ))
@@ -76,6 +95,7 @@ register(ModelSpec(
     name="separable-vgg-cifar", family="vgg", builder=separable_vgg_cifar,
     description="Article B: the same VGG network with SeparableConv2D everywhere",
     default_input_shape=(32, 32, 3), default_classes=10, min_size=8,
+    family_options=dict(CIFAR_OPTIONS),
     facts=(PaperFact("params", 200_000, "B", digits=1),),
     recipe=Recipe(32, epochs=30),
 ))
