@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.micro_reference import host_outputs, random_inputs
+
 pytestmark = pytest.mark.mcu
 
 TREE = Path(__file__).resolve().parents[2] / "shared" / "third_party" / "tflm-tree-cmsis-nn.tgz"
@@ -61,18 +63,6 @@ def files(tmp_path_factory):
     return paths
 
 
-def _host(path: Path, samples):
-    from tflite_micro.python.tflite_micro import runtime
-
-    interpreter = runtime.Interpreter.from_bytes(path.read_bytes())
-    outputs = []
-    for x in samples:
-        interpreter.set_input(x, 0)
-        interpreter.invoke()
-        outputs.append(interpreter.get_output(0))
-    return outputs
-
-
 @needs
 @pytest.mark.parametrize("kind", ["int8", "int16x8", "mixed"])
 def test_integer_files_run_bit_exact_on_the_emulated_m7_with_cmsis_nn(files, kind):
@@ -82,15 +72,12 @@ def test_integer_files_run_bit_exact_on_the_emulated_m7_with_cmsis_nn(files, kin
         pytest.skip("ai-edge-quantizer is not installed (pip install 'edgeconv[mixed]')")
     path = files[kind]
     spec = read_ops(path).inputs[0]
-    limits = np.iinfo(spec.dtype)
-    rng = np.random.default_rng(0)
-    samples = [rng.integers(limits.min, limits.max + 1, size=spec.shape, dtype=spec.dtype)
-               for _ in range(3)]
+    samples = random_inputs(path, 3)
     assert spec.dtype == ("int16" if kind == "int16x8" else "int8")
     widths = {d for op in read_ops(path).ops for d in op.output_dtypes}
     assert ("int16" in widths) == (kind != "int8")
     run = run_firmware(path, core="cortex-m7", kernels="cmsis-nn", inputs=samples, tree=TREE)
-    for got, want in zip(run.outputs, _host(path, samples)):
+    for got, want in zip(run.outputs, host_outputs(path, samples)):
         assert got[0].dtype == want.dtype and got[0].shape == want.shape
         np.testing.assert_array_equal(got[0], want)
     # the instruction count: positive, the same on every invoke, the sum of the ops'

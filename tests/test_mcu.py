@@ -26,6 +26,7 @@ from edgeconv.errors import EdgeconvError
 from edgeconv.mcu import ToolMissing, cache, check_tools, find_tree, read_ops, run_firmware
 from edgeconv.mcu.cores import FLASH_SIZE
 from edgeconv.mcu.ops import RESOLVER_CALLS
+from tests.micro_reference import host_outputs, random_inputs
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MODELS = SHARED / "models"
@@ -69,27 +70,6 @@ def _model(name: str) -> Path:
 
 def _tree(kernels: str) -> Path:
     return TREES / f"tflm-tree-{kernels}.tgz"
-
-
-def _samples(path: Path, n: int, seed: int = 0) -> list[np.ndarray]:
-    spec = read_ops(path).inputs[0]
-    info = np.iinfo(spec.dtype)
-    rng = np.random.default_rng(seed)
-    return [rng.integers(info.min, info.max + 1, size=spec.shape, dtype=spec.dtype)
-            for _ in range(n)]
-
-
-def _host_outputs(path: Path, samples: list[np.ndarray]) -> list[np.ndarray]:
-    """The host TFLite Micro Python interpreter's outputs (reference kernels)."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    interpreter = runtime.Interpreter.from_bytes(path.read_bytes())
-    outs = []
-    for x in samples:
-        interpreter.set_input(x, 0)
-        interpreter.invoke()
-        outs.append(interpreter.get_output(0))
-    return outs
 
 
 # ---- quick: no toolchain, no build ---------------------------------------------------------
@@ -268,7 +248,7 @@ def test_cache_entry_is_built_once_by_concurrent_builders(tmp_path, monkeypatch)
                                                           for m, c, k in CASES])
 def test_instructions_arena_and_outputs_match(name, core, kernels):
     path = _model(name)
-    samples = _samples(path, 3)
+    samples = random_inputs(path, 3)
     run = run_firmware(path, core=core, kernels=kernels, inputs=samples, tree=_tree(kernels))
     expected = TABLE[name][1][(core, kernels)]
     assert run.invoke_instructions == pytest.approx(expected, rel=0.05)
@@ -287,7 +267,7 @@ def test_instructions_arena_and_outputs_match(name, core, kernels):
                                                                  rel=0.02)
     assert run.model_bytes == path.stat().st_size
     assert 30_000 < run.runtime_flash_bytes < 200_000
-    host = _host_outputs(path, samples)
+    host = host_outputs(path, samples)
     for got, want in zip(run.outputs, host):
         assert got[0].dtype == want.dtype and got[0].shape == want.shape
         np.testing.assert_array_equal(got[0], want)

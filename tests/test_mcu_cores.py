@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from edgeconv.mcu import read_ops, run_firmware
+from tests.micro_reference import host_outputs, random_inputs
 from tests.npu_models import fallback_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -38,31 +39,10 @@ MACHINES = {"cortex-m33": "mps3-an524", "cortex-m55": "mps3-an547"}
 SUBSET = "mlperf-tiny"  # the libraries' source subset (module docstring)
 
 
-def _samples(path: Path, n: int, seed: int = 0) -> list[np.ndarray]:
-    spec = read_ops(path).inputs[0]
-    info = np.iinfo(spec.dtype)
-    rng = np.random.default_rng(seed)
-    return [rng.integers(info.min, info.max + 1, size=spec.shape, dtype=spec.dtype)
-            for _ in range(n)]
-
-
-def _host_outputs(path: Path, samples: list[np.ndarray]) -> list[np.ndarray]:
-    """The host TFLite Micro Python interpreter's outputs (reference kernels)."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    interpreter = runtime.Interpreter.from_bytes(path.read_bytes())
-    outs = []
-    for x in samples:
-        interpreter.set_input(x, 0)
-        interpreter.invoke()
-        outs.append(interpreter.get_output(0))
-    return outs
-
-
 @pytest.mark.parametrize("name,core", CASES, ids=[f"{m}-{c}" for m, c in CASES])
 def test_bit_exact_on_the_new_cores(name, core):
     path = MODELS / f"{name}.tflite"
-    samples = _samples(path, 3)
+    samples = random_inputs(path, 3)
     run = run_firmware(path, core=core, kernels="cmsis-nn", inputs=samples,
                        tree=TREES / "tflm-tree-cmsis-nn.tgz", subset=SUBSET)
     print(f"\n{name} on {core} ({run.machine}), cmsis-nn: {run.invoke_instructions:,}"
@@ -79,13 +59,13 @@ def test_bit_exact_on_the_new_cores(name, core):
     assert sum(c.instructions for c in run.ops) == pytest.approx(run.invoke_instructions,
                                                                  rel=0.02)
     assert 0 < run.stack_bytes < 8192 and 30_000 < run.runtime_flash_bytes < 200_000
-    for got, want in zip(run.outputs, _host_outputs(path, samples)):
+    for got, want in zip(run.outputs, host_outputs(path, samples)):
         np.testing.assert_array_equal(got[0], want)
 
 
 def test_helium_kernels_need_fewer_instructions_than_reference_on_the_m55():
     path = MODELS / "kws_ref_model.tflite"
-    samples = _samples(path, 2)
+    samples = random_inputs(path, 2)
     runs = {kernels: run_firmware(path, core="cortex-m55", kernels=kernels, inputs=samples,
                                   tree=TREES / f"tflm-tree-{kernels}.tgz",
                                   subset=SUBSET)
@@ -95,7 +75,7 @@ def test_helium_kernels_need_fewer_instructions_than_reference_on_the_m55():
           f" (MVE) {mve:,} instructions per invoke: {ref / mve:.2f}x fewer with Helium")
     assert mve < ref
     for run in runs.values():  # both bit-exact with the host interpreter
-        for got, want in zip(run.outputs, _host_outputs(path, samples)):
+        for got, want in zip(run.outputs, host_outputs(path, samples)):
             np.testing.assert_array_equal(got[0], want)
 
 
