@@ -6,6 +6,11 @@ This base class draws nothing, so a library caller may pass nothing at all.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class Progress:
     """A bar of `total` units with a description, and messages printed above it."""
@@ -34,3 +39,17 @@ class Steps:
     def step(self, description: str) -> None:
         self.progress.update(self.begun, description)
         self.begun += 1
+
+
+def each(progress: Progress, items: Sequence[T], description: str,
+         describe: Callable[[T], str]) -> Iterator[T]:
+    """Each of `items` in order, under a bar over them that `describe(item)` names. The bar is
+    started again before each item: an item's own work may draw a bar of its own (the
+    Cortex-M library build an emulated firmware waits for)."""
+    for done, item in enumerate(items):
+        progress.start(len(items), description, completed=done)
+        progress.update(done, describe(item))
+        yield item
+    if items:
+        progress.start(len(items), description, completed=len(items))
+        progress.update(len(items), "done")

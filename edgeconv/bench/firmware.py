@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from edgeconv._child import run_child
 from edgeconv.bench.plan import BenchConfig, PlannedRow, name_the_users_file
 from edgeconv.errors import EdgeconvError
-from edgeconv.progress import Progress
+from edgeconv.progress import Progress, each
 from edgeconv.records import HOST_TIME, NO_FIGURE, NO_FIRMWARE, BenchRow, Note
 from edgeconv.runtimes.registry import get_runtime
 from edgeconv.targets import Target
@@ -163,16 +163,11 @@ def bench_firmware(routed: list[tuple[PlannedRow, BenchRow]], target: Target,
     progress = progress or Progress()
     tree = tree_option(config.tflm_tree)
     made: list[list[BenchRow]] = []
-    for done, (planned, host) in enumerate(routed):
-        progress.start(len(routed), "firmware", completed=done)
-        progress.update(done, planned.describe())
+    for planned, host in each(progress, routed, "firmware", lambda r: r[0].describe()):
         rows = _rows_of(planned, host, target, config, work, tree, progress)
         for row in rows:
             name_the_users_file(row, planned.artifact)
         made.append(rows)
-    if routed:
-        progress.start(len(routed), "firmware", completed=len(routed))
-        progress.update(len(routed), "done")
     return made
 
 

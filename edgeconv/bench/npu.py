@@ -28,7 +28,7 @@ from typing import Any
 
 from edgeconv.bench.plan import BenchConfig, PlannedRow, name_the_users_file
 from edgeconv.errors import EdgeconvError
-from edgeconv.progress import Progress
+from edgeconv.progress import Progress, each
 from edgeconv.records import NO_FIGURE, BenchRow, Note
 from edgeconv.targets import Target
 
@@ -79,15 +79,11 @@ def bench_npu(routed: list[tuple[PlannedRow, list[BenchRow]]], target: Target,
     """For each (planned row, the rows made of it on the target's core): its NPU row."""
     progress = progress or Progress()
     rows = []
-    for done, (planned, cpu_rows) in enumerate(routed):
-        progress.start(len(routed), "Ethos-U (Vela)", completed=done)
-        progress.update(done, planned.describe())
+    for planned, cpu_rows in each(progress, routed, "Ethos-U (Vela)",
+                                  lambda r: r[0].describe()):
         row = _npu_row(planned, cpu_rows, target, config)
         name_the_users_file(row, planned.artifact)
         rows.append(row)
-    if routed:
-        progress.start(len(routed), "Ethos-U (Vela)", completed=len(routed))
-        progress.update(len(routed), "done")
     return rows
 
 
