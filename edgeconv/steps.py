@@ -126,7 +126,7 @@ def run_command(args: list[str]) -> int:
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    except Exception:  # a bug in the command: its traceback, as the command line shows it
+    except Exception:  # noqa: BLE001 - a bug in the command: its traceback, as the CLI shows it
         traceback.print_exc()
         return 1
     return 0
@@ -267,7 +267,7 @@ class Runner:
             return 0
         try:
             outcome = future.result()
-        except Exception as exc:  # the worker died (killed, out of memory)
+        except Exception as exc:  # noqa: BLE001 - the worker died (killed, out of memory)
             _say(f"steps: stage {stage.number} ({stage.title}) stopped: {exc}; its output:"
                  f" {output}\n{_tail(output)}")
             return 1

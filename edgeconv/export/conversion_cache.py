@@ -21,6 +21,7 @@ last, each by an atomic rename.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -50,6 +51,7 @@ def root() -> Path | None:
     return cache_dir("conversions", CACHE_ENV)
 
 
+@functools.cache  # the packages and edgeconv's modules do not change while it runs
 def _versions() -> str:
     found = []
     for name in CONVERTER_PACKAGES:
