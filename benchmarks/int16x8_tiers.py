@@ -11,7 +11,13 @@ Two parts, printed as Markdown tables (docs/benchmarks.md):
    ResNet): quantised by ai-edge-quantizer from the float file at int8 and at int16x8
    (static_wi8_ai8 / static_wi8_ai16 recipes, calibrated on random inputs in [0, 1): no
    dataset here, so the figure is parity with the float file on other random inputs, not
-   accuracy), each run on the same emulated firmware.
+   accuracy), each run on the same emulated firmware. The mixed tier: the int8 file's
+   layers ranked by their error against the float file's on the calibration inputs
+   (edgeconv.quant.tflite_debug.file_layer_errors, as `--max-drop` ranks them), and the
+   first group `--max-drop` would widen (edgeconv.quant.budget: an eighth of the ranked
+   layers, at least one) made int16x8 by the export's own quantiser call
+   (edgeconv.convert.tflite_mixed). Parity is LiteRT's; where LiteRT refuses the file
+   (AD01's bias-less fully connected layers), TFLite Micro's host interpreter's.
 
 Usage: .venv/bin/python benchmarks/int16x8_tiers.py [--zoo lenet5,fcn-mnist]
        [--max-drop 0] [--tree ../shared/third_party] [--work /tmp/int16x8-tiers]
@@ -30,9 +36,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 TINY = SHARED / "models" / "mlcommons-tiny"
-# ad01_fp32 is left out: ai-edge-quantizer 0.10.0 makes its bias-less FULLY_CONNECTED
-# layers into files LiteRT refuses ("is_optional_bias_int != true").
-FLOAT_TINY = ("pretrainedResnet", "vww_96_float")
+# ad01_fp32: ai-edge-quantizer 0.10.0 makes its bias-less FULLY_CONNECTED layers into files
+# LiteRT refuses ("is_optional_bias_int != true"); TFLite Micro runs them.
+FLOAT_TINY = ("pretrainedResnet", "vww_96_float", "ad01_fp32")
 EDGECONV = [sys.executable, "-m", "edgeconv"]
 
 
@@ -87,8 +93,13 @@ def tiny(tree: Path, work: Path) -> list[str]:
         probe = rng.random((8, *shape[1:]), dtype=np.float32)
         with open_runtime(source, "litert") as runtime:
             reference = runtime.run(probe)
-        for tier, made in (("int8", recipe.static_wi8_ai8()), ("int16x8", _wi8_ai16())):
+        for tier, made in (("int8", recipe.static_wi8_ai8()), ("int16x8", _wi8_ai16()),
+                           ("mixed", None)):
             try:
+                if made is None:  # the mixed file: the worst-ranked layers at int16x8
+                    made = _mixed(fp32, work / f"{name}_int8.tflite", calibration,
+                                  input_name)
+                    tier = f"mixed ({len(made[1])} of {made[2]} layers int16x8)"
                 rows.append(_tiny_row(name, tier, fp32, made, signature, calibration, probe,
                                       reference, tree, work, rng))
             except Exception as exc:  # noqa: BLE001 - a quantiser's or runtime's refusal
@@ -96,6 +107,28 @@ def tiny(tree: Path, work: Path) -> list[str]:
                             " | | | |")
             print(rows[-1], file=sys.stderr, flush=True)
     return rows
+
+
+def _mixed(fp32: bytes, int8: Path, calibration, input_name: str):
+    """(the mixed file's bytes, the layers widened, the layers ranked): the int8 file's
+    layers ranked against the float file on the calibration inputs, the first group the
+    --max-drop search tries made int16x8."""
+    import math
+    from types import SimpleNamespace
+
+    from edgeconv.convert.tflite_mixed import to_tflite_mixed
+    from edgeconv.quant.budget import MAX_STEPS
+    from edgeconv.quant.layers import EXACT_SQNR_DB
+    from edgeconv.quant.settings import Int8Settings
+    from edgeconv.quant.tflite_debug import file_layer_errors
+
+    images = np.concatenate([sample[input_name] for sample in calibration])
+    source = SimpleNamespace(origin=int8.name, calibration=images, settings=Int8Settings(),
+                             float_file=lambda fmt: fp32)
+    rows = file_layer_errors(source, int8.read_bytes()).layers  # worst SQNR first
+    ranked = [row["name"] for row in rows if row["sqnr_db"] < EXACT_SQNR_DB]
+    wide = ranked[:max(1, math.ceil(len(ranked) / MAX_STEPS))]
+    return to_tflite_mixed(fp32, images, wide), wide, len(ranked)
 
 
 def _wi8_ai16():
@@ -119,14 +152,23 @@ def _tiny_row(name, tier, fp32, made, signature, calibration, probe, reference, 
     from edgeconv.mcu import read_ops, run_firmware
     from edgeconv.runtimes import open_runtime
 
-    engine = quantizer.Quantizer(bytearray(fp32), made)
-    # min/max over every sample, as edgeconv's mixed files are calibrated
-    result = engine.quantize(_min_max(fp32, engine, {signature: calibration}),
-                             enable_progress_report=False)
-    path = work / f"{name}_{tier}.tflite"
-    path.write_bytes(bytes(result.quantized_model))
-    with open_runtime(path, "litert") as runtime:
-        got = runtime.run(probe)
+    if isinstance(made, tuple):  # made by _mixed
+        content = made[0]
+    else:
+        engine = quantizer.Quantizer(bytearray(fp32), made)
+        # min/max over every sample, as edgeconv's mixed files are calibrated
+        content = bytes(engine.quantize(_min_max(fp32, engine, {signature: calibration}),
+                                        enable_progress_report=False).quantized_model)
+    path = work / f"{name}_{tier.split()[0]}.tflite"
+    path.write_bytes(content)
+    try:
+        with open_runtime(path, "litert") as runtime:
+            got = runtime.run(probe)
+        by = ""
+    except Exception:  # noqa: BLE001 - LiteRT refuses AD01's bias-less int8 layers
+        with open_runtime(path, "tflite-micro") as runtime:
+            got = np.concatenate([runtime.run(sample[np.newaxis]) for sample in probe])
+        by = " (TFLite Micro)"
     cosine = float(np.sum(got * reference) / (np.linalg.norm(got) * np.linalg.norm(reference)))
     spec = read_ops(path).inputs[0]
     limits = np.iinfo(spec.dtype)
@@ -134,7 +176,7 @@ def _tiny_row(name, tier, fp32, made, signature, calibration, probe, reference, 
     run = run_firmware(path, core="cortex-m7", kernels="cmsis-nn", inputs=inputs,
                        tree=tree / "tflm-tree-cmsis-nn.tgz")
     return (f"| {name} | {tier} | {_n(run.invoke_instructions)} | {_n(run.arena_bytes)} |"
-            f" {_n(run.model_bytes)} | {cosine:.4f} |")
+            f" {_n(run.model_bytes)} | {cosine:.4f}{by} |")
 
 
 def with_signature(content: bytes) -> bytes:

@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from edgeconv import __version__
-from edgeconv.commands import bench, board, data, export, gate, mcu, report, train, zoo
+from edgeconv.commands import bench, board, data, export, fit, gate, mcu, report, train, zoo
 from edgeconv.errors import EdgeconvError
 
 try:  # recent Typer carries its own copy of Click
@@ -113,6 +113,7 @@ app.command()(export.export)
 app.command("quant-report")(export.quant_report)
 app.command()(bench.bench)
 app.command()(bench.targets)
+app.command()(fit.fit)
 app.command()(gate.gate)
 app.command()(report.report)
 app.add_typer(board.app, name="board")

@@ -62,6 +62,9 @@ class Format:
     validator: str | None = None
     # (path) -> (precision, opset or None): what a file made elsewhere was made at
     precision_reader: str | None = None
+    # How its calibrated files can choose their ranges (`--calibration-method`), the
+    # default first: edgeconv.export.convert passes the choice to this format's converter.
+    calibration_methods: tuple[str, ...] = ()
 
     def check_precision(self, precision: str) -> None:
         if precision not in self.precisions:
@@ -77,16 +80,23 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
            converter="edgeconv.export.convert:make_tflite",
            layer_errors="edgeconv.quant.tflite_debug:layer_errors",
            validator="edgeconv.bench.validate:check_tflite",
-           precision_reader="edgeconv.export.probe:tflite_precision"),
+           precision_reader="edgeconv.export.probe:tflite_precision",
+           # min/max: TensorFlow's converter; mse, octav: ai-edge-quantizer's weight ranges
+           calibration_methods=("minmax", "mse", "octav")),
     Format("onnx", "ONNX", ".onnx", ("fp32", "int8", "int16x8"),
            "ONNX graph (integer precisions as QDQ), onnxruntime",
            converter="edgeconv.export.convert:make_onnx",
            layer_errors="edgeconv.quant.onnx_debug:layer_errors",
            validator="edgeconv.bench.validate:check_onnx",
-           precision_reader="edgeconv.export.probe:onnx_precision"),
+           precision_reader="edgeconv.export.probe:onnx_precision",
+           # onnxruntime.quantization's calibrators (edgeconv.convert.onnx)
+           calibration_methods=("minmax", "entropy", "percentile")),
 )}
 # What `edgeconv export --formats` makes, in order.
 EXPORT_FORMATS: tuple[str, ...] = tuple(f.name for f in FORMATS.values() if f.exported)
+# Every `--calibration-method` some format has, in table order.
+CALIBRATION_METHODS: tuple[str, ...] = tuple(dict.fromkeys(
+    m for f in FORMATS.values() for m in f.calibration_methods))
 
 
 @dataclass(frozen=True)

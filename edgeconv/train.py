@@ -46,6 +46,9 @@ class TrainConfig:
     # At most this many training images (a stratified, seeded pick; val and test stay whole):
     # what lets AlexNet train on Fashion-MNIST on a 2-core machine. None: all of them.
     train_samples: int | None = None
+    # Stop after this epoch, the learning-rate schedule still planned for `epochs`: a rung of
+    # `edgeconv fit`'s successive halving, continued later with resume=True. None: run them all.
+    stop_after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -119,15 +122,16 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         # A finished run's train.json must not vouch for the checkpoints this run overwrites.
         for stale in (RESULT, STATE):
             (run_dir / stale).unlink(missing_ok=True)
-    progress.start(recipe.epochs * steps, "training", completed=state["epoch"] * steps)
+    last_epoch = min(recipe.epochs, config.stop_after or recipe.epochs)
+    progress.start(last_epoch * steps, "training", completed=state["epoch"] * steps)
     started = time.perf_counter()
     info = _run_info(spec, opts, config, data)
     callback = _run_callback(run_dir, recipe, state, progress, info, steps)
-    if state["epoch"] < recipe.epochs and state["wait"] < recipe.patience:
+    if state["epoch"] < last_epoch and state["wait"] < recipe.patience:
         batches = _batches(data.train.x, data.train.y, recipe, config.seed)
         set_epoch = k.callbacks.LambdaCallback(
             on_epoch_begin=lambda epoch, logs: setattr(batches, "epoch", epoch))
-        model.fit(batches, epochs=recipe.epochs, initial_epoch=state["epoch"],
+        model.fit(batches, epochs=last_epoch, initial_epoch=state["epoch"],
                   validation_data=(data.val.x, data.val.y), callbacks=[set_epoch, callback],
                   verbose=0, shuffle=False)
     # Test on the best checkpoint as saved, so the figure is that of the file export uses.
@@ -138,7 +142,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         run_dir=run_dir, model=spec.name, model_options=opts.to_dict(), recipe=asdict(recipe),
         dataset=data.summary(), epochs_run=state["epoch"], best_epoch=state["best_epoch"],
         best_val_accuracy=state["best_val_accuracy"], test_accuracy=float(test_accuracy),
-        stopped_early=state["epoch"] < recipe.epochs,
+        stopped_early=state["epoch"] < last_epoch,
         history=[epoch_record(h) for h in state["history"]],
         seconds=time.perf_counter() - started,
     )

@@ -39,6 +39,13 @@ BATCH_SIZE = Bounds(1, 65_536)
 LEARNING_RATE = Bounds(1e-12, 10.0)  # above 10 every optimiser diverges; below, nothing moves
 MAX_DROP = Bounds(0, 100)  # accuracy points
 HELD_OUT = Bounds(0, 0.99)  # --val-fraction, --test-fraction: a share of the images
+# `edgeconv fit`: a latency ceiling (ms), an accuracy floor (a fraction), successive halving's
+# eta, brackets and workers
+LATENCY_MS = Bounds(0, 1e7, low_open=True)
+ACCURACY = Bounds(0, 1)
+REDUCTION = Bounds(2, 1000)
+BRACKETS = Bounds(1, 100)
+WORKERS = Bounds(1, 4096)
 # The family options and --classes, before the zoo checks them against the model (which
 # needs TensorFlow): the bounds no model goes beyond.
 ALPHA = Bounds(0, MAX_ALPHA, low_open=True)
@@ -115,9 +122,9 @@ def bounded_list(bounds: Bounds) -> Callable[..., Any]:
 
 
 def known_calibration_method(value: str) -> str:
-    """--calibration-method: one of the ONNX quantiser's methods (its table, in
-    edgeconv.convert.onnx), in any case."""
-    from edgeconv.convert.onnx import CALIBRATION_METHODS
+    """--calibration-method: one of the methods some format has (edgeconv.formats), in any
+    case; export's plan refuses one a chosen format lacks."""
+    from edgeconv.formats import CALIBRATION_METHODS
 
     if value.lower() not in CALIBRATION_METHODS:
         raise EdgeconvError(f"--calibration-method: unknown calibration method '{value}'; use"

@@ -52,7 +52,9 @@ def export(
     calibration_samples: Annotated[int, typer.Option(
         help="Train images used to calibrate int8.", callback=bounded(SAMPLES))] = 200,
     calibration_method: Annotated[str, typer.Option(
-        help="ONNX int8 calibration: minmax, entropy or percentile.",
+        help="int8 / int16x8 calibration. TFLite: minmax (TensorFlow's converter), mse or"
+             " octav (ai-edge-quantizer's weight ranges); ONNX: minmax, entropy or"
+             " percentile (activation ranges).",
         callback=known_calibration_method)] = "minmax",
     per_tensor: Annotated[bool, typer.Option(
         "--per-tensor", help="int8 weights with one scale per tensor (default: per channel)."

@@ -15,7 +15,9 @@ def gate(
     paths: Annotated[list[Path], typer.Argument(
         metavar="RUN_OR_RESULTS...",
         help="Run/export directories (manifest.json, and results.json if there) and"
-             " results.json files from `edgeconv bench --out`.", show_default=False)],
+             " results.json files from `edgeconv bench --out`; an `edgeconv fit` study"
+             " folder stands for its recommended model's trial folder.",
+        show_default=False)],
     policy: Annotated[Path, typer.Option(help="The policy file: TOML rules (docs/gate.md).")
                       ] = Path("gate.toml"),
     junit: Annotated[Path | None, typer.Option(

@@ -15,7 +15,9 @@ def report(
     paths: Annotated[list[Path], typer.Argument(
         metavar="RESULTS_OR_RUNS...",
         help="results.json files, export directories (manifest.json) or folders of them"
-             " (e.g. runs/), searched recursively.", show_default=False)],
+             " (e.g. runs/), searched recursively; or `edgeconv fit` study folders"
+             " (study.json): their request, pruning, rungs, Pareto front and verdict.",
+        show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Report directory.")] = Path("report"),
     arithmetic: Annotated[bool, typer.Option(
         help="Params and MACs from the Keras models (needs the train extra).")] = True,
@@ -46,8 +48,12 @@ def report(
     rows = [[v.claim.id, v.verdict, v.measured if v.measured != "-" else v.reason]
             for v in result.verdicts]
     console = render.stdout_console()
-    console.print(render.table(f"claims ({out / 'report.md'})", ["claim", "verdict", "measured"],
-                               rows))
+    if rows:
+        console.print(render.table(f"claims ({out / 'report.md'})",
+                                   ["claim", "verdict", "measured"], rows))
+    for study in result.studies:  # `edgeconv fit` folders: the recommended point, one line
+        console.print(f"study {study['name']}: {study['verdict']}", highlight=False,
+                      markup=False, soft_wrap=True)
     for note in result.notes:
         render.stderr_console().print(f"note: {note}", highlight=False, markup=False,
                                       soft_wrap=True)

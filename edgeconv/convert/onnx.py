@@ -17,12 +17,13 @@ import numpy as np
 from edgeconv._capture import captured_output
 from edgeconv._lazy import require
 from edgeconv.errors import EdgeconvError, one_line
+from edgeconv.formats import FORMATS
 
 # ONNX opset 17 (ai.onnx), supported by tf2onnx >= 1.14 and every onnxruntime since 1.13;
 # recorded in the manifest.
 OPSET = 17
 INPUT_NAME = "input"
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+CALIBRATION_METHODS = FORMATS["onnx"].calibration_methods  # minmax, entropy, percentile
 # Each quantised precision's activation type (onnxruntime.quantization.QuantType); weights
 # are QInt8 in both.
 ACTIVATION_TYPES = {"int8": "QInt8", "int16x8": "QInt16"}

@@ -1,11 +1,18 @@
-"""A TFLite file whose layers mix int8 and int16x8 activations, by ai-edge-quantizer.
+"""A TFLite file quantised by ai-edge-quantizer: layers that mix int8 and int16x8
+activations, or weight ranges chosen by MSE or OCTAV instead of min/max.
 
-TensorFlow's converter quantises a whole graph at one precision. ai-edge-quantizer (Google's
-LiteRT quantiser) takes a float .tflite file and a recipe per layer: int8 activations
-everywhere, and 16-bit activations (int8 weights) on the layers the `--max-drop` search
-widens; it places the QUANTIZE ops that convert between the two at each boundary. Every op
-stays integer: an op it cannot quantise at the asked width would be left float, and that is
-refused here (a float island is what the search exists to avoid).
+TensorFlow's converter quantises a whole graph at one precision, on min/max ranges.
+ai-edge-quantizer (Google's LiteRT quantiser) takes a float .tflite file and a recipe per
+layer: int8 activations everywhere, and 16-bit activations (int8 weights) on the layers the
+`--max-drop` search widens; it places the QUANTIZE ops that convert between the two at each
+boundary. Its recipe also names the algorithm that picks each layer's quantisation
+parameters: for the ops with weights, `MSE` (each channel's step set to 0.05408 x its RMS,
+the library's fitted rule for the least squared error) or `OCTAV` (the OCTAV paper's
+optimal clipping), which is what
+`--calibration-method mse|octav` asks for; activations stay on min/max over every
+calibration image either way (ai-edge-quantizer 0.10.0 applies both algorithms to weight
+tensors only). Every op stays integer: an op it cannot quantise at the asked width would be
+left float, and that is refused here (a float island is what the search exists to avoid).
 """
 
 from __future__ import annotations
@@ -25,31 +32,39 @@ EXTRA = "mixed"  # the pip extra that installs it (pyproject.toml)
 # Ops that only move or convert tensors: float in and out of them at the graph's float
 # boundary is not float compute.
 _BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
+# --calibration-method -> ai-edge-quantizer's algorithm (algorithm_manager.AlgorithmName)
+ALGORITHMS = {"minmax": "MIN_MAX_UNIFORM_QUANT", "mse": "MSE", "octav": "OCTAV"}
+# The ops whose weights MSE and OCTAV choose ranges for (both register these in 0.10.0);
+# every other op keeps min/max.
+WEIGHT_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D_TRANSPOSE")
 
 
 def to_tflite_mixed(fp32: bytes, calibration: np.ndarray, wide: Sequence[str], *,
-                    per_channel: bool = True) -> bytes:
-    """`fp32` (a float .tflite file) quantised to int8, with the ops whose output tensors
-    `wide` names at int16 activations; calibrated on `calibration` images (NHWC float32)."""
+                    per_channel: bool = True, method: str = "minmax",
+                    activation_bits: int = 8) -> bytes:
+    """`fp32` (a float .tflite file) quantised with `activation_bits` activations (8, or 16:
+    int16x8 throughout), with the ops whose output tensors `wide` names at int16
+    activations; weight ranges by `method` (ALGORITHMS); calibrated on `calibration` images
+    (NHWC float32)."""
     if calibration is None or len(calibration) == 0:
-        raise EdgeconvError("mixed int8/int16x8 quantisation needs calibration images")
+        raise EdgeconvError("ai-edge-quantizer's static quantisation needs calibration images")
+    if method not in ALGORITHMS:
+        raise EdgeconvError(f"{QUANTIZER} has no calibration method '{method}'; use one of"
+                            f" {', '.join(ALGORITHMS)}")
     quantizer = require("ai_edge_quantizer.quantizer", extra=EXTRA)
     qtyping = require("ai_edge_quantizer.qtyping", extra=EXTRA)
+    algorithms = require("ai_edge_quantizer.algorithm_manager", extra=EXTRA).AlgorithmName
+    algorithm = getattr(algorithms, ALGORITHMS[method])
     granularity = (qtyping.QuantGranularity.CHANNELWISE if per_channel
                    else qtyping.QuantGranularity.TENSORWISE)
-    every = qtyping.TFLOperationName.ALL_SUPPORTED
     failure = None
     with captured_output() as output:
         try:
             engine = quantizer.Quantizer(bytearray(fp32))
-            # The later config wins where both match: int8 everywhere, then the wide layers.
-            engine.add_static_config(".*", every, 8, 8, granularity)
+            # The later config wins where both match: every op, then the wide layers.
+            _static(engine, qtyping, ".*", activation_bits, granularity, algorithm)
             if wide:
-                engine.add_static_config(scope_regex(wide), every, 16, 8, granularity)
-                # CMSIS-NN's int16 FULLY_CONNECTED refuses per-channel weights
-                engine.add_static_config(scope_regex(wide),
-                                         qtyping.TFLOperationName.FULLY_CONNECTED, 16, 8,
-                                         qtyping.QuantGranularity.TENSORWISE)
+                _static(engine, qtyping, scope_regex(wide), 16, granularity, algorithm)
             signature, input_name = _signature_input(fp32)
             samples = [{input_name: image[np.newaxis].astype(np.float32)}
                        for image in calibration]
@@ -59,17 +74,43 @@ def to_tflite_mixed(fp32: bytes, calibration: np.ndarray, wide: Sequence[str], *
         except Exception as exc:  # noqa: BLE001 - the quantiser raises many types
             failure = exc
     if failure is not None:
-        raise EdgeconvError(f"{QUANTIZER} could not make the mixed int8/int16x8 file:"
+        raise EdgeconvError(f"{QUANTIZER} could not make the {_what(wide, method)} file:"
                             f" {output.reason() or one_line(failure)}")
     narrow = [name for name in wide if _tensor_types(content).get(name) != "INT16"]
     if narrow:  # a name the recipe matched no op by: the search would measure plain int8
         raise EdgeconvError(f"{QUANTIZER} gave {len(narrow)} of the {len(wide)} layers asked"
                             f" no int16 activations ({narrow[0][:80]})")
+    zero = zero_scales(content)
+    if zero:  # MSE and OCTAV (0.10.0) give an all-zero weight channel scale 0; MSE a tiny one
+        name, bad, channels = zero[0]
+        raise EdgeconvError(f"{QUANTIZER} ({method}) gave {len(zero)} tensor(s) a zero or"
+                            f" non-finite scale ({bad} of {channels} channels of"
+                            f" {name.split(';')[-1][-60:]}), which no TFLite runtime computes"
+                            " with; use --calibration-method minmax")
     floats = float_ops(content)
     if floats:
         raise EdgeconvError(f"{QUANTIZER} left {len(floats)} op(s) float ({', '.join(floats[:3])})"
-                            " in the mixed int8/int16x8 file")
+                            f" in the {_what(wide, method)} file")
     return raise_softmax_input_scales(content)
+
+
+def _what(wide: Sequence[str], method: str) -> str:
+    """The file asked for, as messages name it."""
+    return "mixed int8/int16x8" if wide else f"{method}-calibrated"
+
+
+def _static(engine, qtyping, regex: str, bits: int, granularity, algorithm) -> None:
+    """The recipe for the ops `regex` matches: `bits` activations and int8 weights, min/max
+    for every op, then `algorithm` for the weights of WEIGHT_OPS."""
+    ops = qtyping.TFLOperationName
+    engine.add_static_config(regex, ops.ALL_SUPPORTED, bits, 8, granularity)
+    if algorithm.name != "MIN_MAX_UNIFORM_QUANT":
+        for op in WEIGHT_OPS:
+            engine.add_static_config(regex, getattr(ops, op), bits, 8, granularity,
+                                     algorithm_key=algorithm)
+    if bits == 16:  # CMSIS-NN's int16 FULLY_CONNECTED refuses per-channel weights
+        engine.add_static_config(regex, ops.FULLY_CONNECTED, 16, 8,
+                                 qtyping.QuantGranularity.TENSORWISE, algorithm_key=algorithm)
 
 
 def _min_max(fp32: bytes, engine, data: dict) -> dict:
@@ -112,6 +153,25 @@ def float_ops(content: bytes) -> list[str]:
             tensor = graph.Tensors(op.Outputs(0))
             if tensor.Type() == schema.TensorType.FLOAT32:
                 found.append(f"{name} ({(tensor.Name() or b'').decode(errors='replace')})")
+    return found
+
+
+def zero_scales(content: bytes) -> list[tuple[str, int, int]]:
+    """Tensors of a .tflite file whose quantisation has a scale that is not a positive
+    finite number (a bias then loses its value, an output reads its zero point): (name,
+    such channels, channels)."""
+    schema = require("tensorflow.lite.python.schema_py_generated", extra="train")
+    graph = schema.Model.GetRootAsModel(content, 0).Subgraphs(0)
+    found = []
+    for t in range(graph.TensorsLength()):
+        quant = graph.Tensors(t).Quantization()
+        if quant is None or not quant.ScaleLength():
+            continue
+        scales = quant.ScaleAsNumpy()
+        bad = int(np.sum(~(np.isfinite(scales) & (scales > 0))))
+        if bad:
+            name = (graph.Tensors(t).Name() or b"").decode(errors="replace")
+            found.append((name, bad, int(scales.size)))
     return found
 
 

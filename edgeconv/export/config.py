@@ -21,7 +21,7 @@ class ExportConfig:
     precisions: frozenset[str] = frozenset()
     formats: tuple[str, ...] = EXPORT_FORMATS
     calibration_samples: int = 200
-    calibration_method: str = "minmax"  # ONNX only: TFLite calibrates on min/max
+    calibration_method: str = "minmax"  # per format: edgeconv.formats.Format.calibration_methods
     per_tensor: bool = False
     float_io: bool = False
     out: Path | None = None

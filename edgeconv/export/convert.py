@@ -106,21 +106,26 @@ class ConversionSession:
 def make_tflite(session: ConversionSession, precision: str, keep_float: tuple[str, ...] = (),
                 wide: tuple[str, ...] = ()) -> Converted:
     """Keras -> TFLite (edgeconv.convert.tflite); int8 and int16x8 calibrate on min/max.
-    With `wide` layers, the fp32 file is quantised per layer by ai-edge-quantizer
-    (edgeconv.convert.tflite_mixed), int8 with those layers at int16x8."""
+    With `wide` layers, or a calibration method other than min/max (mse, octav), the fp32
+    file is quantised by ai-edge-quantizer (edgeconv.convert.tflite_mixed): int8 with those
+    layers at int16x8, the weights' ranges chosen by the method."""
     from edgeconv.convert.tflite import to_tflite
 
     settings = session.settings
-    if wide:
+    method = settings.method if precision in CALIBRATED else "minmax"
+    if wide or method != "minmax":
         from edgeconv.convert.tflite_mixed import QUANTIZER, to_tflite_mixed
 
         if keep_float:
-            raise EdgeconvError("a mixed int8/int16x8 TFLite file keeps no layer float")
+            raise EdgeconvError(f"a TFLite file made by {QUANTIZER} (int16x8 layers, or"
+                                f" --calibration-method {method}) keeps no layer float")
         fp32 = session.kept(f"tflite {FLOAT}", lambda: to_tflite(session.keras(), FLOAT))
         content = to_tflite_mixed(fp32, session.calibration, wide,
-                                  per_channel=settings.per_channel)
-        # The quantiser makes int8 input and output whatever --float-io says.
-        return Converted(content, {**session.int8_options("minmax"), "float_io": False,
+                                  per_channel=settings.per_channel, method=method,
+                                  activation_bits=16 if precision == WIDE else 8)
+        # The quantiser makes int8 input and output whatever --float-io says; the method
+        # recorded is the one passed to it, which chose its weight ranges.
+        return Converted(content, {**session.int8_options(method), "float_io": False,
                                    "quantizer": QUANTIZER})
     content = to_tflite(session.keras(), precision, session.calibration,
                         float_io=settings.float_io, per_channel=settings.per_channel,

@@ -7,6 +7,7 @@ from edgeconv.errors import EdgeconvError
 from edgeconv.export.config import ExportConfig
 from edgeconv.formats import (
     CALIBRATED,
+    CALIBRATION_METHODS,
     EXPORT_FORMATS,
     FLOAT,
     FORMATS,
@@ -14,6 +15,7 @@ from edgeconv.formats import (
     PRECISIONS,
     parse_formats,
     precisions_of,
+    source_kind_of,
 )
 
 # How messages name a format (the table has no display name yet).
@@ -31,11 +33,7 @@ def plan(config: ExportConfig) -> list[tuple[str, str]]:
                             f" {config.calibration_samples}")
     if config.eval_samples is not None and not config.eval_samples > 0:
         raise EdgeconvError(f"--eval-samples must be > 0; got {config.eval_samples}")
-    from edgeconv.convert.onnx import CALIBRATION_METHODS
-
-    if config.calibration_method not in CALIBRATION_METHODS:
-        raise EdgeconvError(f"unknown calibration method '{config.calibration_method}'; use"
-                            f" one of {', '.join(CALIBRATION_METHODS)}")
+    _check_calibration(config, formats)
     _check_precisions(config.precisions, formats)
     if (config.float_io or config.per_tensor) and not config.precisions & CALIBRATED:
         raise EdgeconvError("--float-io and --per-tensor apply to int8 and int16x8; add --int8"
@@ -50,6 +48,32 @@ def plan(config: ExportConfig) -> list[tuple[str, str]]:
     return [(fmt, precision) for fmt in EXPORT_FORMATS if fmt in formats
             for precision in PRECISIONS if precision in FORMATS[fmt].precisions
             and (precision == FLOAT or precision in config.precisions)]
+
+
+def _check_calibration(config: ExportConfig, formats: tuple[str, ...]) -> None:
+    """The method is one that every chosen format making calibrated files has: a method a
+    format lacks is refused, not quietly replaced by its default."""
+    method = config.calibration_method
+    if method not in CALIBRATION_METHODS:
+        raise EdgeconvError(f"unknown calibration method '{method}'; use one of"
+                            f" {', '.join(CALIBRATION_METHODS)}")
+    # the formats this source is converted to (a user's ONNX file: ONNX only)
+    made = source_kind_of(config.target, untrained=config.untrained).becomes
+    lacking = [FORMATS[f] for f in formats
+               if set(made.get(f, ())) & CALIBRATED
+               and method not in FORMATS[f].calibration_methods]
+    if lacking and config.precisions & CALIBRATED:
+        having = [f.name for f in FORMATS.values() if method in f.calibration_methods]
+        raise EdgeconvError(
+            f"--calibration-method {method}: "
+            + "; ".join(f"{f.title} calibrates with {', '.join(f.calibration_methods)}"
+                        for f in lacking)
+            + f"; give --formats {','.join(having)} for {method}")
+    tflite_default = FORMATS["tflite"].calibration_methods[0]  # TensorFlow's converter
+    if config.float_io and "tflite" in formats and "tflite" in made \
+            and method != tflite_default:
+        raise EdgeconvError(f"--calibration-method {method} makes TFLite files with int8"
+                            " input and output (ai-edge-quantizer); drop --float-io")
 
 
 def _check_precisions(asked: frozenset[str], formats: tuple[str, ...]) -> None:

@@ -242,6 +242,97 @@ def estimate_ms(instructions: int | float, core: str | None, kernels: str,
                     basis=basis(core, kernels, clock_mhz))
 
 
+# --- from MACs, before anything is built (edgeconv fit's pruning) ---------------------------
+
+# MACs per invoke of the four reference models (CONV_2D, DEPTHWISE_CONV_2D and
+# FULLY_CONNECTED, as edgeconv.mcu.ops counts them from the flatbuffer), produced by:
+#   python -c "from edgeconv.mcu.ops import read_ops; [print(m, read_ops(
+#     f'models/mlcommons-tiny/{m}.tflite').macs) for m in ('vww_96_int8', 'kws_ref_model',
+#     'pretrainedResnet_quant', 'ad01_int8')]"
+# (tests/test_fit_prune.py recounts them where the models are at hand).
+MACS = {"vww_96_int8": 7_489_664, "kws_ref_model": 2_656_768,
+        "pretrainedResnet_quant": 12_501_632, "ad01_int8": 264_192}
+
+
+def instructions_per_mac_points(core: str, kernels: str) -> dict[str, float] | None:
+    """Per reference model, the instructions we count per MAC on `core` with `kernels`;
+    None where we have no counts for that pair."""
+    counts = INSTRUCTIONS.get((core, kernels))
+    if counts is None:
+        return None
+    return {m: counts[m] / MACS[m] for m in MODELS}
+
+
+# Small models of the kind `edgeconv fit` searches, counted the same way on the Cortex-M4 with
+# CMSIS-NN (the M7 and M33 count the same code within 0.5%, docs/mcu.md): (MACs,
+# instructions per invoke) of their untrained int8 exports (10 classes, 1 channel), from
+# `python -m edgeconv.fit.footprint_check --tree tflm-tree-cmsis-nn.tgz`. A small model's fixed
+# per-operator cost and its depthwise layers take more instructions per MAC than the four
+# reference models (up to 5.5 against 3.2): they set the band's high end.
+SMALL_MODELS = {
+    "mobilenet alpha 0.25 at 32x32": (797_824, 3_181_120),
+    "mobilenet alpha 0.25 at 48x48": (1_664_704, 6_134_360),
+    "mobilenetv2 alpha 0.35 at 32x32": (1_122_864, 6_168_600),
+    "squeezenet version 1.1 at 48x48": (7_930_432, 18_825_160),
+    "separable-vgg-cifar blocks 2 kernel 3 at 32x32": (11_674_624, 32_656_560),
+    "gap-mnist at 28x28": (3_725_888, 12_173_200),
+    "fcn-mnist at 28x28": (1_066_560, 3_454_720),
+}
+SMALL_MODELS_KERNELS = ("cmsis-nn",)
+
+
+def instructions_per_mac_band(core: str, kernels: str) -> Band | None:
+    """The instructions-per-MAC range: the low end from the four reference models (the CPI's
+    own models) widened like `cpi_band` (a lower bound pruning can rely on), the centre and
+    the high end over them and the small models (SMALL_MODELS, CMSIS-NN only): a searched
+    model looks more like those."""
+    points = instructions_per_mac_points(core, kernels)
+    if points is None:
+        return None
+    reference = list(points.values())
+    widen = MIN_BAND if kernels == "cmsis-nn" else REFERENCE_BAND
+    centre = statistics.median(reference)
+    everything = reference + ([instructions / macs for macs, instructions in
+                               SMALL_MODELS.values()] if kernels in SMALL_MODELS_KERNELS else [])
+    mid = statistics.median(everything)
+    return Band(low=min(min(reference), centre * (1 - widen)), mid=mid,
+                high=max(max(everything), mid * (1 + widen)))
+
+
+@dataclass(frozen=True)
+class MacEstimate:
+    """A latency estimated from a MAC count alone, before any file exists: MACs x
+    instructions per MAC x cycles per instruction / clock. Wider than `Estimate` (two bands
+    multiply) and never a measurement."""
+
+    low: float  # ms
+    mid: float
+    high: float
+    basis: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def estimate_from_macs(macs: float, core: str | None, kernels: str,
+                       clock_mhz: float | None) -> MacEstimate | None:
+    """The estimated latency range of a model of `macs` MACs on `core` with `kernels` at
+    `clock_mhz`; None where there is no calibration (no counts, no core, no clock)."""
+    if core not in CALIBRATED_CORES or kernels not in ESTIMATE_KINDS or not clock_mhz:
+        return None
+    per_mac = instructions_per_mac_band(core, kernels)
+    if per_mac is None:
+        return None
+    cycles = cpi_band(core, kernels)
+    per_cycle_ms = 1e3 / (clock_mhz * 1e6)
+    text = (f"estimated from MACs: {per_mac.low:.2f}-{per_mac.high:.2f} instructions per MAC"
+            f" (emulated {core}, {kernels}) x {cycles.low:.2f}-"
+            f"{cycles.high:.2f} cycles per instruction ({WHERE[core]}) at {clock_mhz:g} MHz")
+    return MacEstimate(low=macs * per_mac.low * cycles.low * per_cycle_ms,
+                       mid=macs * per_mac.mid * cycles.mid * per_cycle_ms,
+                       high=macs * per_mac.high * cycles.high * per_cycle_ms, basis=text)
+
+
 def significant(ms: float) -> str:
     """Three significant digits, never in exponent form (0.0123, 0.707, 82.1, 6410)."""
     digits = 2 - math.floor(math.log10(ms)) if ms > 0 else 3

@@ -11,7 +11,8 @@ from typing import Any
 class Int8Settings:
     per_channel: bool = True  # weight scales per output channel (False: one per tensor)
     float_io: bool = False  # TFLite: keep float32 input and output around the int8 graph
-    method: str = "minmax"  # ONNX calibration (minmax, entropy, percentile); TFLite: min/max
+    # the format's calibration method (edgeconv.formats.Format.calibration_methods)
+    method: str = "minmax"
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> Int8Settings:

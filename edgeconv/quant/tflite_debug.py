@@ -33,10 +33,13 @@ def layer_errors(source: FloatSource, int8: bytes, precision: str = "int8") -> L
 
     An int8 file is not read: the debugger needs the float and int8 models side by side,
     so it makes the int8 one again, the same way. TensorFlow's debugger quantises at int8
-    whatever its converter says, so an int16x8 file, or a mixed one (`precision` "mixed"),
-    is compared tensor by tensor with the fp32 file itself (`file_layer_errors`).
+    whatever its converter says, so an int16x8 file, a mixed one (`precision` "mixed") or
+    one calibrated by another method than min/max is compared tensor by tensor with the
+    fp32 file itself (`file_layer_errors`).
     """
-    if precision != "int8":
+    if precision != "int8" or source.settings.method != "minmax":
+        # ai-edge-quantizer's file (MSE / OCTAV weight ranges): TensorFlow would re-make a
+        # different one
         return file_layer_errors(source, int8)
     # The model first: loading it imports TensorFlow with its start-up chatter silenced.
     model, settings = source.keras_model(), source.settings

@@ -20,6 +20,7 @@ from edgeconv.report.user_models import user_models_section
 from edgeconv.report.verdicts import Context, Verdict, judge_all
 
 TITLE = "edgeconv: the articles' deployment argument, measured"
+STUDY_TITLE = "edgeconv fit: which model fits the board"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class ReportResult:
     files: list[Path]
     verdicts: list[Verdict]
     notes: list[str] = field(default_factory=list)
+    # `edgeconv fit` study folders given: name, folder, recommended point id, verdict line
+    studies: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "files": [str(f) for f in self.files],
@@ -47,7 +50,7 @@ class ReportResult:
                             "stated": v.claim.stated, "measured": v.measured,
                             "verdict": v.verdict, "evidence": v.evidence, "reason": v.reason,
                             "rule": v.claim.rule_text} for v in self.verdicts],
-                "notes": self.notes}
+                "notes": self.notes, "studies": self.studies}
 
 
 def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda _: None
@@ -57,8 +60,17 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
     _atomic.check_output_dir(config.out, "--out")
     if config.summary is not None:
         _atomic.check_output_file(config.summary, "--summary")
+    # Study folders (`edgeconv fit --out`) get their own sections; alone, only those.
+    from edgeconv.report.study import (
+        load_studies, split_studies, study_sections, without_studies,
+    )
+
+    study_paths, paths = split_studies(list(config.paths))
+    studies = load_studies(study_paths)
+    if studies and not paths:
+        return _studies_report(config, studies, progress)
     progress("reading manifests and results")
-    data = collect(list(config.paths))
+    data = without_studies(collect(paths), studies)
     published = baselines.load(None if config.baselines is None else list(config.baselines))
     config.out.mkdir(parents=True, exist_ok=True)
     arithmetic = Arithmetic(config.arithmetic)
@@ -107,6 +119,10 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
     sections.append(d.gap_section(rows, lambda name: draw(plots.gap_figure)(name, gap, host)))
     from edgeconv.report.mcu import mcu_section  # MCU targets: estimates, RAM, flash
     sections.append(mcu_section(data, draw))
+    from edgeconv.report.tiers import tiers_section  # int8 / int16x8 / mixed per model
+    tiers = tiers_section(data, draw)
+    if tiers is not None:
+        sections.append(tiers)
     from edgeconv.report.npu import npu_section  # Ethos-U targets: Vela's estimates
     npu = npu_section(data, draw)
     if npu is not None:
@@ -114,6 +130,8 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
     reference = d.baselines_section(rows, published)
     if reference is not None:
         sections.append(reference)
+    for study in studies:
+        sections.extend(study_sections(study, draw))
     if notes:
         sections.append(d.Section("Notes", [f"{n}" for n in notes]))
     doc = d.Document(TITLE, sections)
@@ -124,7 +142,44 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
     if config.summary is not None:  # docs/RESULTS.md's body (scripts/reproduce)
         _atomic.write_bytes(config.summary, to_markdown(doc, images=False, title=False).encode())
         files.append(config.summary)
-    return ReportResult(config.out, files, verdicts, notes)
+    return ReportResult(config.out, files, verdicts, notes,
+                        [study.summary() for study in studies])
+
+
+def _studies_report(config: ReportConfig, studies, progress) -> ReportResult:
+    """Study folders alone: what each study asked and found, without the claims (which
+    need exports and bench results, not a study)."""
+    from edgeconv.report.study import studies_header, study_sections
+
+    config.out.mkdir(parents=True, exist_ok=True)
+    no_plots = plots.available() if config.plots else "plots skipped (--no-plots)"
+    notes = [no_plots] if no_plots else []
+    files: list[Path] = []
+
+    def draw(fn: Callable[..., Path]) -> Callable[..., Path | None]:
+        def run(name: str, *args: Any) -> Path | None:
+            if no_plots:
+                return None
+            progress(f"plotting {name}")
+            path = fn(*args, config.out / name)
+            files.append(path)
+            return path
+        return run
+
+    sections = [studies_header(studies, [str(p) for p in config.paths])]
+    for study in studies:
+        sections.extend(study_sections(study, draw))
+    if notes:
+        sections.append(d.Section("Notes", notes))
+    doc = d.Document(STUDY_TITLE, sections)
+    progress("writing report.md and report.html")
+    _atomic.write_bytes(config.out / "report.md", to_markdown(doc).encode())
+    _atomic.write_bytes(config.out / "report.html", to_html(doc, config.out).encode())
+    files += [config.out / "report.md", config.out / "report.html"]
+    if config.summary is not None:
+        _atomic.write_bytes(config.summary, to_markdown(doc, images=False, title=False).encode())
+        files.append(config.summary)
+    return ReportResult(config.out, files, [], notes, [study.summary() for study in studies])
 
 
 def _sweep_section(verdicts, draw) -> d.Section | None:
