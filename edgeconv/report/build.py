@@ -87,16 +87,7 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
     if no_plots:
         notes.append(no_plots)
     files: list[Path] = []
-
-    def draw(fn: Callable[..., Path]) -> Callable[..., Path | None]:
-        def run(name: str, *args: Any) -> Path | None:
-            if no_plots:
-                return None
-            progress(f"plotting {name}")
-            path = fn(*args, config.out / name)
-            files.append(path)
-            return path
-        return run
+    draw = _plot_runner(config.out, no_plots, files, progress)
 
     targets = targets_of(rows)
     host = next((t for t in targets if any(lat.row.target == t and lat.row.timed_on != "host"
@@ -134,14 +125,7 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
         sections.extend(study_sections(study, draw))
     if notes:
         sections.append(d.Section("Notes", [f"{n}" for n in notes]))
-    doc = d.Document(TITLE, sections)
-    progress("writing report.md and report.html")
-    _atomic.write_bytes(config.out / "report.md", to_markdown(doc).encode())
-    _atomic.write_bytes(config.out / "report.html", to_html(doc, config.out).encode())
-    files += [config.out / "report.md", config.out / "report.html"]
-    if config.summary is not None:  # docs/RESULTS.md's body (scripts/reproduce)
-        _atomic.write_bytes(config.summary, to_markdown(doc, images=False, title=False).encode())
-        files.append(config.summary)
+    _write(d.Document(TITLE, sections), config, files, progress)
     return ReportResult(config.out, files, verdicts, notes,
                         [study.summary() for study in studies])
 
@@ -155,23 +139,38 @@ def _studies_report(config: ReportConfig, studies, progress) -> ReportResult:
     no_plots = plots.available() if config.plots else "plots skipped (--no-plots)"
     notes = [no_plots] if no_plots else []
     files: list[Path] = []
-
-    def draw(fn: Callable[..., Path]) -> Callable[..., Path | None]:
-        def run(name: str, *args: Any) -> Path | None:
-            if no_plots:
-                return None
-            progress(f"plotting {name}")
-            path = fn(*args, config.out / name)
-            files.append(path)
-            return path
-        return run
+    draw = _plot_runner(config.out, no_plots, files, progress)
 
     sections = [studies_header(studies, [str(p) for p in config.paths])]
     for study in studies:
         sections.extend(study_sections(study, draw))
     if notes:
         sections.append(d.Section("Notes", notes))
-    doc = d.Document(STUDY_TITLE, sections)
+    _write(d.Document(STUDY_TITLE, sections), config, files, progress)
+    return ReportResult(config.out, files, [], notes, [study.summary() for study in studies])
+
+
+def _plot_runner(out: Path, no_plots: str | None, files: list[Path],
+                 progress: Callable[[str], None]):
+    """`draw(figure_function)(name, *args)`: draws into out/name and lists the file, or does
+    nothing (None) when plots are off or matplotlib is missing."""
+
+    def draw(fn: Callable[..., Path]) -> Callable[..., Path | None]:
+        def run(name: str, *args: Any) -> Path | None:
+            if no_plots:
+                return None
+            progress(f"plotting {name}")
+            path = fn(*args, out / name)
+            files.append(path)
+            return path
+        return run
+    return draw
+
+
+def _write(doc: d.Document, config: ReportConfig, files: list[Path],
+           progress: Callable[[str], None]) -> None:
+    """report.md, report.html and, with --summary, the body alone (scripts/reproduce makes
+    docs/RESULTS.md from it); each file written is added to `files`."""
     progress("writing report.md and report.html")
     _atomic.write_bytes(config.out / "report.md", to_markdown(doc).encode())
     _atomic.write_bytes(config.out / "report.html", to_html(doc, config.out).encode())
@@ -179,7 +178,6 @@ def _studies_report(config: ReportConfig, studies, progress) -> ReportResult:
     if config.summary is not None:
         _atomic.write_bytes(config.summary, to_markdown(doc, images=False, title=False).encode())
         files.append(config.summary)
-    return ReportResult(config.out, files, [], notes, [study.summary() for study in studies])
 
 
 def _sweep_section(verdicts, draw) -> d.Section | None:
