@@ -65,16 +65,19 @@ def train_phase(doc, request: FitRequest, kept: list, channels: int, local, thre
         executor = RayExecutor(request.ray_address, request.workers, threads) \
             if request.ray_address else local
         running: set[tuple[str, int]] = set()
-        total = sum(len(h.keys) for h in halvings)
         try:
-            progress.start(total, "training")
             while True:
                 waiting = [w for w in _waiting(halvings) if w not in running]
+                submitted = False
                 while waiting and executor.busy() < executor.workers and not out_of_time():
                     key, rung = waiting.pop(0)
                     executor.submit(_train_job(request, by_key[key], rung, epochs, channels))
                     running.add((key, rung))
                     doc["trials"][key]["state"] = "running"
+                    submitted = True
+                if submitted:
+                    save()
+                    _show(doc, progress, running, len(waiting))
                 if not running:
                     break
                 for job, result in executor.results(timeout=1.0):
@@ -83,7 +86,6 @@ def train_phase(doc, request: FitRequest, kept: list, channels: int, local, thre
                     _record(doc, halvings[bracket_of[job["key"]]], job["key"], rung, result,
                             epochs, progress)
                     save()
-                    _show(doc, progress, len(running))
         except BaseException:
             if executor is not local:
                 executor.close(cancel=True)
@@ -120,9 +122,13 @@ def _train_job(request: FitRequest, candidate, rung: int, epochs: list[int],
 
 
 def _waiting(halvings: list[Halving]) -> list[tuple[str, int]]:
-    """Jobs to run: promoted trials first (ASHA favours going deeper), then rung order."""
-    pairs = [pair for h in halvings for pair in h.waiting()]
-    return sorted(pairs, key=lambda pair: -pair[1])
+    """Jobs to run, lower rungs first and the brackets taken in turn: under a time budget
+    every candidate gets its first score and every bracket moves, rather than one bracket
+    going deep while the others wait (the order changes when a result comes, never what
+    halving decides)."""
+    ranked = [(rung, turn, b, key) for b, h in enumerate(halvings)
+              for turn, (key, rung) in enumerate(h.waiting())]
+    return [(key, rung) for rung, _, _, key in sorted(ranked)]
 
 
 def _replay(doc, halvings: list[Halving], bracket_of: dict[str, int]) -> None:
@@ -148,6 +154,8 @@ def _replay(doc, halvings: list[Halving], bracket_of: dict[str, int]) -> None:
 
 def _record(doc, halving: Halving, key: str, rung: int, result: dict, epochs: list[int],
             progress: Progress) -> None:
+    """A rung result into the document, told to the halving, and the decisions it allows
+    (each one a line the user keeps)."""
     trial = doc["trials"][key]
     if result.get("error"):
         trial.update(state="failed", error=result["error"][:2000])
@@ -173,15 +181,20 @@ def _record(doc, halving: Halving, key: str, rung: int, result: dict, epochs: li
         else:
             last = decision.rung == len(epochs) - 1
             record["state"] = "finished" if last else "stopped"
+        accuracy = doc["rungs"][decision.rung]["scores"][decision.key]["val_accuracy"]
+        n = epochs[decision.rung]
+        progress.message(f"rung {decision.rung + 1} ({n} epoch{'s' if n > 1 else ''}):"
+                         f" {decision.key} {100 * accuracy:.1f}% val -> "
+                         + ("promoted" if decision.promoted else record["state"]))
 
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _show(doc, progress: Progress, running: int) -> None:
-    """Trials done, running, stopped by halving, pruned before training, and the best so
-    far."""
+def _show(doc, progress: Progress, running: set, waiting: int) -> None:
+    """Rung jobs done, running and waiting (the bar: its total grows as trials are
+    promoted), trials stopped by halving, points pruned before training, the best so far."""
     states = [t["state"] for t in doc["trials"].values()]
     pruned = len({v["candidate"] for v in doc["pruning"]} - set(doc["trials"]))
     best = None
@@ -193,7 +206,7 @@ def _show(doc, progress: Progress, running: int) -> None:
             best = f"best {key} {100 * scored[key]:.1f}% val after {rung['epochs']} epoch(s)"
             break
     done = sum(len(r["scores"]) for r in doc["rungs"])
-    progress.update(min(done, len(states)),
-                    f"{done} rung results, {running} running, {states.count('stopped')}"
-                    f" stopped, {states.count('finished')} finished, {pruned} pruned"
+    progress.start(done + len(running) + waiting, "training", completed=done)
+    progress.update(done, f"{len(running)} running, {states.count('stopped')} stopped,"
+                          f" {states.count('finished')} finished, {pruned} pruned"
                     + (f"; {best}" if best else ""))
