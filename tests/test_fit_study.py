@@ -176,6 +176,7 @@ def test_a_killed_study_resumes_without_retraining_finished_trials(tmp_path):
     (["--precisions", "int4"], "--precisions"),
     (["--time-budget", "soon"], "--time-budget"),
     (["--min-epochs", "3", "--max-epochs", "2"], "--min-epochs"),
+    (["--data", "no-such-dataset"], "no-such-dataset"),
 ])
 def test_bad_requests_are_one_line(tmp_path, args, message):
     done = fit("--target", TARGET, *args, "--out", str(tmp_path / "s"), check=False)
@@ -183,6 +184,7 @@ def test_bad_requests_are_one_line(tmp_path, args, message):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
     assert "Traceback" not in done.stderr
+    assert not (tmp_path / "s").exists()  # refused before the study folder was made
 
 
 def test_an_impossible_budget_says_what_binds(tmp_path):

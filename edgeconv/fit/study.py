@@ -23,7 +23,7 @@ import fcntl
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,12 +109,16 @@ def run_study(request: FitRequest, progress: Progress | None = None) -> dict[str
     _check(request)
     target = get_target(request.target)
     _atomic.check_output_dir(request.out, "--out")
+    # the question checked whole before the study folder is made: a bad space or dataset
+    # leaves nothing behind
+    data = _data_facts(request)
+    space = _space(request, data["channels"])
     with _locked(request.out):
         doc = _open(request)
         clock = Clock(spent=dict(doc.get("seconds") or {}))
         session_started = time.perf_counter()
         try:
-            _run(doc, request, target, clock, progress)
+            _run(doc, request, target, data, space, clock, progress)
         except KeyboardInterrupt:
             doc["status"] = "interrupted"
             raise
@@ -142,6 +146,9 @@ def _check(request: FitRequest) -> None:
     if request.min_accuracy is not None and not 0 <= request.min_accuracy <= 1:
         raise EdgeconvError(f"--min-accuracy is a fraction of the test images, 0 to 1; got"
                             f" {request.min_accuracy}")
+    if request.data == "synthetic_text":
+        raise EdgeconvError("--data synthetic_text is text (article D's char-CNN); fit searches"
+                            " image models: give an image dataset or folder")
     if request.time_budget_s is not None and not request.time_budget_s > 0:
         raise EdgeconvError(f"--time-budget must be > 0; got {request.time_budget_s} s")
 
@@ -228,11 +235,9 @@ def _save(folder: Path, doc: dict[str, Any]) -> None:
 # --- the phases --------------------------------------------------------------------------
 
 
-def _run(doc: dict[str, Any], request: FitRequest, target, clock: Clock,
-         progress: Progress) -> None:
-    data = _data_facts(request)
+def _run(doc: dict[str, Any], request: FitRequest, target, data: dict[str, Any], space,
+         clock: Clock, progress: Progress) -> None:
     doc["data"] = data
-    space = _space(request, data["channels"])
     if doc["space"]["candidates"] and \
             doc["space"]["candidates"] != space.to_dict()["candidates"]:
         raise EdgeconvError(f"cannot resume {request.out}: the space's candidates differ from"
@@ -311,14 +316,14 @@ def _prune(doc, request: FitRequest, candidates: dict, data, local,
              "dir": str((request.out / SCRATCH / key / precision).resolve())}
             for key, c in candidates.items() for precision in request.precisions
             if (key, precision) not in done]
+    def sized(job: dict, result: dict) -> None:  # kept as it comes: a resume skips it
+        if result.get("error"):
+            raise EdgeconvError(f"cannot size {job['key']} before training: {result['error']}")
+        doc["pruning"].append(result["verdict"])
+        _save(request.out, doc)
+
     if jobs:
-        results = _run_jobs(jobs, local, progress, "sizing before training")
-        for job in jobs:
-            result = results[job["key"]]
-            if result.get("error"):
-                raise EdgeconvError(f"cannot size {job['key']} before training:"
-                                    f" {result['error']}")
-            doc["pruning"].append(result["verdict"])
+        _run_jobs(jobs, local, progress, "sizing before training", on_result=sized)
     order = {(key, p): i for i, key in enumerate(candidates) for p in request.precisions}
     doc["pruning"].sort(key=lambda v: order.get((v["candidate"], v["precision"]), 1 << 30))
     shutil.rmtree(request.out / SCRATCH, ignore_errors=True)
@@ -343,9 +348,10 @@ def _reason_counts(pruned: list[dict[str, Any]]) -> str:
 
 
 def _run_jobs(jobs: list[dict], executor, progress: Progress, what: str,
-              at_once: int | None = None) -> dict[str, dict]:
+              at_once: int | None = None,
+              on_result: Callable[[dict, dict], None] | None = None) -> dict[str, dict]:
     """Every job on `executor`, `at_once` at a time (default: all its workers); results by
-    job key."""
+    job key, each also handed to `on_result` as it comes."""
     results: dict[str, dict] = {}
     progress.start(len(jobs), what)
     pending = list(jobs)
@@ -355,6 +361,8 @@ def _run_jobs(jobs: list[dict], executor, progress: Progress, what: str,
         for job, result in executor.results(timeout=1.0):
             results[job["key"]] = result
             progress.update(len(results), f"{what}: {job['key']}")
+            if on_result is not None:
+                on_result(job, result)
     return results
 
 
