@@ -153,6 +153,14 @@ def test_a_killed_study_resumes_without_retraining_finished_trials(tmp_path):
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+    # the workers died with the study: nothing in its folder changes after the kill
+    def snapshot() -> dict[str, int]:
+        return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+    time.sleep(2)
+    settled = snapshot()
+    time.sleep(6)
+    assert snapshot() == settled
     before = json.loads(study.read_text())
     done_before = {k: s for k, s in before["rungs"][0]["scores"].items()}
     assert done_before and before["status"] == "running"

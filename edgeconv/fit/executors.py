@@ -36,11 +36,30 @@ def thread_env(threads: int) -> dict[str, str]:
 
 
 def _init_worker(env: dict[str, str], log: str | None) -> None:
+    _die_with_parent()
     os.environ.update(env)
     if log is not None:  # TensorFlow's C++ noise goes to the study's log, not the terminal
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 2)
         os.close(fd)
+
+
+def _die_with_parent() -> None:
+    """A worker whose study is killed (kill -9, a closed terminal) must not go on training
+    into the study's folders, where a --resume would then meet it: Linux ends it with its
+    parent (prctl PR_SET_PDEATHSIG). Elsewhere the pool's own shutdown is all there is."""
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _run_local(job: dict[str, Any]) -> dict[str, Any]:
