@@ -72,12 +72,16 @@ def test_a_failed_trial_is_never_promoted():
     assert "a" not in halving.entrants[1]
 
 
-def test_waiting_and_highest():
-    halving = Halving(["a", "b", "c"], [1, 3], 3)
-    assert halving.waiting() == [("a", 0), ("b", 0), ("c", 0)]
-    assert halving.highest() == (-1, [])
-    for key, score in (("a", 0.5), ("b", 0.9), ("c", 0.1)):
+def test_waiting_and_survivors():
+    halving = Halving(["a", "b", "c", "d"], [1, 3], 3)
+    assert halving.waiting() == [("a", 0), ("b", 0), ("c", 0), ("d", 0)]
+    assert halving.survivors() == (-1, [])
+    for key, score in (("a", 0.5), ("b", 0.9), ("c", 0.1), ("d", 0.95)):
         halving.tell(key, 0, score)
     halving.decide()
-    assert halving.waiting() == [(k, 1) for k in halving.entrants[1]]
-    assert halving.highest() == (0, ["b", "a", "c"])
+    assert halving.entrants[1] == ["a", "b", "d"]
+    assert halving.waiting() == [("a", 1), ("b", 1), ("d", 1)]
+    # stopped by a budget before any result at rung 1: the promoted, by their rung-0 score
+    assert halving.survivors() == (1, ["d", "b", "a"])
+    halving.tell("a", 1, 0.6)  # one finished: it comes first, the others after it
+    assert halving.survivors() == (1, ["a", "d", "b"])

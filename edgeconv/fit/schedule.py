@@ -102,11 +102,18 @@ class Halving:
         return [(key, rung) for rung, entrants in enumerate(self.entrants)
                 for key in entrants if key not in self.scores[rung]]
 
-    def highest(self) -> tuple[int, list[str]]:
-        """The highest rung with results, and the trials scored there (best first)."""
+    def survivors(self) -> tuple[int, list[str]]:
+        """The trials halving has kept: those that entered the highest rung any trial
+        entered; the ones with a result there first (best first), then those a time budget
+        stopped before their result there, by their result one rung below. (-1, []) before
+        any result."""
         for rung in reversed(range(len(self.epochs))):
-            scored = self.scores[rung]
-            done = [k for k in self.entrants[rung] if k in scored and not math.isnan(scored[k])]
-            if done:
-                return rung, sorted(done, key=lambda k: -scored[k])
+            here = self.scores[rung]
+            done = [k for k in self.entrants[rung] if k in here and not math.isnan(here[k])]
+            below = self.scores[rung - 1] if rung else {}
+            undone = [k for k in self.entrants[rung] if k not in here and k in below
+                      and not math.isnan(below[k])]
+            if done or undone:
+                return rung, (sorted(done, key=lambda k: -here[k])
+                              + sorted(undone, key=lambda k: -below[k]))
         return -1, []

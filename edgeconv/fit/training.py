@@ -94,17 +94,18 @@ def train_phase(doc, request: FitRequest, kept: list, channels: int, local, thre
             executor.close()
         if out_of_time() and _waiting(halvings):
             progress.message(f"the time budget ({budget:g} s of training) is spent: the"
-                             " finalists are the best trials of each bracket's highest rung")
+                             " finalists are each bracket's survivors so far")
             for key, _ in _waiting(halvings):
                 if doc["trials"][key]["state"] in ("pending", "running"):
                     doc["trials"][key]["state"] = "stopped"
     finalists = []
     for halving in halvings:
-        rung, ranked = halving.highest()
-        if rung < 0:
-            continue
-        last = rung == len(epochs) - 1
-        finalists += ranked if last else ranked[:FINALISTS_PER_BRACKET]
+        rung, kept = halving.survivors()
+        finished = [k for k in kept if k in halving.scores[rung]]
+        # all that finished the bracket's highest rung; when a budget stopped the bracket,
+        # the best of those still on their way too, up to FINALISTS_PER_BRACKET
+        finalists += finished + kept[len(finished):][:max(0, FINALISTS_PER_BRACKET
+                                                          - len(finished))]
     if not finalists:
         raise EdgeconvError("no trial finished its first rung: "
                             + "; ".join(f"{k}: {t['error']}" for k, t in doc["trials"].items()
