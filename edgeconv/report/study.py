@@ -486,6 +486,7 @@ def _mobilenet_trade(study: LoadedStudy) -> Section | None:
     if len(alphas) < 2 and len(sides) < 2:
         return None
     facts = _facts(doc)
+    # the fixed size (and alpha) of each table: where the most candidates were trained
     s = Section(f"Study {study.name}: MobileNet width and resolution, measured")
     s.blocks.append(
         "Article C (the MobileNet v1 paper): the width multiplier alpha and the resolution"
@@ -497,8 +498,15 @@ def _mobilenet_trade(study: LoadedStudy) -> Section | None:
         " ImageNet models at 224x224x3: compare the ratios, not the counts.")
     columns = ["MACs (computed)", "MACs vs largest", "params (computed)",
                "best val. accuracy (epochs)", "finalist test accuracy"]
+    trained = {point for point, key in points.items() if "val" in facts.get(key, {})}
+
+    def weight(match) -> tuple[int, int]:
+        """How much a row set says: trained candidates (accuracy to compare) first, then
+        candidates at all."""
+        return (sum(1 for p in trained if match(p)), sum(1 for p in points if match(p)))
+
     if len(alphas) >= 2:
-        side = max(sides, key=lambda x: (sum(1 for a, t in points if t == x), x))
+        side = max(sides, key=lambda x: (*weight(lambda p: p[1] == x), x))
         paper = dict(_paper("C-mobilenet-alpha"))
         rows_alpha = sorted((a for a, t in points if t == side), reverse=True)
         base = facts.get(points[(rows_alpha[0], side)], {}).get("macs")
@@ -513,7 +521,7 @@ def _mobilenet_trade(study: LoadedStudy) -> Section | None:
         s.blocks.append(Table(["alpha", *columns, "[C] paper MACs at 224x224 (vs largest)",
                                "alpha^2 rule"], rows))
     if len(sides) >= 2:
-        alpha = max(alphas, key=lambda x: (sum(1 for a, t in points if a == x), x))
+        alpha = max(alphas, key=lambda x: (*weight(lambda p: p[0] == x), x))
         rows_side = sorted((t for a, t in points if a == alpha), reverse=True)
         base = facts.get(points[(alpha, rows_side[0])], {}).get("macs")
         rows = [[f"{t}x{t}", *_trade_cells(facts.get(points[(alpha, t)], {}), base),
