@@ -233,11 +233,3 @@ class RayExecutor:
                 self._ray.cancel(ref, force=True)
         self._running.clear()
         self._ray.shutdown()
-
-
-def make_executor(workers: int, ray_address: str | None, threads: int,
-                  log: Path | None = None):
-    if ray_address:
-        return RayExecutor(ray_address, workers, threads)
-    return LocalExecutor(workers, threads, log)
-

@@ -19,6 +19,7 @@ from typing import Any
 
 from edgeconv import _atomic
 from edgeconv.errors import EdgeconvError
+from edgeconv.fit.footprint import PRECISIONS
 from edgeconv.records import (
     COUNT,
     FRACTION,
@@ -58,7 +59,8 @@ ESTIMATED, EMULATED = "estimated", "emulated"
 HOST, DEVICE = "measured on this host", "measured on the device"
 LATENCY_KINDS = (ESTIMATED, EMULATED, HOST, DEVICE)
 MEASURED = (HOST, DEVICE)
-POINT_PRECISIONS = ("int8", "int16x8")  # what a point is exported and benched at
+# what a point is exported and benched at: the precisions a footprint knows
+POINT_PRECISIONS = PRECISIONS
 MAX_CANDIDATES = 10_000  # far above the space's own limit: a bound, not a policy
 
 # A candidate key: [a-z0-9._-] (Candidate.key), and a point id: "<key>/<precision>".

@@ -31,13 +31,13 @@ from typing import Any
 
 from edgeconv import __version__
 from edgeconv.errors import EdgeconvError
+from edgeconv.fit.record import POINT_PRECISIONS, STUDY
 from edgeconv.fit.schedule import rung_epochs
 from edgeconv.fit.training import TRIALS
 from edgeconv.progress import Progress
 
 SCRATCH = ".footprints"  # the untrained files pruning makes; removed once pruning is done
 WORKER_LOG = "workers.log"  # what the worker processes print (TensorFlow's own logging)
-PRECISIONS = ("int8", "int16x8")
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,6 @@ class Clock:
     """Seconds per phase, added to what earlier sessions of the study spent."""
 
     spent: dict[str, float] = field(default_factory=dict)
-    started: float = field(default_factory=time.perf_counter)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -113,6 +112,9 @@ def run_study(request: FitRequest, progress: Progress | None = None) -> dict[str
     # leaves nothing behind
     data = _data_facts(request)
     space = _space(request, data["channels"])
+    if request.resume and not (request.out / STUDY).is_file():
+        raise EdgeconvError(f"nothing to resume in {request.out}: no {STUDY} there; run"
+                            " without --resume to start")
     with _locked(request.out):
         doc = _open(request)
         clock = Clock(spent=dict(doc.get("seconds") or {}))
@@ -132,11 +134,12 @@ def run_study(request: FitRequest, progress: Progress | None = None) -> dict[str
 def _check(request: FitRequest) -> None:
     rung_epochs(request.min_epochs, request.max_epochs, request.reduction_factor)
     for precision in request.precisions:
-        if precision not in PRECISIONS:
+        if precision not in POINT_PRECISIONS:
             raise EdgeconvError(f"--precisions: '{precision}' is not one a study exports;"
-                                f" choose from {', '.join(PRECISIONS)}")
+                                f" choose from {', '.join(POINT_PRECISIONS)}")
     if not request.precisions:
-        raise EdgeconvError("--precisions: give at least one of " + ", ".join(PRECISIONS))
+        raise EdgeconvError("--precisions: give at least one of "
+                            + ", ".join(POINT_PRECISIONS))
     if request.workers < 1:
         raise EdgeconvError(f"--workers must be >= 1; got {request.workers}")
     if request.brackets < 1:
@@ -171,22 +174,19 @@ def _locked(folder: Path) -> Iterator[None]:
 
 def _open(request: FitRequest) -> dict[str, Any]:
     """A new study document, or the folder's, checked against the request, to resume."""
-    from edgeconv.fit.record import STUDY, load_study
+    from edgeconv.fit.record import KIND, STUDY_SCHEMA, load_study
 
     path = request.out / STUDY
     if not request.resume:
         if path.exists() or (request.out / TRIALS).exists():
             raise EdgeconvError(f"{request.out} holds a study already: --resume continues it,"
                                 " or give another --out")
-        return {"schema_version": 1, "kind": "edgeconv-study", "name": request.out.name,
+        return {"schema_version": STUDY_SCHEMA, "kind": KIND, "name": request.out.name,
                 "status": "running", "request": request.record(),
                 "space": {"entries": list(request.space) or ["default"], "candidates": []},
                 "data": None, "pruning": [], "rungs": [], "trials": {},
                 "finalists": [], "front": [], "winner": None, "verdict": None,
                 "seconds": {}, "versions": _versions(request)}
-    if not path.is_file():
-        raise EdgeconvError(f"nothing to resume in {request.out}: no {STUDY} there; run"
-                            " without --resume to start")
     doc = load_study(path)
     saved, asked = doc["request"], request.record()
     for key in FitRequest.IDENTITY:
@@ -214,16 +214,10 @@ def _shown(value: Any) -> str:
 
 
 def _versions(request: FitRequest) -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
+    from edgeconv.runtimes.registry import installed_version
 
-    def of(name: str) -> str | None:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-
-    return {"edgeconv": __version__, "optuna": of("optuna"),
-            "ray": of("ray") if request.ray_address else None}
+    return {"edgeconv": __version__, "optuna": installed_version("optuna"),
+            "ray": installed_version("ray") if request.ray_address else None}
 
 
 def _save(folder: Path, doc: dict[str, Any]) -> None:
@@ -408,8 +402,9 @@ def _finalists(doc, request: FitRequest, finalists: list, data, local, target,
             point["predicted_arena_bytes"] = footprint.get("arena_bytes")
             point["params"] = footprint.get("params")
             point["macs"] = point.get("macs") or footprint.get("macs")
-            point["file"] = f"{TRIALS}/{point['file']}" if point.get("file") else None
-            point["results"] = f"{TRIALS}/{point['results']}"
+            folder = doc["trials"][point["candidate"]]["dir"]  # files: in its trial folder
+            point["file"] = f"{folder}/{point['file']}" if point.get("file") else None
+            point["results"] = f"{folder}/{point['results']}"
             doc["finalists"].append(point)
     _save(request.out, doc)
 

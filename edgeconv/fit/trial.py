@@ -142,7 +142,7 @@ def _final(job: dict[str, Any]) -> dict[str, Any]:
     for precision in job["precisions"]:
         row = _row_for(report.results, precision)
         artifact = next((a for a in made.artifacts if a.precision == precision), None)
-        points.append(_point(candidate, precision, row, artifact, folder))
+        points.append(_point(candidate, precision, row, artifact))
     return {"points": points, "float_accuracy": made.float_accuracy}
 
 
@@ -156,12 +156,15 @@ def _row_for(rows, precision: str):
     return mine[0] if mine else None
 
 
-def _point(candidate, precision: str, row, artifact, folder: Path) -> dict[str, Any]:
+def _point(candidate, precision: str, row, artifact) -> dict[str, Any]:
+    """A finalist's figures; its files named within its trial folder (the study adds where
+    that folder is)."""
+    from edgeconv.records import RESULTS
+
     point: dict[str, Any] = {
         "id": f"{candidate.key}/{precision}", "candidate": candidate.key,
         "label": candidate.label, "precision": precision,
-        "file": f"{folder.name}/{artifact.path}" if artifact is not None else None,
-        "results": f"{folder.name}/results.json",
+        "file": artifact.path if artifact is not None else None, "results": RESULTS,
     }
     if row is None:
         return {**point, "error": "the bench made no row for this file"}
