@@ -176,6 +176,21 @@ def test_a_killed_study_resumes_without_retraining_finished_trials(tmp_path):
         assert after["rungs"][0]["scores"][key] == score
     for key, stamp in stamps.items():
         assert (folder / "trials" / key / "last.keras").stat().st_mtime_ns == stamp
+    # a resume must ask the same question
+    other = fit(*[("50" if a == "60" else a) for a in ARGS], "--out", str(folder), "--resume",
+                check=False)
+    assert other.returncode == 2
+    assert other.stderr.strip().splitlines() == [
+        f"error: cannot resume {folder}: it was started with --max-latency-ms 60, not 50"]
+
+
+def test_nothing_to_resume_is_one_line_and_makes_no_folder(tmp_path):
+    done = fit(*ARGS, "--out", str(tmp_path / "s"), "--resume", check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        (f"error: nothing to resume in {tmp_path / 's'}: no study.json there; run without"
+         " --resume to start")]
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize("args, message", [

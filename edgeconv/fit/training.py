@@ -177,7 +177,12 @@ def _record(doc, halving: Halving, key: str, rung: int, result: dict, epochs: li
         if record["state"] == "failed":
             continue
         if decision.promoted:
-            doc["rungs"][decision.rung]["promoted"].append(decision.key)
+            promoted = doc["rungs"][decision.rung]["promoted"]
+            promoted.append(decision.key)
+            # in the trials' own order (cheapest first), not the order brackets happened to
+            # report in: the same study gives the same record on any executor
+            order = list(doc["trials"])
+            promoted.sort(key=order.index)
             record["state"] = "pending"
         else:
             last = decision.rung == len(epochs) - 1
